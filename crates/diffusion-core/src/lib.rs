@@ -1,0 +1,29 @@
+//! # diffusion-core
+//!
+//! The mathematical vocabulary of the diffusion workspace: the [`State`] backend trait (ndarray
+//! arrays of any dimension, `tch::Tensor` behind the `tch` feature, phase-space pairs), explicit
+//! noise ([`NoiseSource`], [`HostNoise`]) and Brownian paths ([`BrownianTree`]), noise schedules
+//! on one continuous time axis, model predictions and their conversions, validated time grids,
+//! analytic Gaussian and Gaussian-mixture targets, and distances between distributions.
+//!
+//! Everything here is pure Rust; `cargo test -p diffusion-core` needs neither Python nor libtorch.
+//! The notation is in `docs/notation.md`.
+
+pub mod brownian;
+pub mod error;
+pub mod grid;
+pub mod metrics;
+pub mod noise;
+pub mod prediction;
+pub mod schedule;
+pub mod state;
+pub mod target;
+
+pub use brownian::{BrownianPath, BrownianTree, IndependentIncrements};
+pub use error::{CoreError, Result};
+pub use grid::TimeGrid;
+pub use noise::{HostNoise, NoiseSource};
+pub use prediction::{denoise, Coeffs, Denoiser, Prediction};
+pub use schedule::NoiseSchedule;
+pub use state::{Phase, State};
+pub use target::{Gaussian, GaussianMixture};

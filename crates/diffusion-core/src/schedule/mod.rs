@@ -1,0 +1,129 @@
+//! Noise schedules: `x_t = alpha(t) x_0 + sigma(t) eps` on one continuous time axis.
+//!
+//! Every family (VP, VE, EDM, flows, discrete DDPM tables) is a [`NoiseSchedule`]: the marginal
+//! coefficients `alpha(t)`, `sigma(t)`, the half log-SNR `lambda(t) = ln(alpha / sigma)` and its
+//! inverse, and the linear SDE `dx = f(t) x dt + g(t) dW` that has these marginals, with
+//! `f = d ln(alpha)/dt` and `g^2 = d(sigma^2)/dt - 2 f sigma^2`. Samplers run from the largest
+//! time to the smallest; EDM and VE use `t = sigma`. See docs/notation.md for each paper's symbols.
+
+mod edm;
+mod vp_linear;
+
+pub use edm::Edm;
+pub use vp_linear::VpLinear;
+
+use crate::error::{CoreError, Result};
+
+/// The marginal coefficients of a linear Gaussian forward process on one continuous time axis.
+///
+/// Implementations must have `lambda(t)` strictly decreasing on `t_range()`. `sigma` may be 0 at
+/// the lower end of the range (the clean data), where `lambda = +inf`.
+pub trait NoiseSchedule: Send + Sync + std::fmt::Debug {
+    /// A short human-readable name with parameters, e.g. `vp-linear(0.1,20)`.
+    fn name(&self) -> String;
+    /// The closed interval `(t_min, t_max)` on which the schedule is defined.
+    fn t_range(&self) -> (f64, f64);
+    /// Signal coefficient `alpha(t)`.
+    fn alpha(&self, t: f64) -> f64;
+    /// Noise coefficient `sigma(t)`.
+    fn sigma(&self, t: f64) -> f64;
+    /// Half log signal-to-noise ratio `ln(alpha / sigma)` (`+inf` where `sigma = 0`).
+    fn lambda(&self, t: f64) -> f64 {
+        self.alpha(t).ln() - self.sigma(t).ln()
+    }
+    /// The inverse of [`NoiseSchedule::lambda`]. The default bisects on `t_range()` to machine
+    /// precision; schedules with a closed form override it.
+    fn t_of_lambda(&self, lambda: f64) -> f64 {
+        bisect_decreasing(|t| self.lambda(t), self.t_range(), lambda)
+    }
+    /// Drift coefficient `f(t) = d ln(alpha) / dt` of the forward SDE. The default is a central
+    /// difference; schedules override it with the closed form.
+    fn drift(&self, t: f64) -> f64 {
+        let h = fd_step(t, self.t_range());
+        ((self.alpha(t + h)).ln() - (self.alpha(t - h)).ln()) / (2.0 * h)
+    }
+    /// Squared diffusion coefficient `g(t)^2 = d(sigma^2)/dt - 2 f(t) sigma(t)^2`.
+    fn diffusion_sq(&self, t: f64) -> f64 {
+        let h = fd_step(t, self.t_range());
+        let ds2 = (self.sigma(t + h).powi(2) - self.sigma(t - h).powi(2)) / (2.0 * h);
+        ds2 - 2.0 * self.drift(t) * self.sigma(t).powi(2)
+    }
+    /// The EDM noise level `sigma(t) / alpha(t) = exp(-lambda(t))` (the sigma of k-diffusion).
+    fn noise_ratio(&self, t: f64) -> f64 {
+        self.sigma(t) / self.alpha(t)
+    }
+    /// The time at which `sigma / alpha` equals `ratio` (inverse of [`NoiseSchedule::noise_ratio`]);
+    /// `ratio = 0` maps to the lower end of the time range.
+    fn t_of_noise_ratio(&self, ratio: f64) -> f64 {
+        if ratio <= 0.0 {
+            return self.t_range().0;
+        }
+        self.t_of_lambda(-ratio.ln())
+    }
+}
+
+fn fd_step(t: f64, (lo, hi): (f64, f64)) -> f64 {
+    let h = 1e-5 * (hi - lo).max(1e-12);
+    h.min((t - lo).abs().max(1e-300)).min((hi - t).abs().max(1e-300)).max(1e-9 * (hi - lo))
+}
+
+/// Solves `f(t) = target` for a strictly decreasing `f` on `[lo, hi]` by bisection, clamping to the
+/// ends when the target is outside the range of `f`.
+pub fn bisect_decreasing(f: impl Fn(f64) -> f64, (lo, hi): (f64, f64), target: f64) -> f64 {
+    let (mut a, mut b) = (lo, hi);
+    if target >= f(a) {
+        return a;
+    }
+    if target <= f(b) {
+        return b;
+    }
+    for _ in 0..200 {
+        let m = 0.5 * (a + b);
+        if m <= a || m >= b {
+            break;
+        }
+        if f(m) > target {
+            a = m;
+        } else {
+            b = m;
+        }
+    }
+    0.5 * (a + b)
+}
+
+/// Validates `lo < hi`, both finite, naming the parameters in the error.
+pub(crate) fn check_range(name: &'static str, lo: f64, hi: f64) -> Result<()> {
+    if lo.is_finite() && hi.is_finite() && lo < hi {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(name, format!("need finite values with {lo} < {hi}")))
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Shared checks that every schedule must pass.
+    use super::NoiseSchedule;
+
+    /// lambda strictly decreasing, t_of_lambda its inverse, and the closed-form drift and
+    /// diffusion equal to finite differences of the marginal coefficients.
+    pub fn check_schedule(s: &dyn NoiseSchedule, ts: &[f64]) {
+        let mut prev = f64::INFINITY;
+        for &t in ts {
+            let l = s.lambda(t);
+            assert!(l < prev, "{}: lambda not decreasing at t={t}", s.name());
+            prev = l;
+            let back = s.t_of_lambda(l);
+            assert!((back - t).abs() < 1e-9 * (1.0 + t.abs()), "{}: t_of_lambda({l}) = {back}, want {t}", s.name());
+            let h = 1e-6 * (1.0 + t.abs());
+            let f_fd = (s.alpha(t + h).ln() - s.alpha(t - h).ln()) / (2.0 * h);
+            assert!((s.drift(t) - f_fd).abs() < 1e-5 * (1.0 + f_fd.abs()), "{}: drift at {t}: {} vs {f_fd}", s.name(), s.drift(t));
+            let ds2 = (s.sigma(t + h).powi(2) - s.sigma(t - h).powi(2)) / (2.0 * h);
+            let g2_fd = ds2 - 2.0 * f_fd * s.sigma(t).powi(2);
+            assert!((s.diffusion_sq(t) - g2_fd).abs() < 1e-5 * (1.0 + g2_fd.abs()), "{}: g^2 at {t}: {} vs {g2_fd}", s.name(), s.diffusion_sq(t));
+            assert!(s.diffusion_sq(t) >= 0.0);
+            let r = s.noise_ratio(t);
+            assert!((s.t_of_noise_ratio(r) - t).abs() < 1e-9 * (1.0 + t.abs()));
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! The variance-preserving SDE with a linear beta(t) (DDPM's continuous-time limit).
+//!
+//! Paper: Song, Sohl-Dickstein, Kingma, Kumar, Ermon & Poole (2021), "Score-Based Generative
+//! Modeling through Stochastic Differential Equations", arXiv:2011.13456, Eq. (11) and (33):
+//! `dx = -1/2 beta(t) x dt + sqrt(beta(t)) dW`, `beta(t) = beta_min + t (beta_max - beta_min)`,
+//! `ln alpha(t) = -t^2 (beta_max - beta_min) / 4 - t beta_min / 2`, `sigma^2 = 1 - alpha^2`.
+//! The closed-form inverse of lambda follows Lu et al. (2022), arXiv:2206.00927, Appendix (DPM-Solver
+//! `NoiseScheduleVP.inverse_lambda`).
+
+use super::{check_range, NoiseSchedule};
+use crate::error::{CoreError, Result};
+
+/// VP SDE with linear `beta(t)` on `t in [0, t_max]` (default `beta_min = 0.1`, `beta_max = 20`,
+/// `t_max = 1`, as in Score SDE and DPM-Solver).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct VpLinear {
+    beta_min: f64,
+    beta_max: f64,
+    t_max: f64,
+}
+
+impl Default for VpLinear {
+    fn default() -> Self {
+        VpLinear {
+            beta_min: 0.1,
+            beta_max: 20.0,
+            t_max: 1.0,
+        }
+    }
+}
+
+impl VpLinear {
+    /// A VP-linear schedule; needs `0 <= beta_min < beta_max` and `t_max > 0`.
+    pub fn new(beta_min: f64, beta_max: f64, t_max: f64) -> Result<Self> {
+        if !(beta_min >= 0.0) {
+            return Err(CoreError::invalid("beta_min", format!("must be >= 0, got {beta_min}")));
+        }
+        check_range("beta_min < beta_max", beta_min, beta_max)?;
+        check_range("t_max", 0.0, t_max)?;
+        Ok(VpLinear {
+            beta_min,
+            beta_max,
+            t_max,
+        })
+    }
+
+    /// `beta(t)`.
+    pub fn beta(&self, t: f64) -> f64 {
+        self.beta_min + t * (self.beta_max - self.beta_min)
+    }
+
+    fn log_alpha(&self, t: f64) -> f64 {
+        -0.25 * t * t * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+    }
+}
+
+impl NoiseSchedule for VpLinear {
+    fn name(&self) -> String {
+        format!("vp-linear({},{},{})", self.beta_min, self.beta_max, self.t_max)
+    }
+    fn t_range(&self) -> (f64, f64) {
+        (0.0, self.t_max)
+    }
+    fn alpha(&self, t: f64) -> f64 {
+        self.log_alpha(t).exp()
+    }
+    fn sigma(&self, t: f64) -> f64 {
+        // 1 - alpha^2 = -expm1(2 ln alpha), accurate for small t.
+        (-(2.0 * self.log_alpha(t)).exp_m1()).max(0.0).sqrt()
+    }
+    fn lambda(&self, t: f64) -> f64 {
+        let la = self.log_alpha(t);
+        la - 0.5 * (-(2.0 * la).exp_m1()).max(0.0).ln()
+    }
+    fn t_of_lambda(&self, lambda: f64) -> f64 {
+        if lambda == f64::INFINITY {
+            return 0.0;
+        }
+        // ln(1 + e^{-2 lambda}) computed stably.
+        let x = -2.0 * lambda;
+        let softplus = if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() };
+        let db = self.beta_max - self.beta_min;
+        let tmp = 2.0 * db * softplus;
+        let delta = self.beta_min * self.beta_min + tmp;
+        tmp / (delta.sqrt() + self.beta_min) / db
+    }
+    fn drift(&self, t: f64) -> f64 {
+        -0.5 * self.beta(t)
+    }
+    fn diffusion_sq(&self, t: f64) -> f64 {
+        self.beta(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::testing::check_schedule;
+
+    #[test]
+    fn vp_linear_is_variance_preserving_and_consistent() {
+        let s = VpLinear::default();
+        let ts: Vec<f64> = (1..=50).map(|i| i as f64 / 50.0).collect();
+        check_schedule(&s, &ts);
+        for &t in &ts {
+            assert!((s.alpha(t).powi(2) + s.sigma(t).powi(2) - 1.0).abs() < 1e-14);
+        }
+        assert_eq!(s.sigma(0.0), 0.0);
+        assert_eq!(s.alpha(0.0), 1.0);
+        // alpha(1) for (0.1, 20): exp(-(19.9/4 + 0.05)) = exp(-5.025).
+        assert!((s.alpha(1.0) - (-5.025_f64).exp()).abs() < 1e-15);
+        assert_eq!(s.t_of_lambda(f64::INFINITY), 0.0);
+    }
+
+    #[test]
+    fn vp_linear_rejects_bad_parameters() {
+        assert!(VpLinear::new(20.0, 0.1, 1.0).is_err());
+        assert!(VpLinear::new(-1.0, 1.0, 1.0).is_err());
+        assert!(VpLinear::new(0.1, 20.0, 0.0).is_err());
+        assert!(VpLinear::new(f64::NAN, 20.0, 1.0).is_err());
+    }
+}
