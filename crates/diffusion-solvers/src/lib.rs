@@ -1,1 +1,20 @@
-//! placeholder
+//! # diffusion-solvers
+//!
+//! Every continuous sampler, written once against [`diffusion_core::State`] so it runs on ndarray
+//! arrays, tch tensors and phase-space pairs alike. A [`Solver`] is a one-step rule; [`sample`]
+//! walks a [`diffusion_core::TimeGrid`] with it. Multistep history lives in an explicit
+//! [`Cache`], randomness in an explicit [`diffusion_core::BrownianPath`].
+//!
+//! The registry ([`registry::build`], [`registry::SOLVERS`]) builds any solver from a name with
+//! parameters, for the command line and benchmarks.
+
+pub mod error;
+pub mod ode;
+pub mod registry;
+pub mod sampler;
+pub mod sde;
+pub mod solver;
+
+pub use error::{Result, SolverError};
+pub use sampler::{sample, NoObserver, Observer, Trajectory};
+pub use solver::{Cache, Eval, Solver, Step};

@@ -1,0 +1,88 @@
+//! The sampling loop: walks a time grid with a solver, checking every state.
+
+use crate::error::{Result, SolverError};
+use crate::solver::{Cache, Solver, Step};
+use diffusion_core::{BrownianPath, CoreError, Denoiser, NoiseSchedule, State, TimeGrid};
+
+/// Sees every step of a sampling run (trajectories, progress bars, logging).
+pub trait Observer<S> {
+    /// Called after step `index` reached time `t` with state `x`.
+    fn on_step(&mut self, index: usize, t: f64, x: &S);
+}
+
+/// An observer that does nothing.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoObserver;
+
+impl<S> Observer<S> for NoObserver {
+    fn on_step(&mut self, _index: usize, _t: f64, _x: &S) {}
+}
+
+impl<S, F: FnMut(usize, f64, &S)> Observer<S> for F {
+    fn on_step(&mut self, index: usize, t: f64, x: &S) {
+        self(index, t, x)
+    }
+}
+
+/// Records the host values of every state (the initial one included) and its time.
+#[derive(Debug, Default, Clone)]
+pub struct Trajectory {
+    /// Times, starting with the grid's first.
+    pub times: Vec<f64>,
+    /// Flattened host values, one entry per time.
+    pub states: Vec<Vec<f64>>,
+}
+
+impl<S: State> Observer<S> for Trajectory {
+    fn on_step(&mut self, _index: usize, t: f64, x: &S) {
+        self.times.push(t);
+        self.states.push(x.to_host());
+    }
+}
+
+/// Runs `solver` over `grid` from the initial state `x` (at `grid.times()[0]`).
+///
+/// Errors: a grid outside the schedule's time range, any model or solver error, and a non-finite
+/// state after a step ([`SolverError::NonFinite`] names the step and time).
+pub fn sample<S: State>(
+    solver: &dyn Solver<S>,
+    model: &dyn Denoiser<S>,
+    schedule: &dyn NoiseSchedule,
+    grid: &TimeGrid,
+    x: S,
+    noise: &mut dyn BrownianPath<S>,
+    observer: &mut dyn Observer<S>,
+) -> Result<S> {
+    grid.check_within(schedule)?;
+    if !x.is_finite() {
+        return Err(CoreError::NonFinite {
+            context: "the initial state".into(),
+        }
+        .into());
+    }
+    let times = grid.times();
+    observer.on_step(0, times[0], &x);
+    let mut cache = Cache::new();
+    let mut x = x;
+    let n_steps = grid.steps();
+    for (index, w) in times.windows(2).enumerate() {
+        let step = Step {
+            model,
+            schedule,
+            t0: w[0],
+            t1: w[1],
+            index,
+            n_steps,
+        };
+        x = solver.step(&step, x, &mut cache, noise)?;
+        if !x.is_finite() {
+            return Err(SolverError::NonFinite {
+                step: index,
+                t: w[1],
+                solver: solver.name(),
+            });
+        }
+        observer.on_step(index + 1, w[1], &x);
+    }
+    Ok(x)
+}

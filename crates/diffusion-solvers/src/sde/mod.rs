@@ -1,0 +1,5 @@
+//! Stochastic solvers of the reverse-time SDE.
+
+mod euler_maruyama;
+
+pub use euler_maruyama::EulerMaruyama;

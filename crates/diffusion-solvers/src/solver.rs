@@ -1,0 +1,112 @@
+//! The one-step rule every sampler implements, and the per-trajectory cache of model outputs.
+
+use crate::error::Result;
+use diffusion_core::{denoise, BrownianPath, Denoiser, NoiseSchedule, State};
+use std::collections::VecDeque;
+
+/// Everything one step needs besides the state: the model, the schedule and the step's times.
+pub struct Step<'a, S> {
+    /// The model (network or analytic denoiser).
+    pub model: &'a dyn Denoiser<S>,
+    /// The forward process the model was trained for.
+    pub schedule: &'a dyn NoiseSchedule,
+    /// The time the step starts from.
+    pub t0: f64,
+    /// The time the step ends at.
+    pub t1: f64,
+    /// Index of this step in the grid (0-based).
+    pub index: usize,
+    /// Total number of steps in the grid.
+    pub n_steps: usize,
+}
+
+impl<S: State> Step<'_, S> {
+    /// Evaluates the model at `(x, t)` and resolves it into an [`Eval`].
+    pub fn eval(&self, x: &S, t: f64) -> Result<Eval<S>> {
+        let (x0, eps) = denoise(self.model, self.schedule, x, t)?;
+        Ok(Eval { t, x0, eps })
+    }
+
+    /// `true` on the grid's last step.
+    pub fn is_last(&self) -> bool {
+        self.index + 1 == self.n_steps
+    }
+}
+
+/// One resolved model evaluation: the data and noise predictions at time `t`.
+#[derive(Debug)]
+pub struct Eval<S> {
+    /// The time of the evaluation.
+    pub t: f64,
+    /// The data prediction `x0_hat`.
+    pub x0: S,
+    /// The noise prediction `eps_hat`.
+    pub eps: S,
+}
+
+/// Model evaluations kept across steps of one trajectory (multistep methods read them back).
+/// Newest last. A fresh cache must be used for every trajectory.
+#[derive(Debug)]
+pub struct Cache<S> {
+    evals: VecDeque<Eval<S>>,
+}
+
+impl<S> Default for Cache<S> {
+    fn default() -> Self {
+        Cache {
+            evals: VecDeque::new(),
+        }
+    }
+}
+
+impl<S> Cache<S> {
+    /// An empty cache.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Appends an evaluation, keeping at most `keep` of the newest.
+    pub fn push(&mut self, e: Eval<S>, keep: usize) {
+        self.evals.push_back(e);
+        while self.evals.len() > keep {
+            self.evals.pop_front();
+        }
+    }
+    /// The `k`-th newest evaluation (`k = 0` is the newest).
+    pub fn back(&self, k: usize) -> Option<&Eval<S>> {
+        self.evals.len().checked_sub(k + 1).and_then(|i| self.evals.get(i))
+    }
+    /// Number of stored evaluations.
+    pub fn len(&self) -> usize {
+        self.evals.len()
+    }
+    /// `true` when nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.evals.is_empty()
+    }
+    /// Forgets everything.
+    pub fn clear(&mut self) {
+        self.evals.clear();
+    }
+}
+
+/// A one-step rule from `t0` to `t1`. Solvers are stateless; per-trajectory history lives in the
+/// [`Cache`], randomness comes from the [`BrownianPath`] (deterministic solvers ignore it).
+pub trait Solver<S: State> {
+    /// Name with parameters, e.g. `dpmpp-2m`.
+    fn name(&self) -> String;
+    /// The declared convergence order: global order for ODE solvers, strong order for SDE solvers.
+    /// Tested by fitting the slope of error against step count.
+    fn order(&self) -> f64;
+    /// `true` when the step draws noise.
+    fn is_stochastic(&self) -> bool {
+        false
+    }
+    /// Advances `x` from `step.t0` to `step.t1`.
+    fn step(
+        &self,
+        step: &Step<'_, S>,
+        x: S,
+        cache: &mut Cache<S>,
+        noise: &mut dyn BrownianPath<S>,
+    ) -> Result<S>;
+}
