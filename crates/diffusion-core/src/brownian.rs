@@ -67,7 +67,10 @@ impl<S: State, N: NoiseSource<S>> BrownianPath<S> for IndependentIncrements<N> {
     fn increment(&mut self, t0: f64, t1: f64, like: &S) -> Result<S> {
         let dt = t1 - t0;
         if !dt.is_finite() {
-            return Err(CoreError::invalid("t0/t1", format!("non-finite interval [{t0}, {t1}]")));
+            return Err(CoreError::invalid(
+                "t0/t1",
+                format!("non-finite interval [{t0}, {t1}]"),
+            ));
         }
         let z = self.noise.standard_normal(like);
         Ok(z.scale(dt.signum() * dt.abs().sqrt()))
@@ -98,7 +101,11 @@ impl BrownianTree {
     /// A tree on `[t_start, t_end]` (either order is accepted; it is sorted) whose leaves are at
     /// most `tol` wide. `tol` must be positive; a typical value is `1e-6 * (t_end - t_start)`.
     pub fn new(seed: u64, t_start: f64, t_end: f64, tol: f64) -> Result<Self> {
-        let (a, b) = if t_start <= t_end { (t_start, t_end) } else { (t_end, t_start) };
+        let (a, b) = if t_start <= t_end {
+            (t_start, t_end)
+        } else {
+            (t_end, t_start)
+        };
         if !(a.is_finite() && b.is_finite()) || b <= a {
             return Err(CoreError::invalid(
                 "t_start/t_end",
@@ -106,7 +113,10 @@ impl BrownianTree {
             ));
         }
         if !(tol > 0.0 && tol.is_finite()) {
-            return Err(CoreError::invalid("tol", format!("must be positive, got {tol}")));
+            return Err(CoreError::invalid(
+                "tol",
+                format!("must be positive, got {tol}"),
+            ));
         }
         Ok(BrownianTree {
             seed,
@@ -144,7 +154,11 @@ impl BrownianTree {
             }),
             None => {
                 let sd = (self.t_end - self.t_start).sqrt();
-                self.w_end = self.node_normals(0, n).into_iter().map(|z| sd * z).collect();
+                self.w_end = self
+                    .node_normals(0, n)
+                    .into_iter()
+                    .map(|z| sd * z)
+                    .collect();
                 self.numel = Some(n);
                 Ok(())
             }
@@ -232,7 +246,12 @@ mod tests {
     fn corr(a: &[f64], b: &[f64]) -> f64 {
         let (ma, va) = stats(a);
         let (mb, vb) = stats(b);
-        let c = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum::<f64>() / a.len() as f64;
+        let c = a
+            .iter()
+            .zip(b)
+            .map(|(x, y)| (x - ma) * (y - mb))
+            .sum::<f64>()
+            / a.len() as f64;
         c / (va * vb).sqrt()
     }
 
@@ -248,8 +267,15 @@ mod tests {
             let d: Array1<f64> = tree.increment(a, b, &like).unwrap();
             let (m, v) = stats(&d.to_host());
             let dt = b - a;
-            assert!(m.abs() < 6.0 * (dt / N as f64).sqrt(), "mean {m} on [{a},{b}]");
-            assert!((v / dt - 1.0).abs() < 0.03, "var/dt {} on [{a},{b}]", v / dt);
+            assert!(
+                m.abs() < 6.0 * (dt / N as f64).sqrt(),
+                "mean {m} on [{a},{b}]"
+            );
+            assert!(
+                (v / dt - 1.0).abs() < 0.03,
+                "var/dt {} on [{a},{b}]",
+                v / dt
+            );
         }
     }
 

@@ -65,6 +65,9 @@ pub fn ensure_finite(name: &'static str, value: f64) -> Result<f64> {
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(CoreError::invalid(name, format!("must be finite, got {value}")))
+        Err(CoreError::invalid(
+            name,
+            format!("must be finite, got {value}"),
+        ))
     }
 }

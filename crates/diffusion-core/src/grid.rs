@@ -11,6 +11,29 @@
 
 use crate::error::{CoreError, Result};
 use crate::schedule::NoiseSchedule;
+use crate::spec::Spec;
+
+/// Names accepted by [`TimeGrid::build`], with their parameters and defaults. Noise levels are
+/// EDM's `sigma / alpha`; `sigma_max` defaults to the schedule's largest, `t_end` to its smallest time.
+pub const GRIDS: &[(&str, &str)] = &[
+    (
+        "karras",
+        "rho=7,sigma_min=0.002,sigma_max=<schedule max>,zero=1 (EDM Eq. 5)",
+    ),
+    (
+        "exponential",
+        "sigma_min=0.002,sigma_max=<schedule max>,zero=1 (log-uniform noise levels)",
+    ),
+    (
+        "log-snr",
+        "t_start=<max>,t_end=1e-3 (uniform in lambda, DPM-Solver)",
+    ),
+    ("uniform", "t_start=<max>,t_end=<min> (uniform in time)"),
+    (
+        "quadratic",
+        "t_start=<max>,t_end=<min> (quadratic in time, DPM-Solver)",
+    ),
+];
 
 /// A strictly monotone list of at least two finite times.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +133,10 @@ impl TimeGrid {
         append_zero: bool,
     ) -> Result<Self> {
         if !(rho > 0.0 && rho.is_finite()) {
-            return Err(CoreError::invalid("rho", format!("must be positive, got {rho}")));
+            return Err(CoreError::invalid(
+                "rho",
+                format!("must be positive, got {rho}"),
+            ));
         }
         let (a, b) = (sigma_max.powf(1.0 / rho), sigma_min.powf(1.0 / rho));
         Self::noise_ladder(schedule, sigma_min, sigma_max, steps, append_zero, |r| {
@@ -147,7 +173,13 @@ impl TimeGrid {
         check_sigmas(sigma_min, sigma_max)?;
         let n = if append_zero { steps } else { steps + 1 };
         let sigmas = (0..n)
-            .map(|i| level(if n == 1 { 0.0 } else { i as f64 / (n - 1) as f64 }))
+            .map(|i| {
+                level(if n == 1 {
+                    0.0
+                } else {
+                    i as f64 / (n - 1) as f64
+                })
+            })
             .collect();
         Self::from_noise_ratios(schedule, sigmas, append_zero)
     }
@@ -158,11 +190,57 @@ impl TimeGrid {
         sigmas: Vec<f64>,
         append_zero: bool,
     ) -> Result<Self> {
-        let mut times: Vec<f64> = sigmas.iter().map(|&s| schedule.t_of_noise_ratio(s)).collect();
+        let mut times: Vec<f64> = sigmas
+            .iter()
+            .map(|&s| schedule.t_of_noise_ratio(s))
+            .collect();
         if append_zero {
             times.push(schedule.t_range().0);
         }
         Self::new(times)
+    }
+
+    /// Builds a sampling grid of `steps` steps from a spec such as `karras:rho=7,sigma_min=0.002`
+    /// for `schedule` (see [`GRIDS`]).
+    pub fn build(text: &str, schedule: &dyn NoiseSchedule, steps: usize) -> Result<Self> {
+        let mut spec = Spec::parse(text)?;
+        let (lo, hi) = schedule.t_range();
+        let grid = match spec.name.as_str() {
+            "karras" | "exponential" => {
+                let rho = if spec.name == "karras" {
+                    spec.take("rho", 7.0)
+                } else {
+                    0.0
+                };
+                let smin = spec.take("sigma_min", 0.002);
+                let smax = spec.take("sigma_max", schedule.noise_ratio(hi));
+                let zero = spec.take("zero", 1.0) != 0.0;
+                if spec.name == "karras" {
+                    Self::karras(schedule, smin, smax, rho, steps, zero)?
+                } else {
+                    Self::exponential(schedule, smin, smax, steps, zero)?
+                }
+            }
+            "log-snr" => {
+                let (a, b) = (spec.take("t_start", hi), spec.take("t_end", lo.max(1e-3)));
+                Self::log_snr_uniform(schedule, a, b, steps)?
+            }
+            "uniform" | "quadratic" => {
+                let (a, b) = (spec.take("t_start", hi), spec.take("t_end", lo));
+                if spec.name == "uniform" {
+                    Self::uniform(a, b, steps)?
+                } else {
+                    Self::quadratic(a, b, steps)?
+                }
+            }
+            _ => {
+                let known: Vec<&str> = GRIDS.iter().map(|g| g.0).collect();
+                return Err(spec.unknown("grid", &known));
+            }
+        };
+        spec.finish()?;
+        grid.check_within(schedule)?;
+        Ok(grid)
     }
 
     /// The times, in walking order.
@@ -228,7 +306,9 @@ mod tests {
         assert!((t[0] - 80.0).abs() < 1e-12);
         assert!((t[3] - 0.002).abs() < 1e-15);
         assert_eq!(t[4], 0.0);
-        let mid = (80.0_f64.powf(1.0 / 7.0) + (0.002_f64.powf(1.0 / 7.0) - 80.0_f64.powf(1.0 / 7.0)) / 3.0).powf(7.0);
+        let mid = (80.0_f64.powf(1.0 / 7.0)
+            + (0.002_f64.powf(1.0 / 7.0) - 80.0_f64.powf(1.0 / 7.0)) / 3.0)
+            .powf(7.0);
         assert!((t[1] - mid).abs() < 1e-12);
         let g2 = TimeGrid::karras(&s, 0.002, 80.0, 7.0, 4, false).unwrap();
         assert_eq!(g2.times().len(), 5);
@@ -260,7 +340,10 @@ mod tests {
         assert!(TimeGrid::uniform(1.0, 0.0, 0).is_err());
         assert!(TimeGrid::karras(&Edm::default(), 1.0, 0.5, 7.0, 4, true).is_err());
         let s = VpLinear::default();
-        assert!(TimeGrid::uniform(2.0, 0.0, 4).unwrap().check_within(&s).is_err());
+        assert!(TimeGrid::uniform(2.0, 0.0, 4)
+            .unwrap()
+            .check_within(&s)
+            .is_err());
     }
 
     proptest! {

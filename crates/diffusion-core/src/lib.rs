@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod noise;
 pub mod prediction;
 pub mod schedule;
+pub mod spec;
 pub mod state;
 pub mod target;
 
@@ -25,5 +26,6 @@ pub use grid::TimeGrid;
 pub use noise::{HostNoise, NoiseSource};
 pub use prediction::{denoise, Coeffs, Denoiser, Prediction};
 pub use schedule::NoiseSchedule;
+pub use spec::Spec;
 pub use state::{Phase, State};
 pub use target::{Gaussian, GaussianMixture};

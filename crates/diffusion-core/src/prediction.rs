@@ -87,7 +87,12 @@ impl<S: State> Prediction<S> {
             d_alpha,
             d_sigma,
         } = *c;
-        let singular = |what: &str| CoreError::invalid("prediction", format!("{what} (alpha = {alpha}, sigma = {sigma})"));
+        let singular = |what: &str| {
+            CoreError::invalid(
+                "prediction",
+                format!("{what} (alpha = {alpha}, sigma = {sigma})"),
+            )
+        };
         match self {
             Prediction::Epsilon(eps) => {
                 if alpha == 0.0 {
@@ -174,7 +179,9 @@ mod tests {
     use proptest::prelude::*;
 
     fn close(a: &Array1<f64>, b: &Array1<f64>, tol: f64) -> bool {
-        a.iter().zip(b).all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
+        a.iter()
+            .zip(b)
+            .all(|(x, y)| (x - y).abs() <= tol * (1.0 + y.abs()))
     }
 
     proptest! {
@@ -209,11 +216,21 @@ mod tests {
     #[test]
     fn sample_prediction_at_sigma_zero_is_exact_and_eps_singularities_are_errors() {
         let x = array![1.0, 2.0];
-        let c = Coeffs { alpha: 1.0, sigma: 0.0, d_alpha: 0.0, d_sigma: 1.0 };
+        let c = Coeffs {
+            alpha: 1.0,
+            sigma: 0.0,
+            d_alpha: 0.0,
+            d_sigma: 1.0,
+        };
         let (x0, eps) = Prediction::Sample(x.clone()).resolve(&x, &c).unwrap();
         assert_eq!(x0, x);
         assert_eq!(eps, array![0.0, 0.0]);
-        let c0 = Coeffs { alpha: 0.0, sigma: 1.0, d_alpha: -1.0, d_sigma: 1.0 };
+        let c0 = Coeffs {
+            alpha: 0.0,
+            sigma: 1.0,
+            d_alpha: -1.0,
+            d_sigma: 1.0,
+        };
         assert!(Prediction::Epsilon(x.clone()).resolve(&x, &c0).is_err());
     }
 

@@ -9,11 +9,27 @@ use ndarray::{array, Array2};
 fn mixture_3d() -> GaussianMixture {
     GaussianMixture::new(
         vec![0.2, 0.5, 0.3],
-        vec![vec![1.0, -2.0, 0.5], vec![-1.5, 0.5, 2.0], vec![0.0, 3.0, -1.0]],
         vec![
-            vec![vec![0.5, 0.1, 0.0], vec![0.1, 0.3, 0.05], vec![0.0, 0.05, 0.2]],
-            vec![vec![0.2, 0.0, 0.0], vec![0.0, 0.8, -0.3], vec![0.0, -0.3, 0.4]],
-            vec![vec![0.1, 0.0, 0.0], vec![0.0, 0.1, 0.0], vec![0.0, 0.0, 0.1]],
+            vec![1.0, -2.0, 0.5],
+            vec![-1.5, 0.5, 2.0],
+            vec![0.0, 3.0, -1.0],
+        ],
+        vec![
+            vec![
+                vec![0.5, 0.1, 0.0],
+                vec![0.1, 0.3, 0.05],
+                vec![0.0, 0.05, 0.2],
+            ],
+            vec![
+                vec![0.2, 0.0, 0.0],
+                vec![0.0, 0.8, -0.3],
+                vec![0.0, -0.3, 0.4],
+            ],
+            vec![
+                vec![0.1, 0.0, 0.0],
+                vec![0.0, 0.1, 0.0],
+                vec![0.0, 0.0, 0.1],
+            ],
         ],
     )
     .unwrap()
@@ -38,7 +54,12 @@ fn score_is_the_gradient_of_the_log_density() {
                 let lm = g.log_density_t(s, t, &xm.view()).unwrap();
                 for i in 0..5 {
                     let fd = (lp[i] - lm[i]) / (2.0 * h);
-                    assert!((score[[i, j]] - fd).abs() < 1e-5 * (1.0 + fd.abs()), "{} t={t}: {} vs {fd}", s.name(), score[[i, j]]);
+                    assert!(
+                        (score[[i, j]] - fd).abs() < 1e-5 * (1.0 + fd.abs()),
+                        "{} t={t}: {} vs {fd}",
+                        s.name(),
+                        score[[i, j]]
+                    );
                 }
             }
         }
@@ -94,7 +115,10 @@ fn gaussian_pf_ode_map_solves_the_pf_ode_and_transports_marginals() {
         for j in 0..2 {
             let dydt = (yp[[i, j]] - ym[[i, j]]) / (2.0 * h);
             let rhs = s.drift(t1) * y[[i, j]] - 0.5 * s.diffusion_sq(t1) * score[[i, j]];
-            assert!((dydt - rhs).abs() < 1e-5 * (1.0 + rhs.abs()), "{dydt} vs {rhs}");
+            assert!(
+                (dydt - rhs).abs() < 1e-5 * (1.0 + rhs.abs()),
+                "{dydt} vs {rhs}"
+            );
         }
     }
     // Round trip t0 -> t1 -> t0 is the identity.
@@ -118,12 +142,21 @@ fn mixture_sampling_matches_its_moments_and_json_round_trips() {
         // Per-coordinate std of the mixture is below 2.2: 6 standard errors < 0.07.
         assert!((m - mean[j]).abs() < 0.07, "mean {j}: {m} vs {}", mean[j]);
         let v = x.column(j).mapv(|v| (v - m).powi(2)).mean().unwrap();
-        assert!((v / cov[(j, j)] - 1.0).abs() < 0.05, "var {j}: {v} vs {}", cov[(j, j)]);
+        assert!(
+            (v / cov[(j, j)] - 1.0).abs() < 0.05,
+            "var {j}: {v} vs {}",
+            cov[(j, j)]
+        );
     }
     let text = serde_json::to_string(&g.to_spec()).unwrap();
     let h = GaussianMixture::from_json(&text).unwrap();
     assert_eq!(h.weights(), g.weights());
     assert!(GaussianMixture::from_json("{\"weights\": [0.5]}").is_err());
-    assert!(GaussianMixture::new(vec![0.5, 0.6], vec![vec![0.0], vec![1.0]], vec![vec![vec![1.0]], vec![vec![1.0]]]).is_err());
+    assert!(GaussianMixture::new(
+        vec![0.5, 0.6],
+        vec![vec![0.0], vec![1.0]],
+        vec![vec![vec![1.0]], vec![vec![1.0]]]
+    )
+    .is_err());
     assert!(Gaussian::new(vec![0.0, 0.0], vec![vec![1.0, 2.0], vec![2.0, 1.0]]).is_err());
 }

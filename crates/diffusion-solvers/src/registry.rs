@@ -1,10 +1,10 @@
 //! Solvers by name: the table behind `diffusion solvers` and `--solver name:key=value,...`.
 
-use crate::error::{Result, SolverError};
+use crate::error::Result;
 use crate::ode::{Ddim, DpmSolverPp2M, Euler, Heun};
 use crate::sde::EulerMaruyama;
 use crate::solver::Solver;
-use diffusion_core::State;
+use diffusion_core::{Spec, State};
 
 /// What the registry knows about one solver.
 #[derive(Debug, Clone, Copy)]
@@ -67,58 +67,22 @@ pub const SOLVERS: &[SolverInfo] = &[
     },
 ];
 
-/// Parses `name` or `name:key=value,key=value` into the name and its parameters.
-pub fn parse_spec(spec: &str) -> Result<(String, Vec<(String, f64)>)> {
-    let (name, rest) = match spec.split_once(':') {
-        Some((n, r)) => (n.trim(), r),
-        None => (spec.trim(), ""),
-    };
-    let mut params = Vec::new();
-    for kv in rest.split(',').filter(|s| !s.trim().is_empty()) {
-        let (k, v) = kv.split_once('=').ok_or_else(|| SolverError::InvalidParameter {
-            name: "spec",
-            reason: format!("expected key=value in `{spec}`, got `{kv}`"),
-        })?;
-        let v: f64 = v.trim().parse().map_err(|_| SolverError::InvalidParameter {
-            name: "spec",
-            reason: format!("value of `{}` in `{spec}` is not a number", k.trim()),
-        })?;
-        params.push((k.trim().to_string(), v));
-    }
-    Ok((name.to_string(), params))
-}
-
-fn take(params: &mut Vec<(String, f64)>, key: &str, default: f64) -> f64 {
-    match params.iter().position(|(k, _)| k == key) {
-        Some(i) => params.remove(i).1,
-        None => default,
-    }
-}
-
 /// Builds a solver from a spec such as `heun` or `ddim:eta=0.5`. Unknown names and unknown or
 /// invalid parameters are errors that list what is accepted.
-pub fn build<S: State>(spec: &str) -> Result<Box<dyn Solver<S>>> {
-    let (name, mut params) = parse_spec(spec)?;
-    let solver: Box<dyn Solver<S>> = match name.as_str() {
+pub fn build<S: State>(text: &str) -> Result<Box<dyn Solver<S>>> {
+    let mut spec = Spec::parse(text)?;
+    let solver: Box<dyn Solver<S>> = match spec.name.as_str() {
         "euler" => Box::new(Euler),
         "heun" => Box::new(Heun),
-        "ddim" => Box::new(Ddim::new(take(&mut params, "eta", 0.0))?),
+        "ddim" => Box::new(Ddim::new(spec.take("eta", 0.0))?),
         "dpmpp-2m" => Box::new(DpmSolverPp2M),
         "euler-maruyama" => Box::new(EulerMaruyama),
         _ => {
             let known: Vec<&str> = SOLVERS.iter().map(|s| s.name).collect();
-            return Err(SolverError::InvalidParameter {
-                name: "solver",
-                reason: format!("unknown solver `{name}`; known: {}", known.join(", ")),
-            });
+            return Err(spec.unknown("solver", &known).into());
         }
     };
-    if let Some((k, _)) = params.first() {
-        return Err(SolverError::InvalidParameter {
-            name: "solver",
-            reason: format!("solver `{name}` takes no parameter `{k}`"),
-        });
-    }
+    spec.finish()?;
     Ok(solver)
 }
 
@@ -141,7 +105,10 @@ mod tests {
     #[test]
     fn bad_specs_are_clear_errors() {
         let e = build::<Array2<f64>>("rk99").err().unwrap().to_string();
-        assert!(e.contains("unknown solver `rk99`") && e.contains("heun"), "{e}");
+        assert!(
+            e.contains("unknown solver `rk99`") && e.contains("heun"),
+            "{e}"
+        );
         assert!(build::<Array2<f64>>("ddim:eta=-1").is_err());
         assert!(build::<Array2<f64>>("ddim:eta").is_err());
         assert!(build::<Array2<f64>>("heun:x=1").is_err());

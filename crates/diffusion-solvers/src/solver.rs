@@ -73,7 +73,10 @@ impl<S> Cache<S> {
     }
     /// The `k`-th newest evaluation (`k = 0` is the newest).
     pub fn back(&self, k: usize) -> Option<&Eval<S>> {
-        self.evals.len().checked_sub(k + 1).and_then(|i| self.evals.get(i))
+        self.evals
+            .len()
+            .checked_sub(k + 1)
+            .and_then(|i| self.evals.get(i))
     }
     /// Number of stored evaluations.
     pub fn len(&self) -> usize {

@@ -14,10 +14,15 @@ use ndarray::ArrayView2;
 /// grid of both sample sizes, so unequal sizes are handled exactly).
 pub fn w2_1d(mut a: Vec<f64>, mut b: Vec<f64>) -> Result<f64> {
     if a.is_empty() || b.is_empty() {
-        return Err(CoreError::invalid("samples", "need at least one point on each side"));
+        return Err(CoreError::invalid(
+            "samples",
+            "need at least one point on each side",
+        ));
     }
     if a.iter().chain(b.iter()).any(|v| !v.is_finite()) {
-        return Err(CoreError::NonFinite { context: "w2_1d samples".into() });
+        return Err(CoreError::NonFinite {
+            context: "w2_1d samples".into(),
+        });
     }
     a.sort_by(f64::total_cmp);
     b.sort_by(f64::total_cmp);
@@ -41,7 +46,12 @@ pub fn w2_1d(mut a: Vec<f64>, mut b: Vec<f64>) -> Result<f64> {
 }
 
 /// Sliced W2 between the rows of `x` and `y` with `n_proj` random directions drawn from `seed`.
-pub fn sliced_w2(x: &ArrayView2<'_, f64>, y: &ArrayView2<'_, f64>, n_proj: usize, seed: u64) -> Result<f64> {
+pub fn sliced_w2(
+    x: &ArrayView2<'_, f64>,
+    y: &ArrayView2<'_, f64>,
+    n_proj: usize,
+    seed: u64,
+) -> Result<f64> {
     if x.ncols() != y.ncols() {
         return Err(CoreError::ShapeMismatch {
             context: "sliced_w2 (both clouds need one dimension)",
@@ -60,7 +70,10 @@ pub fn sliced_w2(x: &ArrayView2<'_, f64>, y: &ArrayView2<'_, f64>, n_proj: usize
         let norm = dir.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-300);
         dir.iter_mut().for_each(|v| *v /= norm);
         let proj = |m: &ArrayView2<'_, f64>| -> Vec<f64> {
-            m.rows().into_iter().map(|r| r.iter().zip(&dir).map(|(a, b)| a * b).sum()).collect()
+            m.rows()
+                .into_iter()
+                .map(|r| r.iter().zip(&dir).map(|(a, b)| a * b).sum())
+                .collect()
         };
         total += w2_1d(proj(x), proj(y))?.powi(2);
     }

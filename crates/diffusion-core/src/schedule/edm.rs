@@ -63,7 +63,9 @@ mod tests {
     #[test]
     fn edm_schedule_is_consistent() {
         let s = Edm::default();
-        let ts: Vec<f64> = (0..40).map(|i| 0.002 * (80.0_f64 / 0.002).powf(i as f64 / 39.0)).collect();
+        let ts: Vec<f64> = (0..40)
+            .map(|i| 0.002 * (80.0_f64 / 0.002).powf(i as f64 / 39.0))
+            .collect();
         check_schedule(&s, &ts);
         assert_eq!(s.noise_ratio(3.5), 3.5);
         assert!(Edm::new(-1.0).is_err());

@@ -13,6 +13,35 @@ pub use edm::Edm;
 pub use vp_linear::VpLinear;
 
 use crate::error::{CoreError, Result};
+use crate::spec::Spec;
+
+/// Names accepted by [`build`], with their parameters and defaults.
+pub const SCHEDULES: &[(&str, &str)] = &[
+    (
+        "vp-linear",
+        "beta_min=0.1,beta_max=20,t_max=1 (Song et al. 2021, arXiv:2011.13456)",
+    ),
+    ("edm", "sigma_max=80 (Karras et al. 2022, arXiv:2206.00364)"),
+];
+
+/// Builds a schedule from a spec such as `vp-linear:beta_max=20` or `edm:sigma_max=80`.
+pub fn build(text: &str) -> Result<Box<dyn NoiseSchedule>> {
+    let mut spec = Spec::parse(text)?;
+    let schedule: Box<dyn NoiseSchedule> = match spec.name.as_str() {
+        "vp-linear" => Box::new(VpLinear::new(
+            spec.take("beta_min", 0.1),
+            spec.take("beta_max", 20.0),
+            spec.take("t_max", 1.0),
+        )?),
+        "edm" => Box::new(Edm::new(spec.take("sigma_max", 80.0))?),
+        _ => {
+            let known: Vec<&str> = SCHEDULES.iter().map(|s| s.0).collect();
+            return Err(spec.unknown("schedule", &known));
+        }
+    };
+    spec.finish()?;
+    Ok(schedule)
+}
 
 /// The marginal coefficients of a linear Gaussian forward process on one continuous time axis.
 ///
@@ -64,7 +93,9 @@ pub trait NoiseSchedule: Send + Sync + std::fmt::Debug {
 
 fn fd_step(t: f64, (lo, hi): (f64, f64)) -> f64 {
     let h = 1e-5 * (hi - lo).max(1e-12);
-    h.min((t - lo).abs().max(1e-300)).min((hi - t).abs().max(1e-300)).max(1e-9 * (hi - lo))
+    h.min((t - lo).abs().max(1e-300))
+        .min((hi - t).abs().max(1e-300))
+        .max(1e-9 * (hi - lo))
 }
 
 /// Solves `f(t) = target` for a strictly decreasing `f` on `[lo, hi]` by bisection, clamping to the
@@ -96,7 +127,10 @@ pub(crate) fn check_range(name: &'static str, lo: f64, hi: f64) -> Result<()> {
     if lo.is_finite() && hi.is_finite() && lo < hi {
         Ok(())
     } else {
-        Err(CoreError::invalid(name, format!("need finite values with {lo} < {hi}")))
+        Err(CoreError::invalid(
+            name,
+            format!("need finite values with {lo} < {hi}"),
+        ))
     }
 }
 
@@ -114,13 +148,27 @@ pub(crate) mod testing {
             assert!(l < prev, "{}: lambda not decreasing at t={t}", s.name());
             prev = l;
             let back = s.t_of_lambda(l);
-            assert!((back - t).abs() < 1e-9 * (1.0 + t.abs()), "{}: t_of_lambda({l}) = {back}, want {t}", s.name());
+            assert!(
+                (back - t).abs() < 1e-9 * (1.0 + t.abs()),
+                "{}: t_of_lambda({l}) = {back}, want {t}",
+                s.name()
+            );
             let h = 1e-6 * (1.0 + t.abs());
             let f_fd = (s.alpha(t + h).ln() - s.alpha(t - h).ln()) / (2.0 * h);
-            assert!((s.drift(t) - f_fd).abs() < 1e-5 * (1.0 + f_fd.abs()), "{}: drift at {t}: {} vs {f_fd}", s.name(), s.drift(t));
+            assert!(
+                (s.drift(t) - f_fd).abs() < 1e-5 * (1.0 + f_fd.abs()),
+                "{}: drift at {t}: {} vs {f_fd}",
+                s.name(),
+                s.drift(t)
+            );
             let ds2 = (s.sigma(t + h).powi(2) - s.sigma(t - h).powi(2)) / (2.0 * h);
             let g2_fd = ds2 - 2.0 * f_fd * s.sigma(t).powi(2);
-            assert!((s.diffusion_sq(t) - g2_fd).abs() < 1e-5 * (1.0 + g2_fd.abs()), "{}: g^2 at {t}: {} vs {g2_fd}", s.name(), s.diffusion_sq(t));
+            assert!(
+                (s.diffusion_sq(t) - g2_fd).abs() < 1e-5 * (1.0 + g2_fd.abs()),
+                "{}: g^2 at {t}: {} vs {g2_fd}",
+                s.name(),
+                s.diffusion_sq(t)
+            );
             assert!(s.diffusion_sq(t) >= 0.0);
             let r = s.noise_ratio(t);
             assert!((s.t_of_noise_ratio(r) - t).abs() < 1e-9 * (1.0 + t.abs()));

@@ -33,7 +33,10 @@ impl VpLinear {
     /// A VP-linear schedule; needs `0 <= beta_min < beta_max` and `t_max > 0`.
     pub fn new(beta_min: f64, beta_max: f64, t_max: f64) -> Result<Self> {
         if !(beta_min >= 0.0) {
-            return Err(CoreError::invalid("beta_min", format!("must be >= 0, got {beta_min}")));
+            return Err(CoreError::invalid(
+                "beta_min",
+                format!("must be >= 0, got {beta_min}"),
+            ));
         }
         check_range("beta_min < beta_max", beta_min, beta_max)?;
         check_range("t_max", 0.0, t_max)?;
@@ -56,7 +59,10 @@ impl VpLinear {
 
 impl NoiseSchedule for VpLinear {
     fn name(&self) -> String {
-        format!("vp-linear({},{},{})", self.beta_min, self.beta_max, self.t_max)
+        format!(
+            "vp-linear({},{},{})",
+            self.beta_min, self.beta_max, self.t_max
+        )
     }
     fn t_range(&self) -> (f64, f64) {
         (0.0, self.t_max)
@@ -78,7 +84,11 @@ impl NoiseSchedule for VpLinear {
         }
         // ln(1 + e^{-2 lambda}) computed stably.
         let x = -2.0 * lambda;
-        let softplus = if x > 0.0 { x + (-x).exp().ln_1p() } else { x.exp().ln_1p() };
+        let softplus = if x > 0.0 {
+            x + (-x).exp().ln_1p()
+        } else {
+            x.exp().ln_1p()
+        };
         let db = self.beta_max - self.beta_min;
         let tmp = 2.0 * db * softplus;
         let delta = self.beta_min * self.beta_min + tmp;

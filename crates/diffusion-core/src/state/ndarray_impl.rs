@@ -51,9 +51,7 @@ where
         Zip::from(self)
             .and(x)
             .and(y)
-            .map_collect(|&s, &u, &v| {
-                A::from_f64(a * s.to_f64() + b * u.to_f64() + c * v.to_f64())
-            })
+            .map_collect(|&s, &u, &v| A::from_f64(a * s.to_f64() + b * u.to_f64() + c * v.to_f64()))
     }
 
     fn scale(&self, a: f64) -> Self {
@@ -82,9 +80,16 @@ where
     }
 
     fn from_host_like(&self, values: &[f64]) -> Self {
-        assert_eq!(values.len(), self.len(), "State::from_host_like length mismatch");
-        Array::from_shape_vec(self.raw_dim(), values.iter().map(|&v| A::from_f64(v)).collect())
-            .expect("length checked above")
+        assert_eq!(
+            values.len(),
+            self.len(),
+            "State::from_host_like length mismatch"
+        );
+        Array::from_shape_vec(
+            self.raw_dim(),
+            values.iter().map(|&v| A::from_f64(v)).collect(),
+        )
+        .expect("length checked above")
     }
 
     fn to_host(&self) -> Vec<f64> {

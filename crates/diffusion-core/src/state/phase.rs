@@ -21,7 +21,10 @@ impl<S: State> Phase<S> {
 
 impl<S: State> State for Phase<S> {
     fn lincomb(&self, a: f64, other: &Self, b: f64) -> Self {
-        Phase::new(self.x.lincomb(a, &other.x, b), self.v.lincomb(a, &other.v, b))
+        Phase::new(
+            self.x.lincomb(a, &other.x, b),
+            self.v.lincomb(a, &other.v, b),
+        )
     }
     fn lincomb3(&self, a: f64, x: &Self, b: f64, y: &Self, c: f64) -> Self {
         Phase::new(
@@ -52,7 +55,11 @@ impl<S: State> State for Phase<S> {
     /// The first `x.numel()` values fill `x`, the rest fill `v`.
     fn from_host_like(&self, values: &[f64]) -> Self {
         let nx = self.x.numel();
-        assert_eq!(values.len(), self.numel(), "Phase::from_host_like length mismatch");
+        assert_eq!(
+            values.len(),
+            self.numel(),
+            "Phase::from_host_like length mismatch"
+        );
         Phase::new(
             self.x.from_host_like(&values[..nx]),
             self.v.from_host_like(&values[nx..]),

@@ -30,7 +30,11 @@ impl State for Tensor {
         Tensor::numel(self)
     }
     fn from_host_like(&self, values: &[f64]) -> Self {
-        assert_eq!(values.len(), State::numel(self), "State::from_host_like length mismatch");
+        assert_eq!(
+            values.len(),
+            State::numel(self),
+            "State::from_host_like length mismatch"
+        );
         Tensor::from_slice(values)
             .reshape(self.size())
             .to_kind(self.kind())

@@ -36,7 +36,11 @@ impl Gaussian {
                 got: vec![cov.len(), cov.first().map_or(0, |r| r.len())],
             });
         }
-        if mean.iter().chain(cov.iter().flatten()).any(|v| !v.is_finite()) {
+        if mean
+            .iter()
+            .chain(cov.iter().flatten())
+            .any(|v| !v.is_finite())
+        {
             return Err(CoreError::invalid("mean/cov", "entries must be finite"));
         }
         let cov = DMatrix::from_fn(d, d, |i, j| cov[i][j]);
@@ -47,7 +51,10 @@ impl Gaussian {
         if eig.eigenvalues.min() < -1e-12 * (1.0 + cov.abs().max()) {
             return Err(CoreError::invalid(
                 "cov",
-                format!("must be positive semi-definite (smallest eigenvalue {})", eig.eigenvalues.min()),
+                format!(
+                    "must be positive semi-definite (smallest eigenvalue {})",
+                    eig.eigenvalues.min()
+                ),
             ));
         }
         Ok(Gaussian {
@@ -62,7 +69,11 @@ impl Gaussian {
     pub fn isotropic(mean: Vec<f64>, std: f64) -> Result<Self> {
         let d = mean.len();
         let cov = (0..d)
-            .map(|i| (0..d).map(|j| if i == j { std * std } else { 0.0 }).collect())
+            .map(|i| {
+                (0..d)
+                    .map(|j| if i == j { std * std } else { 0.0 })
+                    .collect()
+            })
             .collect();
         Self::new(mean, cov)
     }
@@ -162,7 +173,10 @@ impl Gaussian {
 
     fn precision(&self) -> Result<DMatrix<f64>> {
         if self.eig_vals.min() <= 0.0 {
-            return Err(CoreError::invalid("cov", "is singular; the density does not exist"));
+            return Err(CoreError::invalid(
+                "cov",
+                "is singular; the density does not exist",
+            ));
         }
         let inv = self.eig_vals.map(|v| 1.0 / v);
         Ok(&self.eig_vecs * DMatrix::from_diagonal(&inv) * self.eig_vecs.transpose())

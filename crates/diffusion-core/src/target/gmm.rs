@@ -50,8 +50,13 @@ struct Diffused {
 impl GaussianMixture {
     /// Builds a mixture; errors on mismatched lengths, negative weights or weights that do not sum
     /// to 1, and on covariances that are not symmetric PSD.
-    pub fn new(weights: Vec<f64>, means: Vec<Vec<f64>>, covariances: Vec<Vec<Vec<f64>>>) -> Result<Self> {
-        if weights.is_empty() || weights.len() != means.len() || weights.len() != covariances.len() {
+    pub fn new(
+        weights: Vec<f64>,
+        means: Vec<Vec<f64>>,
+        covariances: Vec<Vec<Vec<f64>>>,
+    ) -> Result<Self> {
+        if weights.is_empty() || weights.len() != means.len() || weights.len() != covariances.len()
+        {
             return Err(CoreError::invalid(
                 "weights/means/covariances",
                 format!(
@@ -67,7 +72,10 @@ impl GaussianMixture {
         }
         let total: f64 = weights.iter().sum();
         if (total - 1.0).abs() > 1e-9 {
-            return Err(CoreError::invalid("weights", format!("must sum to 1, sum to {total}")));
+            return Err(CoreError::invalid(
+                "weights",
+                format!("must sum to 1, sum to {total}"),
+            ));
         }
         let d = means[0].len();
         let mut components = Vec::with_capacity(weights.len());
@@ -81,7 +89,10 @@ impl GaussianMixture {
             }
             components.push(Gaussian::new(m, c)?);
         }
-        Ok(GaussianMixture { weights, components })
+        Ok(GaussianMixture {
+            weights,
+            components,
+        })
     }
 
     /// Parses the JSON form ([`GmmSpec`]).
@@ -109,11 +120,20 @@ impl GaussianMixture {
     pub fn to_spec(&self) -> GmmSpec {
         GmmSpec {
             weights: self.weights.clone(),
-            means: self.components.iter().map(|c| c.mean().iter().copied().collect()).collect(),
+            means: self
+                .components
+                .iter()
+                .map(|c| c.mean().iter().copied().collect())
+                .collect(),
             covariances: self
                 .components
                 .iter()
-                .map(|c| c.cov().row_iter().map(|r| r.iter().copied().collect()).collect())
+                .map(|c| {
+                    c.cov()
+                        .row_iter()
+                        .map(|r| r.iter().copied().collect())
+                        .collect()
+                })
                 .collect(),
         }
     }
@@ -265,17 +285,32 @@ impl GaussianMixture {
     }
 
     /// `log p_t(x)` of each row under the diffused mixture (needs `sigma(t) > 0`).
-    pub fn log_density_t(&self, schedule: &dyn NoiseSchedule, t: f64, x: &ArrayView2<'_, f64>) -> Result<Vec<f64>> {
+    pub fn log_density_t(
+        &self,
+        schedule: &dyn NoiseSchedule,
+        t: f64,
+        x: &ArrayView2<'_, f64>,
+    ) -> Result<Vec<f64>> {
         Ok(self.evaluate(schedule, t, x)?.0)
     }
 
     /// `grad_x log p_t(x)` of each row (needs `sigma(t) > 0`).
-    pub fn score_t(&self, schedule: &dyn NoiseSchedule, t: f64, x: &ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+    pub fn score_t(
+        &self,
+        schedule: &dyn NoiseSchedule,
+        t: f64,
+        x: &ArrayView2<'_, f64>,
+    ) -> Result<Array2<f64>> {
         Ok(self.evaluate(schedule, t, x)?.1)
     }
 
     /// The ideal denoiser `E[x_0 | x_t = x]` of each row; at `sigma(t) = 0` it is `x / alpha`.
-    pub fn denoise_t(&self, schedule: &dyn NoiseSchedule, t: f64, x: &ArrayView2<'_, f64>) -> Result<Array2<f64>> {
+    pub fn denoise_t(
+        &self,
+        schedule: &dyn NoiseSchedule,
+        t: f64,
+        x: &ArrayView2<'_, f64>,
+    ) -> Result<Array2<f64>> {
         if schedule.sigma(t) <= 0.0 {
             check_cols(x, self.dim(), "Gaussian-mixture input")?;
             return Ok(x.mapv(|v| v / schedule.alpha(t)));
@@ -285,7 +320,10 @@ impl GaussianMixture {
 
     /// The exact denoiser of this mixture under `schedule`, usable by every sampler.
     pub fn denoiser<'a>(&'a self, schedule: &'a dyn NoiseSchedule) -> GmmDenoiser<'a> {
-        GmmDenoiser { gmm: self, schedule }
+        GmmDenoiser {
+            gmm: self,
+            schedule,
+        }
     }
 }
 
@@ -307,8 +345,14 @@ pub struct GmmDenoiser<'a> {
 
 impl<S: State> Denoiser<S> for GmmDenoiser<'_> {
     fn predict(&self, x: &S, t: f64) -> Result<Prediction<S>> {
-        let rows = as_rows(x.to_host(), self.gmm.dim(), "state rows for the mixture denoiser")?;
+        let rows = as_rows(
+            x.to_host(),
+            self.gmm.dim(),
+            "state rows for the mixture denoiser",
+        )?;
         let den = self.gmm.denoise_t(self.schedule, t, &rows.view())?;
-        Ok(Prediction::Sample(x.from_host_like(den.as_slice().expect("standard layout"))))
+        Ok(Prediction::Sample(
+            x.from_host_like(den.as_slice().expect("standard layout")),
+        ))
     }
 }

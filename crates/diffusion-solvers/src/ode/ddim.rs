@@ -44,7 +44,13 @@ impl<S: State> Solver<S> for Ddim {
     fn is_stochastic(&self) -> bool {
         self.eta > 0.0
     }
-    fn step(&self, step: &Step<'_, S>, x: S, _cache: &mut Cache<S>, noise: &mut dyn BrownianPath<S>) -> Result<S> {
+    fn step(
+        &self,
+        step: &Step<'_, S>,
+        x: S,
+        _cache: &mut Cache<S>,
+        noise: &mut dyn BrownianPath<S>,
+    ) -> Result<S> {
         let sch = step.schedule;
         let e = step.eval(&x, step.t0)?;
         let (a1, s1) = (sch.alpha(step.t1), sch.sigma(step.t1));

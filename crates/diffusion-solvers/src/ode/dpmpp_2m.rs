@@ -21,7 +21,13 @@ impl<S: State> Solver<S> for DpmSolverPp2M {
     fn order(&self) -> f64 {
         2.0
     }
-    fn step(&self, step: &Step<'_, S>, x: S, cache: &mut Cache<S>, _noise: &mut dyn BrownianPath<S>) -> Result<S> {
+    fn step(
+        &self,
+        step: &Step<'_, S>,
+        x: S,
+        cache: &mut Cache<S>,
+        _noise: &mut dyn BrownianPath<S>,
+    ) -> Result<S> {
         let sch = step.schedule;
         let e = step.eval(&x, step.t0)?;
         let (s0, s1, a1) = (sch.sigma(step.t0), sch.sigma(step.t1), sch.alpha(step.t1));

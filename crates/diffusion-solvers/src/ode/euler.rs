@@ -23,7 +23,13 @@ impl<S: State> Solver<S> for Euler {
     fn order(&self) -> f64 {
         1.0
     }
-    fn step(&self, step: &Step<'_, S>, x: S, _cache: &mut Cache<S>, _noise: &mut dyn BrownianPath<S>) -> Result<S> {
+    fn step(
+        &self,
+        step: &Step<'_, S>,
+        x: S,
+        _cache: &mut Cache<S>,
+        _noise: &mut dyn BrownianPath<S>,
+    ) -> Result<S> {
         let e = step.eval(&x, step.t0)?;
         Ok(edm_euler_move(step.schedule, &x, step.t0, step.t1, &e.eps))
     }

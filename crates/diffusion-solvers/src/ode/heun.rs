@@ -21,7 +21,13 @@ impl<S: State> Solver<S> for Heun {
     fn order(&self) -> f64 {
         2.0
     }
-    fn step(&self, step: &Step<'_, S>, x: S, _cache: &mut Cache<S>, _noise: &mut dyn BrownianPath<S>) -> Result<S> {
+    fn step(
+        &self,
+        step: &Step<'_, S>,
+        x: S,
+        _cache: &mut Cache<S>,
+        _noise: &mut dyn BrownianPath<S>,
+    ) -> Result<S> {
         let sch = step.schedule;
         let e0 = step.eval(&x, step.t0)?;
         let x_pred = edm_euler_move(sch, &x, step.t0, step.t1, &e0.eps);

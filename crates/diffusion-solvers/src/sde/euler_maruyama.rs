@@ -26,7 +26,13 @@ impl<S: State> Solver<S> for EulerMaruyama {
     fn is_stochastic(&self) -> bool {
         true
     }
-    fn step(&self, step: &Step<'_, S>, x: S, _cache: &mut Cache<S>, noise: &mut dyn BrownianPath<S>) -> Result<S> {
+    fn step(
+        &self,
+        step: &Step<'_, S>,
+        x: S,
+        _cache: &mut Cache<S>,
+        noise: &mut dyn BrownianPath<S>,
+    ) -> Result<S> {
         let sch = step.schedule;
         let (t0, t1) = (step.t0, step.t1);
         let e = step.eval(&x, t0)?;
