@@ -11,10 +11,12 @@
 /// Emits the link arguments that keep libtorch_cuda.so (and libc10_cuda.so) in DT_NEEDED.
 fn link_torch_cuda() {
     println!("cargo:rerun-if-env-changed=DEP_TCH_LIBTORCH_LIB");
+    println!("cargo:rustc-check-cfg=cfg(torch_cuda_linked)");
     let Ok(dir) = std::env::var("DEP_TCH_LIBTORCH_LIB") else {
         return;
     };
     let dir = std::path::Path::new(&dir);
+    println!("cargo:rustc-env=DIFFUSION_LIBTORCH_LIB_AT_BUILD={}", dir.display());
     if dir.join("libtorch_cuda.so").exists() {
         let mut libs = String::from("-Wl,--no-as-needed,-ltorch_cuda");
         if dir.join("libc10_cuda.so").exists() {
@@ -25,5 +27,4 @@ fn link_torch_cuda() {
         println!("cargo:rustc-link-arg={libs}");
         println!("cargo:rustc-cfg=torch_cuda_linked");
     }
-    println!("cargo:rustc-check-cfg=cfg(torch_cuda_linked)");
 }

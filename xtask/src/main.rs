@@ -1,1 +1,134 @@
-fn main() {}
+//! The project runner: `cargo xtask <command>`.
+//!
+//! - `setup`: make libtorch available (once) and print where it is.
+//! - `demo`: build and run the end-to-end demo of the `diffusion` program.
+//! - `test`: the whole test suite (`cargo test --workspace`) with libtorch wired in.
+//! - `ci`: `cargo fmt --check`, clippy with `-D warnings`, then `test`.
+//! - `doctor`: `diffusion doctor` (libtorch version, CUDA, device, a matmul check).
+//! - `env`: shell `export` lines that let plain `cargo` commands find libtorch.
+//! - `run -- <cargo args>`: any cargo command with libtorch wired in.
+//!
+//! libtorch comes from `$LIBTORCH` when set; otherwise from a Python virtual environment with
+//! `torch==2.11.0` (the version `tch = 0.24.0` expects), created once in a per-user cache shared
+//! by all clones: `$DIFFUSION_CACHE_DIR`, else `$XDG_CACHE_HOME/diffusion-rs`, else
+//! `~/.cache/diffusion-rs`. The Python used to create it is `$DIFFUSION_PYTHON`, else `python3`.
+
+mod libtorch;
+
+use anyhow::{bail, Context, Result};
+use libtorch::Libtorch;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const USAGE: &str = "usage: cargo xtask <setup|demo|test|ci|doctor|env|run> [args...]
+
+  setup            install libtorch (torch==2.11.0 in a cached venv) unless $LIBTORCH is set
+  demo [args]      run the end-to-end demo (`diffusion demo`), writing into out/demo
+  test [args]      run the whole test suite (extra args go to `cargo test`)
+  ci               cargo fmt --check, clippy -D warnings, then the test suite
+  doctor           print libtorch version, CUDA availability, device and a matmul check
+  env              print shell exports so plain cargo commands find libtorch
+  run -- <args>    run any cargo command with libtorch wired in";
+
+fn main() {
+    if let Err(e) = real_main() {
+        eprintln!("xtask error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn real_main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let (cmd, rest) = match args.split_first() {
+        Some((c, r)) => (c.as_str(), r.to_vec()),
+        None => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+    };
+    let root = workspace_root()?;
+    match cmd {
+        "setup" => {
+            let lt = Libtorch::resolve()?;
+            lt.describe();
+            Ok(())
+        }
+        "demo" => {
+            let lt = Libtorch::resolve()?;
+            let mut a = vec!["run", "--quiet", "-p", "diffusion", "--bin", "diffusion", "--", "demo", "--out"];
+            let out = root.join("out").join("demo");
+            let out_s = out.to_string_lossy().to_string();
+            a.push(&out_s);
+            let mut full: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            full.extend(rest);
+            cargo(&root, &lt, &full)
+        }
+        "test" => {
+            let lt = Libtorch::resolve()?;
+            let mut full = vec!["test".to_string(), "--workspace".to_string()];
+            full.extend(rest);
+            cargo(&root, &lt, &full)
+        }
+        "ci" => {
+            let lt = Libtorch::resolve()?;
+            cargo(&root, &lt, &strings(&["fmt", "--all", "--", "--check"]))?;
+            cargo(&root, &lt, &strings(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+            cargo(&root, &lt, &strings(&["test", "--workspace"]))
+        }
+        "doctor" => {
+            let lt = Libtorch::resolve()?;
+            cargo(&root, &lt, &strings(&["run", "--quiet", "-p", "diffusion", "--bin", "diffusion", "--", "doctor"]))
+        }
+        "env" => {
+            let lt = Libtorch::resolve()?;
+            for (k, v) in lt.env() {
+                println!("export {k}={}", shell_quote(&v));
+            }
+            Ok(())
+        }
+        "run" => {
+            let lt = Libtorch::resolve()?;
+            let rest: Vec<String> = rest.into_iter().skip_while(|a| a == "--").collect();
+            if rest.is_empty() {
+                bail!("`cargo xtask run -- <cargo args>` needs cargo arguments");
+            }
+            cargo(&root, &lt, &rest)
+        }
+        "help" | "--help" | "-h" => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        other => bail!("unknown command `{other}`\n{USAGE}"),
+    }
+}
+
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| s.to_string()).collect()
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+fn workspace_root() -> Result<PathBuf> {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.parent()
+        .map(Path::to_path_buf)
+        .context("xtask lives one level below the workspace root")
+}
+
+/// Runs `cargo <args>` in the workspace root with libtorch's environment.
+fn cargo(root: &Path, lt: &Libtorch, args: &[String]) -> Result<()> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let status = Command::new(cargo)
+        .args(args)
+        .current_dir(root)
+        .envs(lt.env())
+        .status()
+        .context("failed to start cargo")?;
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
