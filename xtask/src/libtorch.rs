@@ -35,33 +35,60 @@ impl Libtorch {
             let version = std::fs::read_to_string(dir.join("build-version"))
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| "unknown (no build-version file)".into());
-            return Ok(Libtorch { libtorch: Some(dir), venv: None, lib_dir, version });
+            return Ok(Libtorch {
+                libtorch: Some(dir),
+                venv: None,
+                lib_dir,
+                version,
+            });
         }
         let venv = cache_root()?.join(format!("torch-{TORCH_VERSION}"));
         if let Some((version, lib_dir)) = probe(&venv) {
             if version.starts_with(TORCH_VERSION) {
-                return Ok(Libtorch { libtorch: None, venv: Some(venv), lib_dir, version });
+                return Ok(Libtorch {
+                    libtorch: None,
+                    venv: Some(venv),
+                    lib_dir,
+                    version,
+                });
             }
-            eprintln!("xtask: {} has torch {version}, need {TORCH_VERSION}; reinstalling", venv.display());
+            eprintln!(
+                "xtask: {} has torch {version}, need {TORCH_VERSION}; reinstalling",
+                venv.display()
+            );
         }
         install(&venv)?;
         let (version, lib_dir) = probe(&venv).with_context(|| {
-            format!("torch was installed into {} but cannot be imported", venv.display())
+            format!(
+                "torch was installed into {} but cannot be imported",
+                venv.display()
+            )
         })?;
-        Ok(Libtorch { libtorch: None, venv: Some(venv), lib_dir, version })
+        Ok(Libtorch {
+            libtorch: None,
+            venv: Some(venv),
+            lib_dir,
+            version,
+        })
     }
 
     /// Prints where libtorch is.
     pub fn describe(&self) {
         match (&self.libtorch, &self.venv) {
             (Some(d), _) => println!("libtorch: $LIBTORCH = {}", d.display()),
-            (_, Some(v)) => println!("libtorch: torch {} in the venv {}", self.version, v.display()),
+            (_, Some(v)) => println!(
+                "libtorch: torch {} in the venv {}",
+                self.version,
+                v.display()
+            ),
             _ => {}
         }
         println!("libtorch version: {}", self.version);
         println!("shared libraries: {}", self.lib_dir.display());
         let cuda = self.lib_dir.join("libtorch_cuda.so").exists();
-        println!("libtorch_cuda.so present: {cuda} (binaries link it with --no-as-needed when present)");
+        println!(
+            "libtorch_cuda.so present: {cuda} (binaries link it with --no-as-needed when present)"
+        );
     }
 
     /// The environment variables cargo and the binaries it runs need.
@@ -72,7 +99,10 @@ impl Libtorch {
             env.push(("VIRTUAL_ENV".into(), venv.display().to_string()));
             env.push(("PATH".into(), prepend(&venv.join("bin"), "PATH")));
         }
-        env.push(("LD_LIBRARY_PATH".into(), prepend(&self.lib_dir, "LD_LIBRARY_PATH")));
+        env.push((
+            "LD_LIBRARY_PATH".into(),
+            prepend(&self.lib_dir, "LD_LIBRARY_PATH"),
+        ));
         env
     }
 }
@@ -92,9 +122,9 @@ fn cache_root() -> Result<PathBuf> {
     if let Some(d) = std::env::var_os("XDG_CACHE_HOME").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(d).join("diffusion-rs"));
     }
-    let home = std::env::var_os("HOME").filter(|v| !v.is_empty()).context(
-        "cannot find a cache folder: set DIFFUSION_CACHE_DIR, XDG_CACHE_HOME or HOME",
-    )?;
+    let home = std::env::var_os("HOME")
+        .filter(|v| !v.is_empty())
+        .context("cannot find a cache folder: set DIFFUSION_CACHE_DIR, XDG_CACHE_HOME or HOME")?;
     Ok(PathBuf::from(home).join(".cache").join("diffusion-rs"))
 }
 
@@ -106,7 +136,11 @@ fn probe(venv: &Path) -> Option<(String, PathBuf)> {
     if !python.exists() || !venv.join(".complete").exists() {
         return None;
     }
-    let out = Command::new(&python).args(["-c", PROBE]).stderr(Stdio::null()).output().ok()?;
+    let out = Command::new(&python)
+        .args(["-c", PROBE])
+        .stderr(Stdio::null())
+        .output()
+        .ok()?;
     if !out.status.success() {
         return None;
     }
@@ -121,10 +155,14 @@ fn probe(venv: &Path) -> Option<(String, PathBuf)> {
 /// place, so an interrupted install never leaves a half-made venv that looks complete.
 fn install(venv: &Path) -> Result<()> {
     let parent = venv.parent().context("venv path has no parent")?;
-    std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    std::fs::create_dir_all(parent)
+        .with_context(|| format!("cannot create {}", parent.display()))?;
     let python = std::env::var("DIFFUSION_PYTHON").unwrap_or_else(|_| "python3".into());
     let ok = Command::new(&python)
-        .args(["-c", "import sys, venv, ensurepip; assert sys.version_info >= (3, 10)"])
+        .args([
+            "-c",
+            "import sys, venv, ensurepip; assert sys.version_info >= (3, 10)",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status();
@@ -141,12 +179,21 @@ fn install(venv: &Path) -> Result<()> {
         ),
         Ok(_) => {}
     }
-    let tmp = parent.join(format!(".torch-{TORCH_VERSION}.partial-{}", std::process::id()));
+    let tmp = parent.join(format!(
+        ".torch-{TORCH_VERSION}.partial-{}",
+        std::process::id()
+    ));
     if tmp.exists() {
         std::fs::remove_dir_all(&tmp).ok();
     }
-    eprintln!("xtask: creating a Python venv for libtorch in {} (once per machine)", venv.display());
-    run(Command::new(&python).args(["-m", "venv"]).arg(&tmp), "python3 -m venv")?;
+    eprintln!(
+        "xtask: creating a Python venv for libtorch in {} (once per machine)",
+        venv.display()
+    );
+    run(
+        Command::new(&python).args(["-m", "venv"]).arg(&tmp),
+        "python3 -m venv",
+    )?;
     let tmp_python = tmp.join("bin").join("python");
     eprintln!("xtask: pip install torch=={TORCH_VERSION} (about 3 GB with its CUDA libraries; a few minutes)");
     let pip = run(
@@ -171,7 +218,8 @@ fn install(venv: &Path) -> Result<()> {
     }
     std::fs::write(tmp.join(".complete"), TORCH_VERSION)?;
     if venv.exists() {
-        std::fs::remove_dir_all(venv).with_context(|| format!("cannot replace {}", venv.display()))?;
+        std::fs::remove_dir_all(venv)
+            .with_context(|| format!("cannot replace {}", venv.display()))?;
     }
     match std::fs::rename(&tmp, venv) {
         Ok(()) => Ok(()),
@@ -185,7 +233,9 @@ fn install(venv: &Path) -> Result<()> {
 }
 
 fn run(cmd: &mut Command, what: &str) -> Result<()> {
-    let status = cmd.status().with_context(|| format!("cannot start `{what}`"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot start `{what}`"))?;
     if !status.success() {
         bail!("`{what}` failed ({status})");
     }

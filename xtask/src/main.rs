@@ -55,7 +55,17 @@ fn real_main() -> Result<()> {
         }
         "demo" => {
             let lt = Libtorch::resolve()?;
-            let mut a = vec!["run", "--quiet", "-p", "diffusion", "--bin", "diffusion", "--", "demo", "--out"];
+            let mut a = vec![
+                "run",
+                "--quiet",
+                "-p",
+                "diffusion",
+                "--bin",
+                "diffusion",
+                "--",
+                "demo",
+                "--out",
+            ];
             let out = root.join("out").join("demo");
             let out_s = out.to_string_lossy().to_string();
             a.push(&out_s);
@@ -72,12 +82,36 @@ fn real_main() -> Result<()> {
         "ci" => {
             let lt = Libtorch::resolve()?;
             cargo(&root, &lt, &strings(&["fmt", "--all", "--", "--check"]))?;
-            cargo(&root, &lt, &strings(&["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+            cargo(
+                &root,
+                &lt,
+                &strings(&[
+                    "clippy",
+                    "--workspace",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ]),
+            )?;
             cargo(&root, &lt, &strings(&["test", "--workspace"]))
         }
         "doctor" => {
             let lt = Libtorch::resolve()?;
-            cargo(&root, &lt, &strings(&["run", "--quiet", "-p", "diffusion", "--bin", "diffusion", "--", "doctor"]))
+            cargo(
+                &root,
+                &lt,
+                &strings(&[
+                    "run",
+                    "--quiet",
+                    "-p",
+                    "diffusion",
+                    "--bin",
+                    "diffusion",
+                    "--",
+                    "doctor",
+                ]),
+            )
         }
         "env" => {
             let lt = Libtorch::resolve()?;

@@ -24,7 +24,7 @@ pub use brownian::{BrownianPath, BrownianTree, IndependentIncrements};
 pub use error::{CoreError, Result};
 pub use grid::TimeGrid;
 pub use noise::{HostNoise, NoiseSource};
-pub use prediction::{denoise, Coeffs, Denoiser, Prediction};
+pub use prediction::{denoise, Coeffs, Counted, Denoiser, Prediction};
 pub use schedule::NoiseSchedule;
 pub use spec::Spec;
 pub use state::{Phase, State};

@@ -154,6 +154,33 @@ where
     }
 }
 
+/// Wraps a denoiser and counts its evaluations (the NFE of a sampling run).
+pub struct Counted<'a, S> {
+    inner: &'a dyn Denoiser<S>,
+    calls: std::cell::Cell<usize>,
+}
+
+impl<'a, S> Counted<'a, S> {
+    /// Starts counting calls to `inner` from zero.
+    pub fn new(inner: &'a dyn Denoiser<S>) -> Self {
+        Counted {
+            inner,
+            calls: std::cell::Cell::new(0),
+        }
+    }
+    /// Number of evaluations so far.
+    pub fn calls(&self) -> usize {
+        self.calls.get()
+    }
+}
+
+impl<S> Denoiser<S> for Counted<'_, S> {
+    fn predict(&self, x: &S, t: f64) -> Result<Prediction<S>> {
+        self.calls.set(self.calls.get() + 1);
+        self.inner.predict(x, t)
+    }
+}
+
 /// Queries `model` at `(x, t)` and resolves the answer into `(x0_hat, eps_hat)` with the
 /// coefficients of `schedule`; non-finite outputs are an error naming `t`.
 pub fn denoise<S: State>(

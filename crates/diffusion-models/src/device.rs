@@ -16,9 +16,14 @@ pub fn parse_device(text: &str) -> Result<Device> {
         "cpu" => Ok(Device::Cpu),
         "auto" => Ok(Device::cuda_if_available()),
         "cuda" | "gpu" => cuda_device(0, text),
-        _ => match t.strip_prefix("cuda:").and_then(|i| i.parse::<usize>().ok()) {
+        _ => match t
+            .strip_prefix("cuda:")
+            .and_then(|i| i.parse::<usize>().ok())
+        {
             Some(i) => cuda_device(i, text),
-            None => Err(ModelError::DeviceUnavailable(format!("{text} (expected cpu, cuda, cuda:N or auto)"))),
+            None => Err(ModelError::DeviceUnavailable(format!(
+                "{text} (expected cpu, cuda, cuda:N or auto)"
+            ))),
         },
     }
 }
@@ -52,11 +57,18 @@ fn loaded_version(lib: &std::path::Path) -> Option<String> {
     if let Ok(text) = std::fs::read_to_string(root.join("version.py")) {
         for line in text.lines() {
             if let Some(v) = line.strip_prefix("__version__") {
-                return Some(v.trim_start_matches([' ', '=']).trim().trim_matches(['\'', '"']).to_string());
+                return Some(
+                    v.trim_start_matches([' ', '='])
+                        .trim()
+                        .trim_matches(['\'', '"'])
+                        .to_string(),
+                );
             }
         }
     }
-    std::fs::read_to_string(root.join("build-version")).ok().map(|s| s.trim().to_string())
+    std::fs::read_to_string(root.join("build-version"))
+        .ok()
+        .map(|s| s.trim().to_string())
 }
 
 fn gpu_names() -> Vec<String> {
@@ -65,7 +77,12 @@ fn gpu_names() -> Vec<String> {
         .output()
         .ok()
         .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).lines().map(|l| l.trim().to_string()).collect())
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .map(|l| l.trim().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -110,13 +127,25 @@ pub struct DoctorReport {
 fn check_matmul(device: Device) -> MatmulCheck {
     // Correctness: a 64 x 48 by 48 x 32 product against a plain f64 triple loop.
     let (m, k, n) = (64usize, 48usize, 32usize);
-    let a: Vec<f64> = (0..m * k).map(|i| ((i * 37 % 101) as f64 - 50.0) / 25.0).collect();
-    let b: Vec<f64> = (0..k * n).map(|i| ((i * 53 % 97) as f64 - 48.0) / 24.0).collect();
-    let ta = Tensor::from_slice(&a).reshape([m as i64, k as i64]).to_device(device);
-    let tb = Tensor::from_slice(&b).reshape([k as i64, n as i64]).to_device(device);
+    let a: Vec<f64> = (0..m * k)
+        .map(|i| ((i * 37 % 101) as f64 - 50.0) / 25.0)
+        .collect();
+    let b: Vec<f64> = (0..k * n)
+        .map(|i| ((i * 53 % 97) as f64 - 48.0) / 24.0)
+        .collect();
+    let ta = Tensor::from_slice(&a)
+        .reshape([m as i64, k as i64])
+        .to_device(device);
+    let tb = Tensor::from_slice(&b)
+        .reshape([k as i64, n as i64])
+        .to_device(device);
     let tc = ta.matmul(&tb).to_device(Device::Cpu);
     let got: Vec<f64> = Vec::<f64>::try_from(&tc.reshape([-1])).unwrap_or_default();
-    let mut max_abs_err: f64 = if got.len() == m * n { 0.0 } else { f64::INFINITY };
+    let mut max_abs_err: f64 = if got.len() == m * n {
+        0.0
+    } else {
+        f64::INFINITY
+    };
     for i in 0..m {
         for j in 0..n {
             let want: f64 = (0..k).map(|l| a[i * k + l] * b[l * n + j]).sum();
@@ -150,8 +179,14 @@ fn check_matmul(device: Device) -> MatmulCheck {
 /// Runs every check (a second or two on a CPU).
 pub fn doctor() -> DoctorReport {
     let libs = mapped_libraries("libtorch_cpu.so");
-    let libtorch_path = libs.first().map(|p| p.display().to_string()).unwrap_or_else(|| "not mapped".into());
-    let libtorch_version = libs.first().and_then(|p| loaded_version(p)).unwrap_or_else(|| "unknown".into());
+    let libtorch_path = libs
+        .first()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "not mapped".into());
+    let libtorch_version = libs
+        .first()
+        .and_then(|p| loaded_version(p))
+        .unwrap_or_else(|| "unknown".into());
     let cuda_available = tch::Cuda::is_available();
     let mut checks = vec![check_matmul(Device::Cpu)];
     if cuda_available {
@@ -160,7 +195,9 @@ pub fn doctor() -> DoctorReport {
     DoctorReport {
         libtorch_version,
         libtorch_path,
-        build_lib_dir: option_env!("DIFFUSION_LIBTORCH_LIB_AT_BUILD").unwrap_or("unknown").to_string(),
+        build_lib_dir: option_env!("DIFFUSION_LIBTORCH_LIB_AT_BUILD")
+            .unwrap_or("unknown")
+            .to_string(),
         cuda_linked_at_build: cfg!(torch_cuda_linked),
         cuda_library_loaded: !mapped_libraries("libtorch_cuda.so").is_empty(),
         cuda_available,
@@ -177,8 +214,16 @@ impl std::fmt::Display for DoctorReport {
         writeln!(f, "libtorch version        {}", self.libtorch_version)?;
         writeln!(f, "libtorch loaded from    {}", self.libtorch_path)?;
         writeln!(f, "libtorch lib at build   {}", self.build_lib_dir)?;
-        writeln!(f, "libtorch_cuda linked    {} (at build), {} (loaded now)", self.cuda_linked_at_build, self.cuda_library_loaded)?;
-        writeln!(f, "CUDA available          {} ({} device(s)), cuDNN {}", self.cuda_available, self.cuda_devices, self.cudnn_available)?;
+        writeln!(
+            f,
+            "libtorch_cuda linked    {} (at build), {} (loaded now)",
+            self.cuda_linked_at_build, self.cuda_library_loaded
+        )?;
+        writeln!(
+            f,
+            "CUDA available          {} ({} device(s)), cuDNN {}",
+            self.cuda_available, self.cuda_devices, self.cudnn_available
+        )?;
         for (i, name) in self.gpu_names.iter().enumerate() {
             writeln!(f, "GPU {i}                   {name}")?;
         }

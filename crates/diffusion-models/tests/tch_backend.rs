@@ -2,7 +2,10 @@
 //! the solvers run unchanged on `tch::Tensor`.
 
 use diffusion_core::schedule::VpLinear;
-use diffusion_core::{BrownianTree, GaussianMixture, HostNoise, IndependentIncrements, NoiseSchedule, NoiseSource, State, TimeGrid};
+use diffusion_core::{
+    BrownianTree, GaussianMixture, HostNoise, IndependentIncrements, NoiseSchedule, NoiseSource,
+    State, TimeGrid,
+};
 use diffusion_solvers::{registry, sample, NoObserver};
 use ndarray::Array2;
 use tch::{Device, Kind, Tensor};
@@ -19,10 +22,20 @@ fn state_ops_agree_between_ndarray_and_tch() {
     let b_nd: Array2<f64> = HostNoise::new(2).standard_normal(&like_nd);
     let a_t: Tensor = HostNoise::new(1).standard_normal(&like_t);
     let b_t: Tensor = HostNoise::new(2).standard_normal(&like_t);
-    assert_eq!(a_t.to_host(), a_nd.to_host(), "HostNoise must give identical numbers on both backends");
+    assert_eq!(
+        a_t.to_host(),
+        a_nd.to_host(),
+        "HostNoise must give identical numbers on both backends"
+    );
     let pairs = [
-        (a_nd.lincomb(0.3, &b_nd, -1.7).to_host(), a_t.lincomb(0.3, &b_t, -1.7).to_host()),
-        (a_nd.lincomb3(0.5, &b_nd, 2.0, &a_nd, -0.25).to_host(), a_t.lincomb3(0.5, &b_t, 2.0, &a_t, -0.25).to_host()),
+        (
+            a_nd.lincomb(0.3, &b_nd, -1.7).to_host(),
+            a_t.lincomb(0.3, &b_t, -1.7).to_host(),
+        ),
+        (
+            a_nd.lincomb3(0.5, &b_nd, 2.0, &a_nd, -0.25).to_host(),
+            a_t.lincomb3(0.5, &b_t, 2.0, &a_t, -0.25).to_host(),
+        ),
         (a_nd.scale(-3.0).to_host(), a_t.scale(-3.0).to_host()),
         (a_nd.zeros_like().to_host(), a_t.zeros_like().to_host()),
     ];
@@ -58,17 +71,57 @@ fn every_solver_gives_the_same_samples_on_ndarray_and_tch() {
         let s_t = registry::build::<Tensor>(info.name).unwrap();
         let mut tree_nd = BrownianTree::with_default_tol(5, 0.0, 1.0).unwrap();
         let mut tree_t = BrownianTree::with_default_tol(5, 0.0, 1.0).unwrap();
-        let out_nd = sample(s_nd.as_ref(), &den, &vp, &grid, x_nd.clone(), &mut tree_nd, &mut NoObserver).unwrap();
-        let out_t = sample(s_t.as_ref(), &den, &vp, &grid, x_t.shallow_clone(), &mut tree_t, &mut NoObserver).unwrap();
-        let diff = (&out_nd - &to_array(&out_t, 64, 2)).mapv(f64::abs).fold(0.0_f64, |a, &b| a.max(b));
+        let out_nd = sample(
+            s_nd.as_ref(),
+            &den,
+            &vp,
+            &grid,
+            x_nd.clone(),
+            &mut tree_nd,
+            &mut NoObserver,
+        )
+        .unwrap();
+        let out_t = sample(
+            s_t.as_ref(),
+            &den,
+            &vp,
+            &grid,
+            x_t.shallow_clone(),
+            &mut tree_t,
+            &mut NoObserver,
+        )
+        .unwrap();
+        let diff = (&out_nd - &to_array(&out_t, 64, 2))
+            .mapv(f64::abs)
+            .fold(0.0_f64, |a, &b| a.max(b));
         assert!(diff < 1e-6, "{}: max difference {diff}", info.name);
     }
     // Independent increments drawn from HostNoise agree too.
     let s = registry::build::<Tensor>("euler-maruyama").unwrap();
     let s_nd = registry::build::<Array2<f64>>("euler-maruyama").unwrap();
-    let a = sample(s.as_ref(), &den, &vp, &grid, x_t.shallow_clone(), &mut IndependentIncrements::seeded(3), &mut NoObserver).unwrap();
-    let b = sample(s_nd.as_ref(), &den, &vp, &grid, x_nd, &mut IndependentIncrements::seeded(3), &mut NoObserver).unwrap();
-    let diff = (&b - &to_array(&a, 64, 2)).mapv(f64::abs).fold(0.0_f64, |x, &y| x.max(y));
+    let a = sample(
+        s.as_ref(),
+        &den,
+        &vp,
+        &grid,
+        x_t.shallow_clone(),
+        &mut IndependentIncrements::seeded(3),
+        &mut NoObserver,
+    )
+    .unwrap();
+    let b = sample(
+        s_nd.as_ref(),
+        &den,
+        &vp,
+        &grid,
+        x_nd,
+        &mut IndependentIncrements::seeded(3),
+        &mut NoObserver,
+    )
+    .unwrap();
+    let diff = (&b - &to_array(&a, 64, 2))
+        .mapv(f64::abs)
+        .fold(0.0_f64, |x, &y| x.max(y));
     assert!(diff < 1e-6, "independent increments: {diff}");
 }
 

@@ -1,0 +1,39 @@
+//! `diffusion solvers` and `diffusion methods`.
+
+use anyhow::Result;
+use diffusion::core::{grid::GRIDS, schedule::SCHEDULES};
+use diffusion::solvers::registry::SOLVERS;
+
+pub fn solvers() -> Result<()> {
+    println!(
+        "{:<22} {:<6} {:<11} {:<32} paper",
+        "solver", "order", "stochastic", "params (defaults)"
+    );
+    for s in SOLVERS {
+        println!(
+            "{:<22} {:<6} {:<11} {:<32} {}",
+            s.name,
+            s.order,
+            s.stochastic,
+            if s.params.is_empty() { "-" } else { s.params },
+            s.paper
+        );
+    }
+    println!("\nschedules (--schedule name:key=value,...):");
+    for (name, params) in SCHEDULES {
+        println!("  {name:<20} {params}");
+    }
+    println!("\ngrids (--grid name:key=value,...):");
+    for (name, params) in GRIDS {
+        println!("  {name:<20} {params}");
+    }
+    Ok(())
+}
+
+/// docs/methods.md is the one list of methods; the program prints it.
+const METHODS: &str = include_str!("../../../../docs/methods.md");
+
+pub fn methods() -> Result<()> {
+    print!("{METHODS}");
+    Ok(())
+}
