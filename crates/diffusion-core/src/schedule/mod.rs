@@ -4,12 +4,28 @@
 //! coefficients `alpha(t)`, `sigma(t)`, the half log-SNR `lambda(t) = ln(alpha / sigma)` and its
 //! inverse, and the linear SDE `dx = f(t) x dt + g(t) dW` that has these marginals, with
 //! `f = d ln(alpha)/dt` and `g^2 = d(sigma^2)/dt - 2 f sigma^2`. Samplers run from the largest
-//! time to the smallest; EDM and VE use `t = sigma`. See docs/notation.md for each paper's symbols.
+//! time to the smallest; EDM uses `t = sigma` (so does k-diffusion's VE), while Score SDE's `ve`
+//! keeps its own `t in [0, 1]`, and discrete DDPM tables use the table index as time.
+//! See docs/notation.md for each paper's symbols.
 
+mod ddpm_discrete;
 mod edm;
+mod flow;
+mod sub_vp;
+mod trigflow;
+mod ve;
+mod vp_cosine;
 mod vp_linear;
 
+pub use ddpm_discrete::{
+    betas_for_alpha_bar, rescale_zero_terminal_snr, BetaSchedule, DdpmDiscrete, ZERO_SNR_ALPHA_BAR,
+};
 pub use edm::Edm;
+pub use flow::RectifiedFlow;
+pub use sub_vp::SubVp;
+pub use trigflow::TrigFlow;
+pub use ve::Ve;
+pub use vp_cosine::VpCosine;
 pub use vp_linear::VpLinear;
 
 use crate::error::{CoreError, Result};
@@ -22,6 +38,35 @@ pub const SCHEDULES: &[(&str, &str)] = &[
         "beta_min=0.1,beta_max=20,t_max=1 (Song et al. 2021, arXiv:2011.13456)",
     ),
     ("edm", "sigma_max=80 (Karras et al. 2022, arXiv:2206.00364)"),
+    (
+        "vp-cosine",
+        "s=0.008,t_max=0.9946 (Nichol & Dhariwal 2021, arXiv:2102.09672)",
+    ),
+    (
+        "sub-vp",
+        "beta_min=0.1,beta_max=20,t_max=1 (Song et al. 2021, arXiv:2011.13456)",
+    ),
+    (
+        "ve",
+        "sigma_min=0.01,sigma_max=50 (Song et al. 2021, arXiv:2011.13456)",
+    ),
+    (
+        "flow",
+        "no parameters (Liu et al. 2022, arXiv:2209.03003; Lipman et al. 2022, arXiv:2210.02747)",
+    ),
+    ("trigflow", "sigma_d=1 (Lu & Song 2024, arXiv:2410.11081)"),
+    (
+        "ddpm-linear",
+        "n=1000,beta_start=0.0001,beta_end=0.02,zero_snr=0 (Ho et al. 2020, arXiv:2006.11239)",
+    ),
+    (
+        "ddpm-scaled-linear",
+        "n=1000,beta_start=0.00085,beta_end=0.012,zero_snr=0 (Rombach et al. 2022, arXiv:2112.10752)",
+    ),
+    (
+        "ddpm-cosine",
+        "n=1000,max_beta=0.999,zero_snr=0 (Nichol & Dhariwal 2021, arXiv:2102.09672)",
+    ),
 ];
 
 /// Builds a schedule from a spec such as `vp-linear:beta_max=20` or `edm:sigma_max=80`.
@@ -34,6 +79,39 @@ pub fn build(text: &str) -> Result<Box<dyn NoiseSchedule>> {
             spec.take("t_max", 1.0),
         )?),
         "edm" => Box::new(Edm::new(spec.take("sigma_max", 80.0))?),
+        "vp-cosine" => Box::new(VpCosine::new(
+            spec.take("s", 0.008),
+            spec.take("t_max", 0.9946),
+        )?),
+        "sub-vp" => Box::new(SubVp::new(
+            spec.take("beta_min", 0.1),
+            spec.take("beta_max", 20.0),
+            spec.take("t_max", 1.0),
+        )?),
+        "ve" => Box::new(Ve::new(
+            spec.take("sigma_min", 0.01),
+            spec.take("sigma_max", 50.0),
+        )?),
+        "flow" => Box::new(RectifiedFlow::new()),
+        "trigflow" => Box::new(TrigFlow::new(spec.take("sigma_d", 1.0))?),
+        "ddpm-linear" | "ddpm-scaled-linear" | "ddpm-cosine" => {
+            let n = ddpm_discrete::count("n", spec.take("n", 1000.0))?;
+            let kind = match spec.name.as_str() {
+                "ddpm-linear" => BetaSchedule::Linear {
+                    beta_start: spec.take("beta_start", 1e-4),
+                    beta_end: spec.take("beta_end", 0.02),
+                },
+                "ddpm-scaled-linear" => BetaSchedule::ScaledLinear {
+                    beta_start: spec.take("beta_start", 0.00085),
+                    beta_end: spec.take("beta_end", 0.012),
+                },
+                _ => BetaSchedule::SquaredCosCapV2 {
+                    max_beta: spec.take("max_beta", 0.999),
+                },
+            };
+            let zero_snr = ddpm_discrete::flag("zero_snr", spec.take("zero_snr", 0.0))?;
+            Box::new(DdpmDiscrete::new(kind, n, zero_snr)?)
+        }
         _ => {
             let known: Vec<&str> = SCHEDULES.iter().map(|s| s.0).collect();
             return Err(spec.unknown("schedule", &known));
@@ -131,6 +209,27 @@ pub(crate) fn check_range(name: &'static str, lo: f64, hi: f64) -> Result<()> {
             name,
             format!("need finite values with {lo} < {hi}"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{build, SCHEDULES};
+
+    #[test]
+    fn every_registered_schedule_builds_with_its_defaults() {
+        for (name, _) in SCHEDULES {
+            let s = build(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let (lo, hi) = s.t_range();
+            assert!(lo < hi, "{name}");
+            let mid = 0.5 * (lo + hi);
+            assert!(
+                s.lambda(lo) > s.lambda(mid) && s.lambda(mid) > s.lambda(hi),
+                "{name}"
+            );
+            assert!(s.alpha(mid).is_finite() && s.sigma(mid) > 0.0, "{name}");
+        }
+        assert!(build("no-such-schedule").is_err());
     }
 }
 
