@@ -32,7 +32,7 @@ impl Default for VpLinear {
 impl VpLinear {
     /// A VP-linear schedule; needs `0 <= beta_min < beta_max` and `t_max > 0`.
     pub fn new(beta_min: f64, beta_max: f64, t_max: f64) -> Result<Self> {
-        if !(beta_min >= 0.0) {
+        if beta_min.is_nan() || beta_min < 0.0 {
             return Err(CoreError::invalid(
                 "beta_min",
                 format!("must be >= 0, got {beta_min}"),

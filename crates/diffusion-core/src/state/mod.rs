@@ -32,6 +32,7 @@ pub trait State: Sized + Send + 'static {
     fn numel(&self) -> usize;
     /// A state shaped like `self` (same dtype and device) holding `values` in row-major order.
     /// `values.len()` must equal `self.numel()`.
+    #[allow(clippy::wrong_self_convention)] // `self` is the shape/dtype/device template
     fn from_host_like(&self, values: &[f64]) -> Self;
     /// All entries as host `f64` in row-major order (tests, fixtures, metrics).
     fn to_host(&self) -> Vec<f64>;
