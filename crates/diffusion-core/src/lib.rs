@@ -4,7 +4,9 @@
 //! arrays of any dimension, `tch::Tensor` behind the `tch` feature, phase-space pairs), explicit
 //! noise ([`NoiseSource`], [`HostNoise`]) and Brownian paths ([`BrownianTree`]), noise schedules
 //! on one continuous time axis, model predictions and their conversions, validated time grids,
-//! analytic Gaussian and Gaussian-mixture targets, and distances between distributions.
+//! analytic Gaussian and Gaussian-mixture targets, the optimal denoiser of a finite data set, the
+//! 2-D toy data sets, and distances between distributions (exact and sliced W2, MMD, energy
+//! distance, Gaussian KL and W2, NLL under an exact target).
 //!
 //! Everything here is pure Rust; `cargo test -p diffusion-core` needs neither Python nor libtorch.
 //! The notation is in `docs/notation.md`.
@@ -28,4 +30,4 @@ pub use prediction::{denoise, Coeffs, Counted, Denoiser, Prediction};
 pub use schedule::NoiseSchedule;
 pub use spec::Spec;
 pub use state::{Phase, State};
-pub use target::{Gaussian, GaussianMixture};
+pub use target::{EmpiricalData, Gaussian, GaussianMixture, Toy2d};

@@ -160,3 +160,60 @@ fn mixture_sampling_matches_its_moments_and_json_round_trips() {
     .is_err());
     assert!(Gaussian::new(vec![0.0, 0.0], vec![vec![1.0, 2.0], vec![2.0, 1.0]]).is_err());
 }
+
+#[test]
+fn data_level_mixture_log_density_integrates_to_one_and_matches_the_components() {
+    // 1-D mixture, trapezoid rule on [-20, 25] with step 1e-3: the tails beyond are below
+    // e^{-40} and the rule's error is below 1e-9 for these smooth densities.
+    let g = GaussianMixture::new(
+        vec![0.3, 0.7],
+        vec![vec![-1.0], vec![2.0]],
+        vec![vec![vec![0.25]], vec![vec![2.25]]],
+    )
+    .unwrap();
+    let (lo, hi, h) = (-20.0, 25.0, 1e-3);
+    let k = ((hi - lo) / h) as usize;
+    let xs = Array2::from_shape_fn((k + 1, 1), |(i, _)| lo + i as f64 * h);
+    let lp = g.log_density(&xs.view()).unwrap();
+    let mass: f64 = lp
+        .iter()
+        .enumerate()
+        .map(|(i, l)| if i == 0 || i == k { 0.5 } else { 1.0 } * l.exp() * h)
+        .sum();
+    assert!((mass - 1.0).abs() < 1e-9, "{mass}");
+    // Pointwise: the weighted sum of the 1-D normal densities.
+    let pdf = |x: f64, m: f64, s: f64| {
+        (-(x - m).powi(2) / (2.0 * s * s)).exp() / (s * (2.0 * std::f64::consts::PI).sqrt())
+    };
+    for &x in &[-3.0, -1.0, 0.5, 2.0, 7.0] {
+        let want = (0.3 * pdf(x, -1.0, 0.5) + 0.7 * pdf(x, 2.0, 1.5)).ln();
+        let got = g.log_density(&array![[x]].view()).unwrap()[0];
+        assert!((got - want).abs() < 1e-12, "{got} vs {want}");
+    }
+}
+
+#[test]
+fn data_level_log_density_of_one_component_is_the_gaussian_one() {
+    let gauss = Gaussian::new(vec![1.0, -1.0], vec![vec![0.6, 0.25], vec![0.25, 0.3]]).unwrap();
+    let gmm = GaussianMixture::from_gaussian(gauss.clone());
+    let x = Array2::from_shape_vec((5, 2), HostNoise::new(12).normals(10)).unwrap() * 3.0;
+    let a = gmm.log_density(&x.view()).unwrap();
+    let b = gauss.log_density(&x.view()).unwrap();
+    for (u, v) in a.iter().zip(&b) {
+        assert!((u - v).abs() < 1e-12, "{u} vs {v}");
+    }
+    // It is the sigma -> 0 limit of the diffused density (EDM: x_t = x_0 + t eps).
+    let s = Edm::default();
+    let c = gmm.log_density_t(&s, 1e-7, &x.view()).unwrap();
+    for (u, v) in a.iter().zip(&c) {
+        assert!((u - v).abs() < 1e-6 * (1.0 + v.abs()), "{u} vs {v}");
+    }
+    // Far from every component the log-sum-exp keeps it finite; wrong shapes and singular
+    // components are typed errors.
+    let ring = GaussianMixture::ring(8, 2.0, 0.1).unwrap();
+    let far = ring.log_density(&array![[500.0, 0.0]].view()).unwrap()[0];
+    assert!(far.is_finite() && far < -1e6, "{far}");
+    assert!(gmm.log_density(&Array2::zeros((2, 3)).view()).is_err());
+    let point = GaussianMixture::new(vec![1.0], vec![vec![0.0]], vec![vec![vec![0.0]]]).unwrap();
+    assert!(point.log_density(&array![[0.0]].view()).is_err());
+}

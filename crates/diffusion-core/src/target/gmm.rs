@@ -284,6 +284,32 @@ impl GaussianMixture {
         Ok((logp, score, den))
     }
 
+    /// `log p(x)` of each row under the mixture itself (the data level, no diffusion):
+    /// `log sum_k w_k N(x; mu_k, Sigma_k)`, computed with a log-sum-exp over the components.
+    /// Errors on a column mismatch and when a component's covariance is singular (that component
+    /// has no density); use [`GaussianMixture::log_density_t`] at `sigma(t) > 0` for those.
+    pub fn log_density(&self, x: &ArrayView2<'_, f64>) -> Result<Vec<f64>> {
+        check_cols(x, self.dim(), "Gaussian-mixture log-density input")?;
+        let per_comp = self
+            .components
+            .iter()
+            .zip(&self.weights)
+            .map(|(c, w)| Ok(c.log_density(x)?.into_iter().map(|l| l + w.ln()).collect()))
+            .collect::<Result<Vec<Vec<f64>>>>()?;
+        Ok((0..x.nrows())
+            .map(|i| {
+                let mx = per_comp
+                    .iter()
+                    .map(|l| l[i])
+                    .fold(f64::NEG_INFINITY, f64::max);
+                if !mx.is_finite() {
+                    return mx;
+                }
+                mx + per_comp.iter().map(|l| (l[i] - mx).exp()).sum::<f64>().ln()
+            })
+            .collect())
+    }
+
     /// `log p_t(x)` of each row under the diffused mixture (needs `sigma(t) > 0`).
     pub fn log_density_t(
         &self,

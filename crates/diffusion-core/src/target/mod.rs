@@ -4,12 +4,20 @@
 //! Under any linear schedule `x_t = alpha x_0 + sigma eps`, a Gaussian `N(mu, Sigma)` diffuses to
 //! `N(alpha mu, alpha^2 Sigma + sigma^2 I)`, and a Gaussian mixture to the mixture of its diffused
 //! components. These are the oracles every sampler is tested against.
+//!
+//! Also here: the optimal denoiser of a finite data set ([`EmpiricalData`], the memorizing
+//! limit of a perfectly trained network) and the 2-D toy data sets ([`Toy2d`]), of which only
+//! the eight Gaussians have an analytic density.
 
+mod empirical;
 mod gaussian;
 mod gmm;
+mod toys;
 
+pub use empirical::{EmpiricalData, EmpiricalDenoiser};
 pub use gaussian::Gaussian;
-pub use gmm::{GaussianMixture, GmmDenoiser};
+pub use gmm::{GaussianMixture, GmmDenoiser, GmmSpec};
+pub use toys::Toy2d;
 
 use crate::error::{CoreError, Result};
 use ndarray::{Array2, ArrayView2};
