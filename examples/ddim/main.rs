@@ -25,5 +25,14 @@ fn main() -> Result<()> {
     let vp = VpLinear::default();
     let grid = TimeGrid::uniform(1.0, 1e-3, a.steps)?;
     let (err, nfe) = pf_ode_error("ddim", &vp, &grid, a.n, a.seed)?;
-    report("ddim", &Outcome { metric: "pf_ode_rmse", value: err, nfe, expected_max: 0.05 }, "schedule=vp-linear grid=uniform-t")
+    report(
+        "ddim",
+        &Outcome {
+            metric: "pf_ode_rmse",
+            value: err,
+            nfe,
+            expected_max: 0.05,
+        },
+        "schedule=vp-linear grid=uniform-t",
+    )
 }

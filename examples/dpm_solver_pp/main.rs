@@ -25,5 +25,14 @@ fn main() -> Result<()> {
     let vp = VpLinear::default();
     let grid = TimeGrid::karras(&vp, 0.002, vp.noise_ratio(1.0), 7.0, a.steps, true)?;
     let (sw, nfe, floor) = law_distance("dpmpp-2m", &ring_2d()?, &vp, &grid, a.n, a.seed)?;
-    report("dpm_solver_pp", &Outcome { metric: "sliced_w2", value: sw, nfe, expected_max: 0.12 }, &format!("floor={floor:.4} schedule=vp-linear grid=karras"))
+    report(
+        "dpm_solver_pp",
+        &Outcome {
+            metric: "sliced_w2",
+            value: sw,
+            nfe,
+            expected_max: 0.12,
+        },
+        &format!("floor={floor:.4} schedule=vp-linear grid=karras"),
+    )
 }

@@ -25,5 +25,14 @@ fn main() -> Result<()> {
     let edm = Edm::default();
     let grid = TimeGrid::karras(&edm, 0.002, 80.0, 7.0, a.steps, false)?;
     let (err, nfe) = pf_ode_error("heun", &edm, &grid, a.n, a.seed)?;
-    report("edm", &Outcome { metric: "pf_ode_rmse", value: err, nfe, expected_max: 0.04 }, "schedule=edm grid=karras(rho=7)")
+    report(
+        "edm",
+        &Outcome {
+            metric: "pf_ode_rmse",
+            value: err,
+            nfe,
+            expected_max: 0.04,
+        },
+        "schedule=edm grid=karras(rho=7)",
+    )
 }

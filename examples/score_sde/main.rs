@@ -25,5 +25,14 @@ fn main() -> Result<()> {
     let vp = VpLinear::default();
     let grid = TimeGrid::uniform(1.0, 0.0, a.steps)?;
     let (sw, nfe, floor) = law_distance("euler-maruyama", &ring_2d()?, &vp, &grid, a.n, a.seed)?;
-    report("score_sde", &Outcome { metric: "sliced_w2", value: sw, nfe, expected_max: 0.12 }, &format!("floor={floor:.4} schedule=vp-linear grid=uniform-t"))
+    report(
+        "score_sde",
+        &Outcome {
+            metric: "sliced_w2",
+            value: sw,
+            nfe,
+            expected_max: 0.12,
+        },
+        &format!("floor={floor:.4} schedule=vp-linear grid=uniform-t"),
+    )
 }

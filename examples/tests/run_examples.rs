@@ -6,10 +6,24 @@ use std::process::Command;
 fn run(exe: &str, name: &str) {
     let out = Command::new(exe).output().expect("example runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{name} failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    let lines: Vec<&str> = stdout.lines().filter(|l| l.starts_with("example=")).collect();
-    assert_eq!(lines.len(), 1, "{name} must print one metric line, printed: {stdout}");
-    let fields: Vec<(&str, &str)> = lines[0].split_whitespace().filter_map(|kv| kv.split_once('=')).collect();
+    assert!(
+        out.status.success(),
+        "{name} failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("example="))
+        .collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{name} must print one metric line, printed: {stdout}"
+    );
+    let fields: Vec<(&str, &str)> = lines[0]
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
     assert_eq!(fields[0], ("example", name));
     let value: f64 = fields[1].1.parse().expect("the metric is a number");
     assert!(value.is_finite());
