@@ -1,8 +1,11 @@
 //! Solvers by name: the table behind `diffusion solvers` and `--solver name:key=value,...`.
 
-use crate::error::Result;
-use crate::ode::{Ddim, DpmSolverPp2M, Euler, Heun};
-use crate::sde::EulerMaruyama;
+use crate::error::{Result, SolverError};
+use crate::ode::{Ddim, Dpm2, DpmSolverPp2M, Euler, Heun, Lms};
+use crate::sde::{
+    DpmSolverPp2MSde, DpmSolverPp2SAncestral, DpmSolverPp3MSde, DpmSolverPpSde, EulerAncestral,
+    EulerMaruyama,
+};
 use crate::solver::Solver;
 use diffusion_core::{Spec, State};
 
@@ -65,6 +68,62 @@ pub const SOLVERS: &[SolverInfo] = &[
         params: "",
         stochastic: true,
     },
+    SolverInfo {
+        name: "dpm2",
+        paper: "Lu et al. 2022, DPM-Solver, arXiv:2206.00927, Alg. 1 (r1 = 1/2) in EDM coordinates (k-diffusion sample_dpm_2)",
+        order: 2.0,
+        nfe_per_step: "2 (1 on the step to sigma = 0)",
+        params: "",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "lms",
+        paper: "Adams-Bashforth on variable grids (Hairer et al. 1993, III.5) on the EDM PF-ODE, arXiv:2206.00364 Eq. 4 (k-diffusion sample_lms)",
+        order: 4.0,
+        nfe_per_step: "1",
+        params: "order=4 (1..4)",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "euler-ancestral",
+        paper: "Song et al. 2021, DDIM, arXiv:2010.02502, Eq. 16 noise + Karras et al. 2022 Euler step (k-diffusion sample_euler_ancestral)",
+        order: 1.0,
+        nfe_per_step: "1",
+        params: "eta=1,s_noise=1",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "dpmpp-2s-ancestral",
+        paper: "Lu et al. 2022, DPM-Solver++, arXiv:2211.01095, Alg. 1 (2S) + DDIM-eta noise (k-diffusion sample_dpmpp_2s_ancestral)",
+        order: 1.0,
+        nfe_per_step: "2",
+        params: "eta=1,s_noise=1",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "dpmpp-sde",
+        paper: "Lu et al. 2022, DPM-Solver++, arXiv:2211.01095, Alg. 1 (2S, r = 1/2) with ancestral noise in both sub-steps (k-diffusion sample_dpmpp_sde)",
+        order: 1.0,
+        nfe_per_step: "2 (1 on the step to sigma = 0)",
+        params: "eta=1,s_noise=1",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "dpmpp-2m-sde",
+        paper: "Lu et al. 2022, DPM-Solver++, arXiv:2211.01095, Alg. 2, SDE form (k-diffusion sample_dpmpp_2m_sde)",
+        order: 1.0,
+        nfe_per_step: "1",
+        params: "eta=1,s_noise=1,heun=0 (0 midpoint, 1 heun)",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "dpmpp-3m-sde",
+        paper: "Lu et al. 2022, DPM-Solver++, arXiv:2211.01095, 3M (authors' code), SDE form (k-diffusion sample_dpmpp_3m_sde)",
+        order: 1.0,
+        nfe_per_step: "1",
+        params: "eta=1,s_noise=1",
+        stochastic: true,
+    },
 ];
 
 /// Builds a solver from a spec such as `heun` or `ddim:eta=0.5`. Unknown names and unknown or
@@ -77,6 +136,29 @@ pub fn build<S: State>(text: &str) -> Result<Box<dyn Solver<S>>> {
         "ddim" => Box::new(Ddim::new(spec.take("eta", 0.0))?),
         "dpmpp-2m" => Box::new(DpmSolverPp2M),
         "euler-maruyama" => Box::new(EulerMaruyama),
+        "dpm2" => Box::new(Dpm2),
+        "lms" => Box::new(Lms::new(integer(spec.take("order", 4.0), "order")?)?),
+        "euler-ancestral" => Box::new(EulerAncestral::new(
+            spec.take("eta", 1.0),
+            spec.take("s_noise", 1.0),
+        )?),
+        "dpmpp-2s-ancestral" => Box::new(DpmSolverPp2SAncestral::new(
+            spec.take("eta", 1.0),
+            spec.take("s_noise", 1.0),
+        )?),
+        "dpmpp-sde" => Box::new(DpmSolverPpSde::new(
+            spec.take("eta", 1.0),
+            spec.take("s_noise", 1.0),
+        )?),
+        "dpmpp-2m-sde" => Box::new(DpmSolverPp2MSde::new(
+            spec.take("eta", 1.0),
+            spec.take("s_noise", 1.0),
+            DpmSolverPp2MSde::form_from_flag(spec.take("heun", 0.0))?,
+        )?),
+        "dpmpp-3m-sde" => Box::new(DpmSolverPp3MSde::new(
+            spec.take("eta", 1.0),
+            spec.take("s_noise", 1.0),
+        )?),
         _ => {
             let known: Vec<&str> = SOLVERS.iter().map(|s| s.name).collect();
             return Err(spec.unknown("solver", &known).into());
@@ -84,6 +166,18 @@ pub fn build<S: State>(text: &str) -> Result<Box<dyn Solver<S>>> {
     };
     spec.finish()?;
     Ok(solver)
+}
+
+/// A parameter that must be a non-negative integer (the spec grammar only knows numbers).
+fn integer(value: f64, name: &'static str) -> Result<usize> {
+    if value >= 0.0 && value.fract() == 0.0 && value <= u32::MAX as f64 {
+        Ok(value as usize)
+    } else {
+        Err(SolverError::InvalidParameter {
+            name,
+            reason: format!("must be a non-negative integer, got {value}"),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -100,6 +194,22 @@ mod tests {
         }
         let d = build::<Array2<f64>>("ddim:eta=1").unwrap();
         assert!(d.is_stochastic());
+        // At eta = 0 the k-diffusion samplers are ODE solvers with their ODE order.
+        for (spec, order) in [
+            ("euler-ancestral:eta=0", 1.0),
+            ("dpmpp-2s-ancestral:eta=0", 2.0),
+            ("dpmpp-sde:eta=0", 2.0),
+            ("dpmpp-2m-sde:eta=0,heun=1", 2.0),
+            ("dpmpp-3m-sde:eta=0", 2.0),
+            ("lms:order=2", 2.0),
+        ] {
+            let s = build::<Array2<f64>>(spec).unwrap();
+            assert_eq!(s.order(), order, "{spec}");
+            assert!(!s.is_stochastic(), "{spec}");
+        }
+        assert!(!build::<Array2<f64>>("euler-ancestral:s_noise=0")
+            .unwrap()
+            .is_stochastic());
     }
 
     #[test]
@@ -113,5 +223,17 @@ mod tests {
         assert!(build::<Array2<f64>>("ddim:eta").is_err());
         assert!(build::<Array2<f64>>("heun:x=1").is_err());
         assert!(build::<Array2<f64>>("ddim:eta=abc").is_err());
+        for bad in [
+            "lms:order=0",
+            "lms:order=5",
+            "lms:order=2.5",
+            "euler-ancestral:eta=-1",
+            "dpmpp-sde:s_noise=-0.5",
+            "dpmpp-2m-sde:heun=2",
+            "dpmpp-3m-sde:eta=inf",
+            "dpm2:eta=1",
+        ] {
+            assert!(build::<Array2<f64>>(bad).is_err(), "{bad}");
+        }
     }
 }
