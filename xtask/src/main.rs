@@ -77,7 +77,7 @@ fn real_main() -> Result<()> {
             let lt = Libtorch::resolve()?;
             let mut full = vec!["test".to_string(), "--workspace".to_string()];
             full.extend(rest);
-            cargo(&root, &lt, &full)
+            cargo_test(&root, &lt, &full)
         }
         "ci" => {
             let lt = Libtorch::resolve()?;
@@ -94,7 +94,7 @@ fn real_main() -> Result<()> {
                     "warnings",
                 ]),
             )?;
-            cargo(&root, &lt, &strings(&["test", "--workspace"]))
+            cargo_test(&root, &lt, &strings(&["test", "--workspace"]))
         }
         "doctor" => {
             let lt = Libtorch::resolve()?;
@@ -151,6 +151,71 @@ fn workspace_root() -> Result<PathBuf> {
         .context("xtask lives one level below the workspace root")
 }
 
+/// Totals of the `test result:` lines of a `cargo test` run.
+#[derive(Debug, Default, PartialEq)]
+struct Totals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl Totals {
+    /// Adds one `test result: ok. 3 passed; 0 failed; 1 ignored; ...` line (others are ignored).
+    fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result:") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let words: Vec<&str> = part.split_whitespace().collect();
+            let n = |i: usize| {
+                words
+                    .get(i)
+                    .and_then(|w| w.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            match words.as_slice() {
+                [.., _, "passed"] => self.passed += n(words.len() - 2),
+                [_, "failed"] => self.failed += n(0),
+                [_, "ignored"] => self.ignored += n(0),
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs `cargo test ...`, passing its output through, and ends with one summary line over
+/// every test binary: `tests: N passed, N failed, N skipped`.
+fn cargo_test(root: &Path, lt: &Libtorch, args: &[String]) -> Result<()> {
+    use std::io::{BufRead, BufReader, Write};
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    eprintln!("xtask: cargo {}", args.join(" "));
+    let mut child = Command::new(cargo)
+        .args(args)
+        .current_dir(root)
+        .envs(lt.env())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("failed to start cargo")?;
+    let mut totals = Totals::default();
+    let stdout = child.stdout.take().context("no stdout from cargo")?;
+    let mut out = std::io::stdout().lock();
+    for line in BufReader::new(stdout).lines() {
+        let line = line?;
+        totals.add_line(&line);
+        writeln!(out, "{line}")?;
+    }
+    drop(out);
+    let status = child.wait()?;
+    println!(
+        "tests: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
+    if !status.success() {
+        bail!("`cargo {}` failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
 /// Runs `cargo <args>` in the workspace root with libtorch's environment.
 fn cargo(root: &Path, lt: &Libtorch, args: &[String]) -> Result<()> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
@@ -165,4 +230,26 @@ fn cargo(root: &Path, lt: &Libtorch, args: &[String]) -> Result<()> {
         bail!("`cargo {}` failed ({status})", args.join(" "));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Totals;
+
+    #[test]
+    fn totals_sum_cargo_test_result_lines() {
+        let mut t = Totals::default();
+        t.add_line("test result: ok. 96 passed; 0 failed; 2 ignored; 0 measured; 0 filtered out; finished in 3.51s");
+        t.add_line("test result: FAILED. 4 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.1s");
+        t.add_line("running 3 tests");
+        t.add_line("test foo ... ok");
+        assert_eq!(
+            t,
+            Totals {
+                passed: 100,
+                failed: 1,
+                ignored: 2
+            }
+        );
+    }
 }
