@@ -6,7 +6,9 @@
 //! on one continuous time axis, model predictions and their conversions, validated time grids,
 //! analytic Gaussian and Gaussian-mixture targets, the optimal denoiser of a finite data set, the
 //! 2-D toy data sets, and distances between distributions (exact and sliced W2, MMD, energy
-//! distance, Gaussian KL and W2, NLL under an exact target).
+//! distance, Gaussian KL and W2, NLL under an exact target), and forward processes beyond scalar
+//! schedules ([`process`]: multivariate linear SDEs, CLD, PSLD, FDM, mean-reverting and
+//! mean-shifted SDEs, the PFGM++ kernel).
 //!
 //! Everything here is pure Rust; `cargo test -p diffusion-core` needs neither Python nor libtorch.
 //! The notation is in `docs/notation.md`.
@@ -17,6 +19,7 @@ pub mod grid;
 pub mod metrics;
 pub mod noise;
 pub mod prediction;
+pub mod process;
 pub mod schedule;
 pub mod spec;
 pub mod state;
