@@ -7,7 +7,12 @@
 //!
 //! The registry ([`registry::build`], [`registry::SOLVERS`]) builds any solver from a name with
 //! parameters, for the command line and benchmarks.
+//!
+//! Adaptive solvers that choose their own steps live in [`adaptive`] (with the step-size
+//! controllers); denoiser wrappers such as dynamic thresholding live in [`adapters`].
 
+pub mod adapters;
+pub mod adaptive;
 pub mod error;
 pub mod ode;
 pub mod registry;

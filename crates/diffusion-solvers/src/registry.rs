@@ -1,7 +1,11 @@
 //! Solvers by name: the table behind `diffusion solvers` and `--solver name:key=value,...`.
 
+use crate::adaptive::{AdaptiveOptions, DpmSolverAdaptive};
 use crate::error::{Result, SolverError};
-use crate::ode::{Ddim, Dpm2, DpmSolverPp2M, Euler, Heun, Lms};
+use crate::ode::{
+    int_param, Ddim, Deis, Dpm2, DpmSolver, DpmSolverPp2M, DpmSolverPp2S, DpmSolverPp3M,
+    Dpmpp3MWeight, Euler, Heun, Ipndm, Lms, Plms, UniPc, UniPcVariant,
+};
 use crate::sde::{
     DpmSolverPp2MSde, DpmSolverPp2SAncestral, DpmSolverPp3MSde, DpmSolverPpSde, EulerAncestral,
     EulerMaruyama,
@@ -124,6 +128,70 @@ pub const SOLVERS: &[SolverInfo] = &[
         params: "eta=1,s_noise=1",
         stochastic: true,
     },
+    SolverInfo {
+        name: "dpm-solver",
+        paper: "Lu et al. 2022, DPM-Solver, arXiv:2206.00927, Alg. 1 (order 2) and Alg. 2 (order 3)",
+        order: 3.0,
+        nfe_per_step: "order (1 on the step to sigma = 0)",
+        params: "order=3 (1|2|3)",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "dpm-solver-adaptive",
+        paper: "Lu et al. 2022, DPM-Solver, arXiv:2206.00927, Alg. 4 (DPM-Solver-12/23)",
+        order: 3.0,
+        nfe_per_step: "adaptive: order per attempt inside each grid interval",
+        params: "order=3 (2|3),rtol=0.05,atol=0.0078,h_init=0.05",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "dpmpp-2s",
+        paper: "Lu et al. 2022, DPM-Solver++, arXiv:2211.01095, Alg. 1 (r = 1/2)",
+        order: 2.0,
+        nfe_per_step: "2 (1 on the step to sigma = 0)",
+        params: "",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "dpmpp-3m",
+        paper: "Lu et al. 2022, DPM-Solver++, arXiv:2211.01095, Alg. 2 extended to 3M (dpm-solver/diffusers)",
+        order: 3.0,
+        nfe_per_step: "1",
+        params: "reference=0 (1: the reference D2 weight, order 2)",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "unipc",
+        paper: "Zhao et al. 2023, UniPC, arXiv:2302.04867, Alg. 2 and 3 (B(h) variants)",
+        order: 3.0,
+        nfe_per_step: "1",
+        params: "order=2 (1..3),variant=2 (1: bh1, 2: bh2),corrector=1 (order + 1 with it)",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "deis",
+        paper: "Zhang & Chen 2022, DEIS, arXiv:2204.13902, tAB-DEIS",
+        order: 3.0,
+        nfe_per_step: "1",
+        params: "order=3 (1..3)",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "ipndm",
+        paper: "Zhang & Chen 2022, DEIS, arXiv:2204.13902, App. (iPNDM)",
+        order: 4.0,
+        nfe_per_step: "1",
+        params: "order=4 (1..4),variable=1 (0: fixed weights as k-diffusion, order min(order, 2))",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "plms",
+        paper: "Liu et al. 2022, PNDM, arXiv:2202.09778, Sec. 3 (PLMS)",
+        order: 2.0,
+        nfe_per_step: "1 (2 on the first step)",
+        params: "",
+        stochastic: false,
+    },
 ];
 
 /// Builds a solver from a spec such as `heun` or `ddim:eta=0.5`. Unknown names and unknown or
@@ -159,6 +227,45 @@ pub fn build<S: State>(text: &str) -> Result<Box<dyn Solver<S>>> {
             spec.take("eta", 1.0),
             spec.take("s_noise", 1.0),
         )?),
+        "dpm-solver" => Box::new(DpmSolver::new(int_param(
+            "order",
+            spec.take("order", 3.0),
+            1,
+            3,
+        )?)?),
+        "dpm-solver-adaptive" => Box::new(DpmSolverAdaptive::new(AdaptiveOptions {
+            order: int_param("order", spec.take("order", 3.0), 2, 3)?,
+            rtol: spec.take("rtol", 0.05),
+            atol: spec.take("atol", 0.0078),
+            h_init: spec.take("h_init", 0.05),
+            ..AdaptiveOptions::default()
+        })?),
+        "dpmpp-2s" => Box::new(DpmSolverPp2S),
+        "dpmpp-3m" => Box::new(DpmSolverPp3M::new(
+            match int_param("reference", spec.take("reference", 0.0), 0, 1)? {
+                0 => Dpmpp3MWeight::Consistent,
+                _ => Dpmpp3MWeight::Reference,
+            },
+        )),
+        "unipc" => Box::new(UniPc::new(
+            int_param("order", spec.take("order", 2.0), 1, 3)?,
+            match int_param("variant", spec.take("variant", 2.0), 1, 2)? {
+                1 => UniPcVariant::Bh1,
+                _ => UniPcVariant::Bh2,
+            },
+            int_param("corrector", spec.take("corrector", 1.0), 0, 1)? == 1,
+        )?),
+        "deis" => Box::new(Deis::new(int_param(
+            "order",
+            spec.take("order", 3.0),
+            1,
+            3,
+        )?)?),
+        "ipndm" => Box::new(Ipndm::new(
+            int_param("order", spec.take("order", 4.0), 1, 4)?,
+            int_param("variable", spec.take("variable", 1.0), 0, 1)? == 1,
+        )?),
+        "plms" => Box::new(Plms),
         _ => {
             let known: Vec<&str> = SOLVERS.iter().map(|s| s.name).collect();
             return Err(spec.unknown("solver", &known).into());

@@ -5,22 +5,50 @@
 //! data prediction `dy/dlambda = x0_hat - y`. The helpers below take one step in these
 //! coordinates and map back with the target `alpha`, so every solver here (and the stochastic
 //! ones in [`crate::sde`]) is valid for every schedule.
+//!
+//! Besides the solvers, this module holds the numerics they share, so that no two solvers carry
+//! copies of the same formula:
+//! - the EDM-coordinate (`rho = sigma / alpha`) move used by Euler, Heun, DDIM, DPM2 and every
+//!   Adams-type method on `eps` (LMS, DEIS, iPNDM, PLMS);
+//! - the exponential-integrator moves in `lambda = ln(alpha / sigma)` for noise prediction
+//!   (DPM-Solver) and data prediction (DPM-Solver++, UniPC), with the `phi_k` functions;
+//! - Lagrange bases, Gauss-Legendre quadrature and a small dense linear solve for the
+//!   coefficients of variable-step multistep methods;
+//! - the order schedule of multistep methods (warm-up, `lower_order_final`, step to sigma = 0).
 
 mod ddim;
+mod deis;
 mod dpm2;
+mod dpm_solver;
 mod dpmpp_2m;
+mod dpmpp_2s;
+mod dpmpp_3m;
 mod euler;
 mod heun;
+mod ipndm;
 mod lms;
+mod plms;
+mod unipc;
 
 pub use ddim::Ddim;
+pub use deis::Deis;
 pub use dpm2::Dpm2;
+pub use dpm_solver::DpmSolver;
 pub use dpmpp_2m::DpmSolverPp2M;
+pub use dpmpp_2s::DpmSolverPp2S;
+pub use dpmpp_3m::{DpmSolverPp3M, Dpmpp3MWeight};
 pub use euler::Euler;
 pub use heun::Heun;
+pub use ipndm::Ipndm;
 pub use lms::{Lms, MAX_LMS_ORDER};
+pub use plms::Plms;
+pub use unipc::{UniPc, UniPcVariant};
 
-use diffusion_core::{NoiseSchedule, State};
+pub(crate) use dpm_solver::{dpm_solver_2, dpm_solver_3};
+
+use crate::error::{Result, SolverError};
+use crate::solver::{Cache, Eval, Step};
+use diffusion_core::{denoise, Denoiser, NoiseSchedule, State};
 
 /// Where a schedule stands at one time: the host numbers every step needs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -94,4 +122,383 @@ pub(crate) fn data_pred_move<S: State>(
     }
     let h = lambda_to - from.lambda;
     x.lincomb(a_out * (-h).exp() / from.alpha, d, -a_out * (-h).exp_m1())
+}
+
+/// Evaluates `model` at `(x, t)` and resolves it into an [`Eval`] (the free-standing form of
+/// [`Step::eval`], for loops that are not driven by a grid, such as the adaptive solver).
+pub(crate) fn evaluate<S: State>(
+    model: &dyn Denoiser<S>,
+    schedule: &dyn NoiseSchedule,
+    x: &S,
+    t: f64,
+) -> Result<Eval<S>> {
+    let (x0, eps) = denoise(model, schedule, x, t)?;
+    Ok(Eval { t, x0, eps })
+}
+
+/// `sum_i c_i s_i` over a non-empty list of terms.
+pub(crate) fn sum<S: State>(terms: &[(f64, &S)]) -> S {
+    let (c0, s0) = terms[0];
+    let mut acc = s0.scale(c0);
+    for &(c, s) in &terms[1..] {
+        acc = acc.lincomb(1.0, s, c);
+    }
+    acc
+}
+
+/// `phi_k(z) = sum_{j >= 0} z^j / (j + k)!`, the exponential-integrator functions
+/// (`phi_0 = e^z`, `phi_{k+1}(z) = (phi_k(z) - 1/k!) / z`), accurate for every finite `z`:
+/// a Taylor series near 0, the recurrence elsewhere.
+pub(crate) fn phi(k: usize, z: f64) -> f64 {
+    if k == 0 {
+        return z.exp();
+    }
+    if z.abs() < 1.0 {
+        // sum_j z^j / (j + k)!, terms shrink at least geometrically by 1/(k + 1).
+        let mut term = 1.0 / factorial(k);
+        let mut total = term;
+        for j in 1..40 {
+            term *= z / (j + k) as f64;
+            total += term;
+            if term.abs() <= 1e-17 * total.abs() {
+                break;
+            }
+        }
+        return total;
+    }
+    let mut p = z.exp_m1() / z; // phi_1
+    for j in 1..k {
+        p = (p - 1.0 / factorial(j)) / z;
+    }
+    p
+}
+
+fn factorial(n: usize) -> f64 {
+    (1..=n).map(|i| i as f64).product()
+}
+
+/// Step coefficients of the exponential integrators between `t0` and `t1`:
+/// `alpha`, `sigma` at both ends and `h = lambda1 - lambda0` (`+inf` when `sigma1 = 0`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ExpStep {
+    pub a0: f64,
+    pub s0: f64,
+    pub a1: f64,
+    pub s1: f64,
+    pub h: f64,
+}
+
+impl ExpStep {
+    /// Reads the coefficients of `schedule` at `t0` and `t1`.
+    pub fn new(schedule: &dyn NoiseSchedule, t0: f64, t1: f64) -> Self {
+        ExpStep {
+            a0: schedule.alpha(t0),
+            s0: schedule.sigma(t0),
+            a1: schedule.alpha(t1),
+            s1: schedule.sigma(t1),
+            h: schedule.lambda(t1) - schedule.lambda(t0),
+        }
+    }
+
+    /// `true` when the step ends at `sigma = 0` (`lambda = +inf`).
+    pub fn ends_clean(&self) -> bool {
+        self.s1 <= 0.0
+    }
+
+    /// First-order data-prediction move (DPM-Solver++(1), equal to DDIM) with data estimate
+    /// `d`: `x1 = (sigma1 / sigma0) x - alpha1 expm1(-h) d`; exactly `alpha1 d` at `sigma1 = 0`.
+    pub fn data_move<S: State>(&self, x: &S, d: &S) -> S {
+        if self.ends_clean() {
+            return d.scale(self.a1);
+        }
+        x.lincomb(self.s1 / self.s0, d, -self.a1 * (-self.h).exp_m1())
+    }
+
+    /// First-order noise-prediction move (DPM-Solver-1, equal to DDIM) with noise estimate
+    /// `e`: `x1 = (alpha1 / alpha0) x - sigma1 expm1(h) e`. At `sigma1 = 0` it is the limit
+    /// `alpha1 (x - sigma0 e) / alpha0`.
+    pub fn noise_move<S: State>(&self, x: &S, e: &S) -> S {
+        if self.ends_clean() {
+            return x.lincomb(self.a1 / self.a0, e, -self.a1 * self.s0 / self.a0);
+        }
+        x.lincomb(self.a1 / self.a0, e, -self.s1 * self.h.exp_m1())
+    }
+}
+
+/// The order a multistep method may use on this step: at most `max_order`, at most one more
+/// than the `history` evaluations available before `t0` (warm-up), first order on a step to
+/// `sigma = 0` (where `lambda = +inf` leaves only `alpha1 x0_hat`), and, when
+/// `lower_order_final` is set and the grid has fewer than 10 steps, at most the number of steps
+/// left (DPM-Solver's `lower_order_final`, `sample()` of `dpm_solver_pytorch.py`).
+///
+/// The low-order warm-up steps keep the declared order only because their error constants
+/// vanish at high noise, where sampling starts; see the note in `dpmpp_3m.rs`.
+pub(crate) fn multistep_order<S: State>(
+    step: &Step<'_, S>,
+    max_order: usize,
+    history: usize,
+    lower_order_final: bool,
+) -> usize {
+    if step.schedule.sigma(step.t1) <= 0.0 {
+        return 1;
+    }
+    let mut k = max_order.min(history + 1);
+    if lower_order_final && step.n_steps < 10 {
+        k = k.min(step.n_steps.saturating_sub(step.index));
+    }
+    k.max(1)
+}
+
+/// Makes sure the newest cached evaluation is the model at `(x, step.t0)`, evaluating only when
+/// it is not there yet (UniPC stores the evaluation its corrector made at the new point), and
+/// keeps at most `keep` evaluations. Returns the number of older evaluations available.
+pub(crate) fn ensure_current<S: State>(
+    step: &Step<'_, S>,
+    x: &S,
+    cache: &mut Cache<S>,
+    keep: usize,
+) -> Result<usize> {
+    let have = cache.back(0).is_some_and(|e| e.t == step.t0);
+    if !have {
+        let e = step.eval(x, step.t0)?;
+        cache.push(e, keep);
+    }
+    Ok(cache.len() - 1)
+}
+
+/// The values at `tau` of the Lagrange basis polynomials on distinct `nodes`.
+pub(crate) fn lagrange_basis(nodes: &[f64], tau: f64) -> Vec<f64> {
+    (0..nodes.len())
+        .map(|j| {
+            nodes
+                .iter()
+                .enumerate()
+                .filter(|&(m, _)| m != j)
+                .map(|(_, &tm)| (tau - tm) / (nodes[j] - tm))
+                .product()
+        })
+        .collect()
+}
+
+/// Nodes and weights of the `n`-point Gauss-Legendre rule on `[-1, 1]` (Newton's method on the
+/// Legendre polynomial from the Chebyshev guesses; exact for polynomials of degree `2n - 1`).
+pub(crate) fn gauss_legendre(n: usize) -> Vec<(f64, f64)> {
+    let mut rule = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut x = (std::f64::consts::PI * (i as f64 + 0.75) / (n as f64 + 0.5)).cos();
+        let mut dp = 1.0;
+        for _ in 0..100 {
+            // Legendre recurrence for P_n(x) and its derivative.
+            let (mut p0, mut p1) = (1.0, x);
+            for k in 2..=n {
+                let p2 = ((2 * k - 1) as f64 * x * p1 - (k - 1) as f64 * p0) / k as f64;
+                p0 = p1;
+                p1 = p2;
+            }
+            // p1 = P_n(x), p0 = P_{n-1}(x).
+            dp = n as f64 * (x * p1 - p0) / (x * x - 1.0);
+            let dx = p1 / dp;
+            x -= dx;
+            if dx.abs() < 1e-16 {
+                break;
+            }
+        }
+        rule.push((x, 2.0 / ((1.0 - x * x) * dp * dp)));
+    }
+    rule
+}
+
+/// The Gauss-Legendre rule used for multistep coefficients (24 points, computed once).
+pub(crate) fn quadrature_rule() -> &'static [(f64, f64)] {
+    static RULE: std::sync::OnceLock<Vec<(f64, f64)>> = std::sync::OnceLock::new();
+    RULE.get_or_init(|| gauss_legendre(24))
+}
+
+/// Weights `w_j` (summing to 1) of the Adams step `y1 = y0 + (rho1 - rho0) sum_j w_j eps_j` for
+/// `dy/drho = eps`, where `eps` is replaced by its Lagrange interpolant on `nodes` in a variable
+/// `tau`: `w_j = int_{u0}^{u1} l_j(tau(u)) rho'(u) du / (rho1 - rho0)`, integrated over a
+/// parameter `u` of the step (`u = rho`, or `u = lambda` for smooth integrands over decades).
+pub(crate) fn adams_weights(
+    nodes: &[f64],
+    (u0, u1): (f64, f64),
+    tau_of_u: impl Fn(f64) -> f64,
+    drho_du: impl Fn(f64) -> f64,
+    drho: f64,
+) -> Vec<f64> {
+    let rule = quadrature_rule();
+    let (mid, half) = (0.5 * (u0 + u1), 0.5 * (u1 - u0));
+    let mut w = vec![0.0; nodes.len()];
+    for &(x, gw) in rule {
+        let u = mid + half * x;
+        let f = gw * half * drho_du(u) / drho;
+        for (wj, lj) in w.iter_mut().zip(lagrange_basis(nodes, tau_of_u(u))) {
+            *wj += f * lj;
+        }
+    }
+    w
+}
+
+/// The classical Adams-Bashforth weights for equal steps, newest first: row `k - 1` is order `k`.
+pub(crate) const ADAMS_BASHFORTH: [&[f64]; 4] = [
+    &[1.0],
+    &[3.0 / 2.0, -1.0 / 2.0],
+    &[23.0 / 12.0, -16.0 / 12.0, 5.0 / 12.0],
+    &[55.0 / 24.0, -59.0 / 24.0, 37.0 / 24.0, -9.0 / 24.0],
+];
+
+/// `sum_j w_j eps_j` over the newest `w.len()` cached noise predictions (newest first).
+pub(crate) fn combine_eps<S: State>(cache: &Cache<S>, w: &[f64]) -> S {
+    let terms: Vec<(f64, &S)> = w
+        .iter()
+        .enumerate()
+        .map(|(j, &c)| {
+            (
+                c,
+                &cache.back(j).expect("history checked by the caller").eps,
+            )
+        })
+        .collect();
+    sum(&terms)
+}
+
+/// Solves the small dense system `a x = b` by Gaussian elimination with partial pivoting;
+/// a singular matrix (repeated times) is an error.
+pub(crate) fn solve_dense(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Result<Vec<f64>> {
+    let n = b.len();
+    for c in 0..n {
+        let p = (c..n)
+            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+            .expect("non-empty range");
+        if a[p][c].abs() < 1e-300 || !a[p][c].is_finite() {
+            return Err(SolverError::InvalidParameter {
+                name: "grid",
+                reason: "singular multistep coefficient system (repeated or non-finite times)"
+                    .into(),
+            });
+        }
+        a.swap(c, p);
+        b.swap(c, p);
+        for r in c + 1..n {
+            let f = a[r][c] / a[c][c];
+            for k in c..n {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = vec![0.0; n];
+    for r in (0..n).rev() {
+        let s: f64 = (r + 1..n).map(|k| a[r][k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r][r];
+    }
+    Ok(x)
+}
+
+/// Reads an integer parameter given as `f64`, requiring it to lie in `lo..=hi`.
+pub(crate) fn int_param(name: &'static str, value: f64, lo: usize, hi: usize) -> Result<usize> {
+    if value.fract() == 0.0 && value >= lo as f64 && value <= hi as f64 {
+        Ok(value as usize)
+    } else {
+        Err(SolverError::InvalidParameter {
+            name,
+            reason: format!("must be an integer in {lo}..={hi}, got {value}"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phi_matches_its_definition_on_both_branches() {
+        for &z in &[
+            -30.0, -3.0, -1.0, -0.999, -0.3, -1e-6, 0.0, 1e-6, 0.5, 0.999, 1.0, 2.5,
+        ] {
+            let p1 = if z == 0.0 { 1.0 } else { f64::exp_m1(z) / z };
+            assert!(
+                (phi(1, z) - p1).abs() < 1e-15 * p1.abs().max(1.0),
+                "phi1({z})"
+            );
+            // phi_{k+1}(z) z = phi_k(z) - 1/k!
+            for k in 1..5 {
+                let lhs = phi(k + 1, z) * z;
+                let rhs = phi(k, z) - 1.0 / factorial(k);
+                assert!(
+                    (lhs - rhs).abs() < 1e-14,
+                    "phi{}({z}): {lhs} vs {rhs}",
+                    k + 1
+                );
+            }
+        }
+        assert!((phi(3, 0.0) - 1.0 / 6.0).abs() < 1e-16);
+        // Continuity across the branch switch at |z| = 1.
+        for k in 1..5 {
+            assert!((phi(k, 1.0 - 1e-12) - phi(k, 1.0)).abs() < 1e-11);
+            assert!((phi(k, -1.0 + 1e-12) - phi(k, -1.0)).abs() < 1e-11);
+        }
+    }
+
+    #[test]
+    fn gauss_legendre_is_exact_for_polynomials_and_accurate_for_exp() {
+        let integrate = |a: f64, b: f64, rule: &[(f64, f64)], f: &dyn Fn(f64) -> f64| {
+            let (mid, half) = (0.5 * (a + b), 0.5 * (b - a));
+            half * rule
+                .iter()
+                .map(|&(x, w)| w * f(mid + half * x))
+                .sum::<f64>()
+        };
+        let rule = gauss_legendre(8);
+        let w: f64 = rule.iter().map(|r| r.1).sum();
+        assert!((w - 2.0).abs() < 1e-14);
+        let poly = integrate(0.5, 3.0, &rule, &|u| u.powi(15) - 2.0 * u.powi(3));
+        let exact =
+            (3.0f64.powi(16) - 0.5f64.powi(16)) / 16.0 - (3.0f64.powi(4) - 0.5f64.powi(4)) / 2.0;
+        assert!((poly - exact).abs() < 1e-12 * exact.abs());
+        let e = integrate(-2.0, 1.0, quadrature_rule(), &f64::exp);
+        assert!((e - (1.0f64.exp() - (-2.0f64).exp())).abs() < 1e-14);
+        let one = gauss_legendre(1);
+        assert_eq!(one.len(), 1);
+        assert!(one[0].0.abs() < 1e-15 && (one[0].1 - 2.0).abs() < 1e-15);
+    }
+
+    #[test]
+    fn lagrange_basis_interpolates_and_solve_dense_solves() {
+        let nodes = [0.0, 1.0, 3.0];
+        let at = lagrange_basis(&nodes, 1.0);
+        assert_eq!(at, vec![0.0, 1.0, 0.0]);
+        let l = lagrange_basis(&nodes, 2.0);
+        // Reproduces the quadratic u^2 exactly.
+        let q: f64 = l.iter().zip(&nodes).map(|(w, u)| w * u * u).sum();
+        assert!((q - 4.0).abs() < 1e-14);
+        let x = solve_dense(vec![vec![0.0, 2.0], vec![3.0, 1.0]], vec![4.0, 5.0]).unwrap();
+        assert!((x[0] - 1.0).abs() < 1e-15 && (x[1] - 2.0).abs() < 1e-15);
+        assert!(solve_dense(vec![vec![1.0, 1.0], vec![1.0, 1.0]], vec![1.0, 2.0]).is_err());
+    }
+
+    #[test]
+    fn adams_weights_reproduce_the_classical_table_on_equal_steps() {
+        for k in 1..=4 {
+            let nodes: Vec<f64> = (0..k).map(|j| -(j as f64)).collect();
+            let w = adams_weights(&nodes, (0.0, 1.0), |u| u, |_| 1.0, 1.0);
+            for (a, b) in w.iter().zip(ADAMS_BASHFORTH[k - 1]) {
+                assert!((a - b).abs() < 1e-13, "order {k}: {w:?}");
+            }
+        }
+        // Variable-step AB2: w = (1 + r/2, -r/2) with r = h_n / h_{n-1}.
+        let w = adams_weights(&[1.0, 3.0], (1.0, 0.0), |u| u, |_| 1.0, -1.0);
+        assert!(
+            (w[0] - 1.25).abs() < 1e-14 && (w[1] + 0.25).abs() < 1e-14,
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn int_params_reject_fractions_and_out_of_range_values() {
+        assert_eq!(int_param("order", 2.0, 1, 3).unwrap(), 2);
+        for bad in [0.0, 4.0, 1.5, f64::NAN, -1.0] {
+            let e = int_param("order", bad, 1, 3).unwrap_err().to_string();
+            assert!(e.contains("`order`") && e.contains("1..=3"), "{e}");
+        }
+    }
 }

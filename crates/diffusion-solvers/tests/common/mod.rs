@@ -17,9 +17,18 @@ pub fn target() -> Gaussian {
 
 /// `n` samples of the exact marginal at `t` (the true trajectory's law).
 pub fn init(n: usize, seed: u64, schedule: &dyn NoiseSchedule, t: f64) -> Array2<f64> {
-    target()
-        .marginal(schedule, t)
-        .sample(n, &mut HostNoise::new(seed))
+    init_of(&target(), n, seed, schedule, t)
+}
+
+/// `n` samples of the marginal of `g` at `t`.
+pub fn init_of(
+    g: &Gaussian,
+    n: usize,
+    seed: u64,
+    schedule: &dyn NoiseSchedule,
+    t: f64,
+) -> Array2<f64> {
+    g.marginal(schedule, t).sample(n, &mut HostNoise::new(seed))
 }
 
 /// Root mean square of `a - b`.
@@ -40,7 +49,27 @@ pub fn run(
     sample(solver, &den, schedule, grid, x, noise, &mut NoObserver).unwrap()
 }
 
-/// Error of `solver` against the exact flow with `steps` log-SNR-uniform steps from `t0` to `t1`.
+/// RMS error of `solver` on `grid` against the exact PF-ODE flow of the target, from 64 exact
+/// samples at the grid's first time.
+pub fn grid_error(
+    solver: &dyn Solver<Array2<f64>>,
+    schedule: &dyn NoiseSchedule,
+    grid: &TimeGrid,
+) -> f64 {
+    let (t0, t1) = (grid.times()[0], *grid.times().last().unwrap());
+    let x = init(64, 1, schedule, t0);
+    let out = run(
+        solver,
+        schedule,
+        grid,
+        x.clone(),
+        &mut IndependentIncrements::seeded(0),
+    );
+    let exact = target().pf_ode_flow(schedule, t0, t1, &x.view()).unwrap();
+    rms_diff(&out, &exact)
+}
+
+/// [`grid_error`] with `steps` log-SNR-uniform steps from `t0` to `t1`.
 pub fn ode_error(
     solver: &dyn Solver<Array2<f64>>,
     schedule: &dyn NoiseSchedule,
@@ -48,17 +77,11 @@ pub fn ode_error(
     t1: f64,
     steps: usize,
 ) -> f64 {
-    let x = init(64, 1, schedule, t0);
-    let grid = TimeGrid::log_snr_uniform(schedule, t0, t1, steps).unwrap();
-    let out = run(
+    grid_error(
         solver,
         schedule,
-        &grid,
-        x.clone(),
-        &mut IndependentIncrements::seeded(0),
-    );
-    let exact = target().pf_ode_flow(schedule, t0, t1, &x.view()).unwrap();
-    rms_diff(&out, &exact)
+        &TimeGrid::log_snr_uniform(schedule, t0, t1, steps).unwrap(),
+    )
 }
 
 /// The least-squares slope of `-ln(error)` against `ln(steps)`.
