@@ -125,7 +125,7 @@ pub const SOLVERS: &[SolverInfo] = &[
         paper: "Lu et al. 2022, DPM-Solver++, arXiv:2211.01095, 3M (authors' code), SDE form (k-diffusion sample_dpmpp_3m_sde)",
         order: 1.0,
         nfe_per_step: "1",
-        params: "eta=1,s_noise=1",
+        params: "eta=1,s_noise=1,reference=0 (1: k-diffusion d2 weight)",
         stochastic: true,
     },
     SolverInfo {
@@ -226,6 +226,10 @@ pub fn build<S: State>(text: &str) -> Result<Box<dyn Solver<S>>> {
         "dpmpp-3m-sde" => Box::new(DpmSolverPp3MSde::new(
             spec.take("eta", 1.0),
             spec.take("s_noise", 1.0),
+            match int_param("reference", spec.take("reference", 0.0), 0, 1)? {
+                0 => Dpmpp3MWeight::Consistent,
+                _ => Dpmpp3MWeight::Reference,
+            },
         )?),
         "dpm-solver" => Box::new(DpmSolver::new(int_param(
             "order",
@@ -307,7 +311,8 @@ mod tests {
             ("dpmpp-2s-ancestral:eta=0", 2.0),
             ("dpmpp-sde:eta=0", 2.0),
             ("dpmpp-2m-sde:eta=0,heun=1", 2.0),
-            ("dpmpp-3m-sde:eta=0", 2.0),
+            ("dpmpp-3m-sde:eta=0", 3.0),
+            ("dpmpp-3m-sde:eta=0,reference=1", 2.0),
             ("lms:order=2", 2.0),
         ] {
             let s = build::<Array2<f64>>(spec).unwrap();

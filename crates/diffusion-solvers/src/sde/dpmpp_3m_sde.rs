@@ -17,19 +17,18 @@
 //! order, the second uses `phi_2(h_eta) d1_0` only (the heun form of
 //! [`super::DpmSolverPp2MSde`]); the step to noise level 0 returns `alpha1 x0_hat`.
 //!
-//! Order: for `eta > 0` strong order 1 along a Brownian tree. At `eta = 0` this is the
-//! DPM-Solver++(3M) ODE update of k-diffusion / DPM-Solver / diffusers, which is only **second**
-//! order: `d2 = (d1_0 - d1_1) / (r0 + r1)` approximates `h^2 D'' / 2`, but the `phi_3` weight
-//! integrates the Taylor term `h^2 D''` (the singlestep third-order update of the DPM-Solver
-//! code uses `2 (d1_1 - d1_0) / (r2 - r1)`, which does), so the `D''` term of the exact
-//! exponential integral is halved and the local error is `O(h^3)`. The coefficients are kept for
-//! parity with k-diffusion; [`Solver::order`] reports 2 at `eta = 0` (fitted slope 2.03 on the
-//! Gaussian oracle; doubling `d2` gives a slope near 4 there). The unit test
-//! `k_diffusion_phi_3_term_is_half_the_exact_one` pins this.
+//! Order: for `eta > 0` strong order 1 along a Brownian tree. At `eta = 0` it is an ODE solver.
+//! k-diffusion's update (like DPM-Solver's and diffusers' 3M) weights `d2` by `phi_3`, but
+//! `d2 = (d1_0 - d1_1) / (r0 + r1)` approximates `h^2 D'' / 2` while the `phi_3` weight integrates
+//! the Taylor term `h^2 D''`: the `D''` term of the exact exponential integral is halved and the
+//! method is only second order (fitted slope 2.03 on the Gaussian oracle). By default we use the
+//! consistent weight `2 phi_3` (order 3 at `eta = 0`, like [`crate::ode::DpmSolverPp3M`]);
+//! `reference=1` ([`Dpmpp3MWeight::Reference`]) keeps k-diffusion's weight for parity. The unit
+//! test `k_diffusion_phi_3_term_is_half_the_exact_one` pins the difference.
 
 use super::{exp_sde_step, phi_2, phi_3, NoiseControl};
 use crate::error::Result;
-use crate::ode::Level;
+use crate::ode::{Dpmpp3MWeight, Level};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -38,6 +37,7 @@ use diffusion_core::{BrownianPath, State};
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DpmSolverPp3MSde {
     ctl: NoiseControl,
+    weight: Dpmpp3MWeight,
 }
 
 impl Default for DpmSolverPp3MSde {
@@ -47,28 +47,41 @@ impl Default for DpmSolverPp3MSde {
                 eta: 1.0,
                 s_noise: 1.0,
             },
+            weight: Dpmpp3MWeight::Consistent,
         }
     }
 }
 
 impl DpmSolverPp3MSde {
     /// DPM-Solver++(3M) SDE; `eta` and `s_noise` must be finite and `>= 0` (k-diffusion
-    /// defaults: 1, 1).
-    pub fn new(eta: f64, s_noise: f64) -> Result<Self> {
+    /// defaults: 1, 1); `weight` chooses the `d2` weight (see the module docs).
+    pub fn new(eta: f64, s_noise: f64, weight: Dpmpp3MWeight) -> Result<Self> {
         Ok(DpmSolverPp3MSde {
             ctl: NoiseControl::new(eta, s_noise)?,
+            weight,
         })
     }
 }
 
-/// Weights on `(D0, D1, D2)` of `phi_2 d1 - phi_3 d2` (both previous gaps known) or of
-/// `phi_2 d1_0` (only `h1` known), relative to `alpha1`.
-fn correction_weights(h: f64, h_eta: f64, h1: f64, h2: Option<f64>) -> [f64; 3] {
+/// Weights on `(D0, D1, D2)` of `phi_2 d1 - c phi_3 d2` (both previous gaps known; `c = 2` for
+/// the consistent weight, 1 for k-diffusion's) or of `phi_2 d1_0` (only `h1` known), relative to
+/// `alpha1`.
+fn correction_weights(
+    h: f64,
+    h_eta: f64,
+    h1: f64,
+    h2: Option<f64>,
+    weight: Dpmpp3MWeight,
+) -> [f64; 3] {
     let (p2, r0) = (phi_2(h_eta), h1 / h);
+    let c = match weight {
+        Dpmpp3MWeight::Consistent => 2.0,
+        Dpmpp3MWeight::Reference => 1.0,
+    };
     match h2 {
         None => [p2 / r0, -p2 / r0, 0.0],
         Some(h2) => {
-            let (p3, r1) = (phi_3(h_eta), h2 / h);
+            let (p3, r1) = (c * phi_3(h_eta), h2 / h);
             let s = r0 + r1;
             // phi_2 d1 - phi_3 d2 = a d1_0 + b d1_1.
             let a = p2 * (1.0 + r0 / s) - p3 / s;
@@ -80,10 +93,16 @@ fn correction_weights(h: f64, h_eta: f64, h1: f64, h2: Option<f64>) -> [f64; 3] 
 
 impl<S: State> Solver<S> for DpmSolverPp3MSde {
     fn name(&self) -> String {
-        format!("dpmpp-3m-sde({})", self.ctl.describe())
+        match self.weight {
+            Dpmpp3MWeight::Consistent => format!("dpmpp-3m-sde({})", self.ctl.describe()),
+            Dpmpp3MWeight::Reference => format!("dpmpp-3m-sde({},reference)", self.ctl.describe()),
+        }
     }
     fn order(&self) -> f64 {
-        self.ctl.order(2.0)
+        self.ctl.order(match self.weight {
+            Dpmpp3MWeight::Consistent => 3.0,
+            Dpmpp3MWeight::Reference => 2.0,
+        })
     }
     fn is_stochastic(&self) -> bool {
         self.ctl.is_stochastic()
@@ -104,7 +123,13 @@ impl<S: State> Solver<S> for DpmSolverPp3MSde {
                 let l1 = sch.lambda(p1.t);
                 let p2 = cache.back(1);
                 let h2 = p2.map(|p2| l1 - sch.lambda(p2.t));
-                let w = correction_weights(h, (1.0 + self.ctl.eta) * h, from.lambda - l1, h2);
+                let w = correction_weights(
+                    h,
+                    (1.0 + self.ctl.eta) * h,
+                    from.lambda - l1,
+                    h2,
+                    self.weight,
+                );
                 let mut terms = vec![(w[0], &e.x0), (w[1], &p1.x0)];
                 if let Some(p2) = p2 {
                     terms.push((w[2], &p2.x0));
@@ -133,10 +158,10 @@ mod tests {
         let dd1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1);
         let dd2 = (d1_0 - d1_1) / (r0 + r1);
         let want = phi_2(h_eta) * dd1 - phi_3(h_eta) * dd2;
-        let w = correction_weights(h, h_eta, h1, Some(h2));
+        let w = correction_weights(h, h_eta, h1, Some(h2), Dpmpp3MWeight::Reference);
         let got = w[0] * d0 + w[1] * d1 + w[2] * d2;
         assert!((got - want).abs() < 1e-14, "{got} vs {want}");
-        let w = correction_weights(h, h_eta, h1, None);
+        let w = correction_weights(h, h_eta, h1, None, Dpmpp3MWeight::Reference);
         let got = w[0] * d0 + w[1] * d1 + w[2] * d2;
         assert!((got - phi_2(h_eta) * d1_0).abs() < 1e-14);
     }
@@ -147,11 +172,18 @@ mod tests {
         // exponential-integrator term is int_0^h e^{-(h-s)} s^2 ds = h^2 - 2h + 2 - 2e^{-h};
         // k-diffusion's correction (D'(0) = 0, so only the phi_3 term acts) gives half of it.
         for h in [0.05, 0.3, 1.0] {
-            let w = correction_weights(h, h, h, Some(h));
+            let w = correction_weights(h, h, h, Some(h), Dpmpp3MWeight::Reference);
             let scheme = w[0] * 0.0 + w[1] * h * h + w[2] * 4.0 * h * h;
             let exact = h * h - 2.0 * h + 2.0 - 2.0 * (-h).exp();
             assert!(
                 (scheme / exact - 0.5).abs() < 1e-9,
+                "h {h}: {scheme} vs {exact}"
+            );
+            // The consistent weight integrates the quadratic exactly.
+            let w = correction_weights(h, h, h, Some(h), Dpmpp3MWeight::Consistent);
+            let scheme = w[0] * 0.0 + w[1] * h * h + w[2] * 4.0 * h * h;
+            assert!(
+                (scheme / exact - 1.0).abs() < 1e-9,
                 "h {h}: {scheme} vs {exact}"
             );
         }
