@@ -57,7 +57,6 @@ fn real_main() -> Result<()> {
             let lt = Libtorch::resolve()?;
             let mut a = vec![
                 "run",
-                "--quiet",
                 "-p",
                 "diffusion",
                 "--bin",
@@ -103,7 +102,6 @@ fn real_main() -> Result<()> {
                 &lt,
                 &strings(&[
                     "run",
-                    "--quiet",
                     "-p",
                     "diffusion",
                     "--bin",
