@@ -4,6 +4,10 @@
 //! or the flow velocity. [`Prediction::resolve`] turns any of them into the pair
 //! `(x0_hat, eps_hat)` with `x = alpha x0_hat + sigma eps_hat`; every solver consumes that pair.
 //!
+//! Paper: Salimans & Ho (2022), "Progressive Distillation for Fast Sampling of Diffusion Models",
+//! arXiv:2202.00512, Sec. 4 and App. D (the v parameterization); Kingma et al. (2021), "Variational
+//! Diffusion Models", arXiv:2107.00630 (eps / x0 / SNR conventions).
+//!
 //! Conventions (with `x = alpha x0 + sigma eps`):
 //! - `V`: `v = alpha eps - sigma x0` (Salimans & Ho 2022, arXiv:2202.00512, Sec. 4 and App. D),
 //!   generalized to non-VP schedules by dividing by `alpha^2 + sigma^2`;
