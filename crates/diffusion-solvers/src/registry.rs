@@ -121,7 +121,7 @@ pub const SOLVERS: &[SolverInfo] = &[
         paper: "Lu et al. 2022, DPM-Solver++, arXiv:2211.01095, 3M (authors' code), SDE form (k-diffusion sample_dpmpp_3m_sde)",
         order: 1.0,
         nfe_per_step: "1",
-        params: "eta=1,s_noise=1",
+        params: "eta=1,s_noise=1,third_order=0 (0 k-diffusion's phi_3 weight: order 2 at eta=0; 1 exact weight: order 3 at eta=0)",
         stochastic: true,
     },
 ];
@@ -155,10 +155,11 @@ pub fn build<S: State>(text: &str) -> Result<Box<dyn Solver<S>>> {
             spec.take("s_noise", 1.0),
             DpmSolverPp2MSde::form_from_flag(spec.take("heun", 0.0))?,
         )?),
-        "dpmpp-3m-sde" => Box::new(DpmSolverPp3MSde::new(
-            spec.take("eta", 1.0),
-            spec.take("s_noise", 1.0),
-        )?),
+        "dpmpp-3m-sde" => Box::new(
+            DpmSolverPp3MSde::new(spec.take("eta", 1.0), spec.take("s_noise", 1.0))?.with_weight(
+                DpmSolverPp3MSde::weight_from_flag(spec.take("third_order", 0.0))?,
+            ),
+        ),
         _ => {
             let known: Vec<&str> = SOLVERS.iter().map(|s| s.name).collect();
             return Err(spec.unknown("solver", &known).into());
@@ -201,6 +202,7 @@ mod tests {
             ("dpmpp-sde:eta=0", 2.0),
             ("dpmpp-2m-sde:eta=0,heun=1", 2.0),
             ("dpmpp-3m-sde:eta=0", 2.0),
+            ("dpmpp-3m-sde:eta=0,third_order=1", 3.0),
             ("lms:order=2", 2.0),
         ] {
             let s = build::<Array2<f64>>(spec).unwrap();
@@ -231,6 +233,7 @@ mod tests {
             "dpmpp-sde:s_noise=-0.5",
             "dpmpp-2m-sde:heun=2",
             "dpmpp-3m-sde:eta=inf",
+            "dpmpp-3m-sde:third_order=0.5",
             "dpm2:eta=1",
         ] {
             assert!(build::<Array2<f64>>(bad).is_err(), "{bad}");

@@ -22,22 +22,41 @@
 //! order: `d2 = (d1_0 - d1_1) / (r0 + r1)` approximates `h^2 D'' / 2`, but the `phi_3` weight
 //! integrates the Taylor term `h^2 D''` (the singlestep third-order update of the DPM-Solver
 //! code uses `2 (d1_1 - d1_0) / (r2 - r1)`, which does), so the `D''` term of the exact
-//! exponential integral is halved and the local error is `O(h^3)`. The coefficients are kept for
-//! parity with k-diffusion; [`Solver::order`] reports 2 at `eta = 0` (fitted slope 2.03 on the
-//! Gaussian oracle; doubling `d2` gives a slope near 4 there). The unit test
-//! `k_diffusion_phi_3_term_is_half_the_exact_one` pins this.
+//! exponential integral is halved and the local error is `O(h^3)`. The default
+//! ([`Phi3Weight::KDiffusion`]) keeps these coefficients for parity with k-diffusion (the
+//! reference fixtures match `sample_dpmpp_3m_sde` to 1e-6); [`Solver::order`] then reports 2 at
+//! `eta = 0`. [`Phi3Weight::Exact`] (registry: `third_order=1`) uses `2 phi_3(h_eta) d2`, the
+//! exact weight for every `eta` (with `u = (1 + eta) s` the `D''` term of the stochastic
+//! exponential integral is `int_0^{h_eta} e^{-(h_eta - u)} u^2 / (2 (1 + eta)^2) du D'' =
+//! -phi_3(h_eta) h^2 D''`), which makes the method third order at `eta = 0` (fitted slopes on a
+//! Gaussian mixture: 2.12 with k-diffusion's weight, 3.05 with the exact one; on the Gaussian
+//! oracle, whose linear denoiser hides the leading error term, 2.03 and 4.09). The reference
+//! fixtures check it against k-diffusion's function with that one coefficient changed. The unit test
+//! `k_diffusion_phi_3_term_is_half_the_exact_one` pins the factor.
 
 use super::{exp_sde_step, phi_2, phi_3, NoiseControl};
-use crate::error::Result;
+use crate::error::{Result, SolverError};
 use crate::ode::Level;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
-/// DPM-Solver++(3M) SDE with stochasticity `eta` and noise multiplier `s_noise`: 1 evaluation
-/// per step.
+/// The weight of the second divided difference `d2` (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Phi3Weight {
+    /// `phi_3(h_eta)`: k-diffusion's (and DPM-Solver's and diffusers') coefficient, which halves
+    /// the `D''` term; second order at `eta = 0`.
+    #[default]
+    KDiffusion,
+    /// `2 phi_3(h_eta)`: the exact exponential-integrator weight; third order at `eta = 0`.
+    Exact,
+}
+
+/// DPM-Solver++(3M) SDE with stochasticity `eta`, noise multiplier `s_noise` and a
+/// [`Phi3Weight`]: 1 evaluation per step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DpmSolverPp3MSde {
     ctl: NoiseControl,
+    weight: Phi3Weight,
 }
 
 impl Default for DpmSolverPp3MSde {
@@ -47,6 +66,7 @@ impl Default for DpmSolverPp3MSde {
                 eta: 1.0,
                 s_noise: 1.0,
             },
+            weight: Phi3Weight::KDiffusion,
         }
     }
 }
@@ -57,20 +77,53 @@ impl DpmSolverPp3MSde {
     pub fn new(eta: f64, s_noise: f64) -> Result<Self> {
         Ok(DpmSolverPp3MSde {
             ctl: NoiseControl::new(eta, s_noise)?,
+            weight: Phi3Weight::KDiffusion,
         })
+    }
+
+    /// The same solver with the given weight of the second divided difference.
+    pub fn with_weight(self, weight: Phi3Weight) -> Self {
+        DpmSolverPp3MSde { weight, ..self }
+    }
+
+    /// The weight from the registry's numeric flag `third_order` (0 = k-diffusion's, 1 = exact).
+    pub fn weight_from_flag(third_order: f64) -> Result<Phi3Weight> {
+        if third_order == 0.0 {
+            Ok(Phi3Weight::KDiffusion)
+        } else if third_order == 1.0 {
+            Ok(Phi3Weight::Exact)
+        } else {
+            Err(SolverError::InvalidParameter {
+                name: "third_order",
+                reason: format!(
+                    "must be 0 (k-diffusion's phi_3 weight) or 1 (exact), got {third_order}"
+                ),
+            })
+        }
     }
 }
 
-/// Weights on `(D0, D1, D2)` of `phi_2 d1 - phi_3 d2` (both previous gaps known) or of
-/// `phi_2 d1_0` (only `h1` known), relative to `alpha1`.
-fn correction_weights(h: f64, h_eta: f64, h1: f64, h2: Option<f64>) -> [f64; 3] {
+/// Weights on `(D0, D1, D2)` of `phi_2 d1 - c phi_3 d2` (both previous gaps known; `c` is 1 for
+/// [`Phi3Weight::KDiffusion`], 2 for [`Phi3Weight::Exact`]) or of `phi_2 d1_0` (only `h1`
+/// known), relative to `alpha1`.
+fn correction_weights(
+    h: f64,
+    h_eta: f64,
+    h1: f64,
+    h2: Option<f64>,
+    weight: Phi3Weight,
+) -> [f64; 3] {
     let (p2, r0) = (phi_2(h_eta), h1 / h);
+    let c = match weight {
+        Phi3Weight::KDiffusion => 1.0,
+        Phi3Weight::Exact => 2.0,
+    };
     match h2 {
         None => [p2 / r0, -p2 / r0, 0.0],
         Some(h2) => {
-            let (p3, r1) = (phi_3(h_eta), h2 / h);
+            let (p3, r1) = (c * phi_3(h_eta), h2 / h);
             let s = r0 + r1;
-            // phi_2 d1 - phi_3 d2 = a d1_0 + b d1_1.
+            // phi_2 d1 - p3 d2 = a d1_0 + b d1_1.
             let a = p2 * (1.0 + r0 / s) - p3 / s;
             let b = (p3 - p2 * r0) / s;
             [a / r0, -a / r0 + b / r1, -b / r1]
@@ -80,10 +133,17 @@ fn correction_weights(h: f64, h_eta: f64, h1: f64, h2: Option<f64>) -> [f64; 3] 
 
 impl<S: State> Solver<S> for DpmSolverPp3MSde {
     fn name(&self) -> String {
-        format!("dpmpp-3m-sde({})", self.ctl.describe())
+        let third = match self.weight {
+            Phi3Weight::KDiffusion => "",
+            Phi3Weight::Exact => ",third_order",
+        };
+        format!("dpmpp-3m-sde({}{third})", self.ctl.describe())
     }
     fn order(&self) -> f64 {
-        self.ctl.order(2.0)
+        match self.weight {
+            Phi3Weight::KDiffusion => self.ctl.order(2.0),
+            Phi3Weight::Exact => self.ctl.order(3.0),
+        }
     }
     fn is_stochastic(&self) -> bool {
         self.ctl.is_stochastic()
@@ -104,7 +164,8 @@ impl<S: State> Solver<S> for DpmSolverPp3MSde {
                 let l1 = sch.lambda(p1.t);
                 let p2 = cache.back(1);
                 let h2 = p2.map(|p2| l1 - sch.lambda(p2.t));
-                let w = correction_weights(h, (1.0 + self.ctl.eta) * h, from.lambda - l1, h2);
+                let h_eta = (1.0 + self.ctl.eta) * h;
+                let w = correction_weights(h, h_eta, from.lambda - l1, h2, self.weight);
                 let mut terms = vec![(w[0], &e.x0), (w[1], &p1.x0)];
                 if let Some(p2) = p2 {
                     terms.push((w[2], &p2.x0));
@@ -133,27 +194,36 @@ mod tests {
         let dd1 = d1_0 + (d1_0 - d1_1) * r0 / (r0 + r1);
         let dd2 = (d1_0 - d1_1) / (r0 + r1);
         let want = phi_2(h_eta) * dd1 - phi_3(h_eta) * dd2;
-        let w = correction_weights(h, h_eta, h1, Some(h2));
+        let w = correction_weights(h, h_eta, h1, Some(h2), Phi3Weight::KDiffusion);
         let got = w[0] * d0 + w[1] * d1 + w[2] * d2;
         assert!((got - want).abs() < 1e-14, "{got} vs {want}");
-        let w = correction_weights(h, h_eta, h1, None);
+        let w = correction_weights(h, h_eta, h1, Some(h2), Phi3Weight::Exact);
         let got = w[0] * d0 + w[1] * d1 + w[2] * d2;
-        assert!((got - phi_2(h_eta) * d1_0).abs() < 1e-14);
+        let want = phi_2(h_eta) * dd1 - 2.0 * phi_3(h_eta) * dd2;
+        assert!((got - want).abs() < 1e-14, "{got} vs {want}");
+        for weight in [Phi3Weight::KDiffusion, Phi3Weight::Exact] {
+            let w = correction_weights(h, h_eta, h1, None, weight);
+            let got = w[0] * d0 + w[1] * d1 + w[2] * d2;
+            assert!((got - phi_2(h_eta) * d1_0).abs() < 1e-14);
+        }
     }
 
     #[test]
     fn k_diffusion_phi_3_term_is_half_the_exact_one() {
         // Data prediction D(lambda) = lambda^2 around lambda0 = 0 on a uniform grid: the exact
         // exponential-integrator term is int_0^h e^{-(h-s)} s^2 ds = h^2 - 2h + 2 - 2e^{-h};
-        // k-diffusion's correction (D'(0) = 0, so only the phi_3 term acts) gives half of it.
-        for h in [0.05, 0.3, 1.0] {
-            let w = correction_weights(h, h, h, Some(h));
-            let scheme = w[0] * 0.0 + w[1] * h * h + w[2] * 4.0 * h * h;
+        // k-diffusion's correction (D'(0) = 0, so only the phi_3 term acts) gives half of it,
+        // the exact weight all of it.
+        for h in [0.05_f64, 0.3, 1.0] {
             let exact = h * h - 2.0 * h + 2.0 - 2.0 * (-h).exp();
-            assert!(
-                (scheme / exact - 0.5).abs() < 1e-9,
-                "h {h}: {scheme} vs {exact}"
-            );
+            for (weight, ratio) in [(Phi3Weight::KDiffusion, 0.5), (Phi3Weight::Exact, 1.0)] {
+                let w = correction_weights(h, h, h, Some(h), weight);
+                let scheme = w[0] * 0.0 + w[1] * h * h + w[2] * 4.0 * h * h;
+                assert!(
+                    (scheme / exact - ratio).abs() < 1e-9,
+                    "h {h}, {weight:?}: {scheme} vs {exact}"
+                );
+            }
         }
     }
 }

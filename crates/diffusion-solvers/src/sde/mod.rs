@@ -26,7 +26,7 @@ mod euler_maruyama;
 
 pub use dpmpp_2m_sde::{DpmSolverPp2MSde, SecondOrderForm};
 pub use dpmpp_2s_ancestral::DpmSolverPp2SAncestral;
-pub use dpmpp_3m_sde::DpmSolverPp3MSde;
+pub use dpmpp_3m_sde::{DpmSolverPp3MSde, Phi3Weight};
 pub use dpmpp_sde::DpmSolverPpSde;
 pub use euler_ancestral::EulerAncestral;
 pub use euler_maruyama::EulerMaruyama;
