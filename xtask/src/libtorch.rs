@@ -72,6 +72,12 @@ impl Libtorch {
         })
     }
 
+    /// The Python interpreter of the cached venv (`None` when `$LIBTORCH` points at a plain
+    /// libtorch distribution, which has no Python).
+    pub fn python(&self) -> Option<PathBuf> {
+        self.venv.as_ref().map(|v| v.join("bin").join("python"))
+    }
+
     /// Prints where libtorch is.
     pub fn describe(&self) {
         match (&self.libtorch, &self.venv) {

@@ -7,6 +7,8 @@
 //! - `doctor`: `diffusion doctor` (libtorch version, CUDA, device, a matmul check).
 //! - `env`: shell `export` lines that let plain `cargo` commands find libtorch.
 //! - `run -- <cargo args>`: any cargo command with libtorch wired in.
+//! - `refdata`: install the Python anchors (diffusers, k-diffusion, torchsde) into the venv and
+//!   regenerate the committed reference fixtures of diffusion-solvers (see `refdata.rs`).
 //!
 //! libtorch comes from `$LIBTORCH` when set; otherwise from a Python virtual environment with
 //! `torch==2.11.0` (the version `tch = 0.24.0` expects), created once in a per-user cache shared
@@ -14,13 +16,14 @@
 //! `~/.cache/diffusion-rs`. The Python used to create it is `$DIFFUSION_PYTHON`, else `python3`.
 
 mod libtorch;
+mod refdata;
 
 use anyhow::{bail, Context, Result};
 use libtorch::Libtorch;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const USAGE: &str = "usage: cargo xtask <setup|demo|test|ci|doctor|env|run> [args...]
+const USAGE: &str = "usage: cargo xtask <setup|demo|test|ci|doctor|env|run|refdata> [args...]
 
   setup            install libtorch (torch==2.11.0 in a cached venv) unless $LIBTORCH is set
   demo [args]      run the end-to-end demo (`diffusion demo`), writing into out/demo
@@ -28,7 +31,9 @@ const USAGE: &str = "usage: cargo xtask <setup|demo|test|ci|doctor|env|run> [arg
   ci               cargo fmt --check, clippy -D warnings, then the test suite
   doctor           print libtorch version, CUDA availability, device and a matmul check
   env              print shell exports so plain cargo commands find libtorch
-  run -- <args>    run any cargo command with libtorch wired in";
+  run -- <args>    run any cargo command with libtorch wired in
+  refdata [args]   install diffusers/k-diffusion/torchsde into the venv and regenerate
+                   crates/diffusion-solvers/tests/fixtures (args go to make_fixtures.py)";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -126,6 +131,7 @@ fn real_main() -> Result<()> {
             }
             cargo(&root, &lt, &rest)
         }
+        "refdata" => refdata::run(&root, &rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())
