@@ -15,11 +15,11 @@
 //! reproduces training points, the memorization baseline of the geometric-perspective paper.
 //! Cost `O(N d)` per query row.
 
-use super::{as_rows, check_cols};
+use super::check_cols;
 use crate::error::{CoreError, Result};
-use crate::prediction::{Denoiser, Prediction};
+
 use crate::schedule::NoiseSchedule;
-use crate::state::State;
+
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
 /// A finite data set `y_1..y_N` (the rows of an `N x d` array) seen as the empirical measure.
@@ -172,41 +172,32 @@ impl EmpiricalData {
 
     /// The optimal denoiser of this data set under `schedule`, usable by every sampler.
     pub fn denoiser<'a>(&'a self, schedule: &'a dyn NoiseSchedule) -> EmpiricalDenoiser<'a> {
-        EmpiricalDenoiser {
-            data: self,
-            schedule,
-        }
+        super::Analytic::new(self, schedule)
     }
 }
 
-/// The optimal denoiser of an [`EmpiricalData`] set under a schedule. Like
-/// [`GmmDenoiser`](super::GmmDenoiser) it implements [`Denoiser<S>`] for every `State`, reading
-/// the state's values as rows of the data dimension (a host round trip on tensors) and
-/// answering [`Prediction::Sample`].
-#[derive(Debug, Clone, Copy)]
-pub struct EmpiricalDenoiser<'a> {
-    data: &'a EmpiricalData,
-    schedule: &'a dyn NoiseSchedule,
-}
-
-impl<S: State> Denoiser<S> for EmpiricalDenoiser<'_> {
-    fn predict(&self, x: &S, t: f64) -> Result<Prediction<S>> {
-        let rows = as_rows(
-            x.to_host(),
-            self.data.dim(),
-            "state rows for the empirical denoiser",
-        )?;
-        let den = self.data.denoise_t(self.schedule, t, &rows.view())?;
-        Ok(Prediction::Sample(
-            x.from_host_like(den.as_slice().expect("standard layout")),
-        ))
+impl super::RowDenoiser for EmpiricalData {
+    fn dim(&self) -> usize {
+        EmpiricalData::dim(self)
+    }
+    fn denoise_rows(
+        &self,
+        schedule: &dyn NoiseSchedule,
+        t: f64,
+        x: &ArrayView2<'_, f64>,
+    ) -> Result<Array2<f64>> {
+        self.denoise_t(schedule, t, x)
     }
 }
+
+/// The optimal denoiser of an [`EmpiricalData`] set under a schedule (see [`super::Analytic`]).
+pub type EmpiricalDenoiser<'a> = super::Analytic<'a, EmpiricalData>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::noise::HostNoise;
+    use crate::prediction::{Denoiser, Prediction};
     use crate::schedule::{Edm, VpLinear};
     use crate::target::GaussianMixture;
     use ndarray::{array, Array1};

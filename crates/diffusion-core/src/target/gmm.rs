@@ -10,12 +10,12 @@
 //! the score is `-sum_k r_k C_k^{-1} (x - alpha mu_k)` and the denoiser is
 //! `sum_k r_k (mu_k + alpha Sigma_k C_k^{-1} (x - alpha mu_k))`, with posterior responsibilities `r_k`.
 
-use super::{as_rows, check_cols, Gaussian};
+use super::{check_cols, Gaussian};
 use crate::error::{CoreError, Result};
 use crate::noise::HostNoise;
-use crate::prediction::{Denoiser, Prediction};
+
 use crate::schedule::NoiseSchedule;
-use crate::state::State;
+
 use nalgebra::{DMatrix, DVector};
 use ndarray::{Array2, ArrayView2};
 use serde::{Deserialize, Serialize};
@@ -346,10 +346,7 @@ impl GaussianMixture {
 
     /// The exact denoiser of this mixture under `schedule`, usable by every sampler.
     pub fn denoiser<'a>(&'a self, schedule: &'a dyn NoiseSchedule) -> GmmDenoiser<'a> {
-        GmmDenoiser {
-            gmm: self,
-            schedule,
-        }
+        super::Analytic::new(self, schedule)
     }
 }
 
@@ -360,25 +357,19 @@ impl Gaussian {
     }
 }
 
-/// The exact denoiser of a [`GaussianMixture`] under a schedule. It implements
-/// [`Denoiser<S>`] for every `State`, reading the state's values as rows of the mixture's
-/// dimension (a host round trip on tensors) and answering [`Prediction::Sample`].
-#[derive(Debug, Clone, Copy)]
-pub struct GmmDenoiser<'a> {
-    gmm: &'a GaussianMixture,
-    schedule: &'a dyn NoiseSchedule,
-}
-
-impl<S: State> Denoiser<S> for GmmDenoiser<'_> {
-    fn predict(&self, x: &S, t: f64) -> Result<Prediction<S>> {
-        let rows = as_rows(
-            x.to_host(),
-            self.gmm.dim(),
-            "state rows for the mixture denoiser",
-        )?;
-        let den = self.gmm.denoise_t(self.schedule, t, &rows.view())?;
-        Ok(Prediction::Sample(
-            x.from_host_like(den.as_slice().expect("standard layout")),
-        ))
+impl super::RowDenoiser for GaussianMixture {
+    fn dim(&self) -> usize {
+        GaussianMixture::dim(self)
+    }
+    fn denoise_rows(
+        &self,
+        schedule: &dyn NoiseSchedule,
+        t: f64,
+        x: &ArrayView2<'_, f64>,
+    ) -> Result<Array2<f64>> {
+        self.denoise_t(schedule, t, x)
     }
 }
+
+/// The exact denoiser of a [`GaussianMixture`] under a schedule (see [`super::Analytic`]).
+pub type GmmDenoiser<'a> = super::Analytic<'a, GaussianMixture>;
