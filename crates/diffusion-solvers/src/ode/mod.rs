@@ -18,6 +18,7 @@ pub use dpm2::Dpm2;
 pub use dpmpp_2m::DpmSolverPp2M;
 pub use euler::Euler;
 pub use heun::Heun;
+pub(crate) use lms::GAUSS_LEGENDRE_4;
 pub use lms::{Lms, MAX_LMS_ORDER};
 
 use diffusion_core::{NoiseSchedule, State};
