@@ -7,8 +7,8 @@ use crate::ode::{
     Dpmpp3MWeight, Euler, Heun, Ipndm, Lms, Plms, UniPc, UniPcVariant,
 };
 use crate::sde::{
-    DpmSolverPp2MSde, DpmSolverPp2SAncestral, DpmSolverPp3MSde, DpmSolverPpSde, EulerAncestral,
-    EulerMaruyama,
+    Ddpm, DpmSolverPp2MSde, DpmSolverPp2SAncestral, DpmSolverPp3MSde, DpmSolverPpSde, EdmSde,
+    ErSde, EulerAncestral, EulerMaruyama, NoiseScale, PredictorCorrector, Restart, SaSolver,
 };
 use crate::solver::Solver;
 use diffusion_core::{Spec, State};
@@ -192,6 +192,54 @@ pub const SOLVERS: &[SolverInfo] = &[
         params: "",
         stochastic: false,
     },
+    SolverInfo {
+        name: "edm-sde",
+        paper: "Karras et al. 2022, EDM, arXiv:2206.00364, Alg. 2 (churn + Heun)",
+        order: 2.0,
+        nfe_per_step: "2 (1 on the step to sigma = 0)",
+        params: "s_churn=40,s_tmin=0.05,s_tmax=50,s_noise=1 (s_churn=0 is heun)",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "sa-solver",
+        paper: "Xue et al. 2023, SA-Solver, arXiv:2309.05019, Eq. 15 + 18, Alg. 1 (PEC)",
+        order: 1.0,
+        nfe_per_step: "1 (2 on the first step; 2 with pece=1; corrector_order=0: 1)",
+        params: "predictor_order=3 (1..3),corrector_order=3 (0..3),tau=1,pece=0",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "er-sde",
+        paper: "Cui et al. 2023, ER-SDE-Solver, arXiv:2309.06169, VP ER-SDE-Solver-1/2/3",
+        order: 1.0,
+        nfe_per_step: "1",
+        params: "order=3 (1..3),noise_fn=7 (authors' func_type 1..7; 1 = ODE),s_noise=1",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "pc",
+        paper: "Song et al. 2021, Score SDE, arXiv:2011.13456, Alg. 2/3 (predictor + Langevin corrector)",
+        order: 1.0,
+        nfe_per_step: "corrector_steps + 1",
+        params: "snr=0.16,corrector_steps=1,predictor=0 (0 reverse diffusion, 1 euler-maruyama)",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "restart",
+        paper: "Xu et al. 2023, Restart Sampling, arXiv:2306.14878, Alg. 1 (EDM Heun)",
+        order: 2.0,
+        nfe_per_step: "2 (1 on the step to sigma = 0); + k * (2 restart_steps) + 2 on the step crossing t_restart_min",
+        params: "k=2,t_restart_min=0.1,t_restart_max=2,restart_steps=10",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "ddpm",
+        paper: "Ho et al. 2020, DDPM, arXiv:2006.11239, Alg. 2 (continuous-time posterior)",
+        order: 1.0,
+        nfe_per_step: "1",
+        params: "variance=0 (0 beta_tilde posterior, 1 beta upper bound)",
+        stochastic: true,
+    },
 ];
 
 /// Builds a solver from a spec such as `heun` or `ddim:eta=0.5`. Unknown names and unknown or
@@ -270,6 +318,37 @@ pub fn build<S: State>(text: &str) -> Result<Box<dyn Solver<S>>> {
             int_param("variable", spec.take("variable", 1.0), 0, 1)? == 1,
         )?),
         "plms" => Box::new(Plms),
+        "edm-sde" => Box::new(EdmSde::new(
+            spec.take("s_churn", 40.0),
+            spec.take("s_tmin", 0.05),
+            spec.take("s_tmax", 50.0),
+            spec.take("s_noise", 1.0),
+        )?),
+        "sa-solver" => Box::new(SaSolver::new(
+            integer(spec.take("predictor_order", 3.0), "predictor_order")?,
+            integer(spec.take("corrector_order", 3.0), "corrector_order")?,
+            spec.take("tau", 1.0),
+            flag(spec.take("pece", 0.0), "pece")?,
+        )?),
+        "er-sde" => Box::new(ErSde::new(
+            integer(spec.take("order", 3.0), "order")?,
+            NoiseScale::from_func_type(spec.take("noise_fn", 7.0))?,
+            spec.take("s_noise", 1.0),
+        )?),
+        "pc" => Box::new(PredictorCorrector::new(
+            PredictorCorrector::predictor_from_flag(spec.take("predictor", 0.0))?,
+            spec.take("snr", 0.16),
+            integer(spec.take("corrector_steps", 1.0), "corrector_steps")?,
+        )?),
+        "restart" => Box::new(Restart::new(
+            integer(spec.take("k", 2.0), "k")?,
+            spec.take("t_restart_min", 0.1),
+            spec.take("t_restart_max", 2.0),
+            integer(spec.take("restart_steps", 10.0), "restart_steps")?,
+        )?),
+        "ddpm" => Box::new(Ddpm::new(Ddpm::variance_from_flag(
+            spec.take("variance", 0.0),
+        )?)),
         _ => {
             let known: Vec<&str> = SOLVERS.iter().map(|s| s.name).collect();
             return Err(spec.unknown("solver", &known).into());
@@ -287,6 +366,18 @@ fn integer(value: f64, name: &'static str) -> Result<usize> {
         Err(SolverError::InvalidParameter {
             name,
             reason: format!("must be a non-negative integer, got {value}"),
+        })
+    }
+}
+
+/// A parameter that must be 0 (off) or 1 (on).
+fn flag(value: f64, name: &'static str) -> Result<bool> {
+    if value == 0.0 || value == 1.0 {
+        Ok(value == 1.0)
+    } else {
+        Err(SolverError::InvalidParameter {
+            name,
+            reason: format!("must be 0 or 1, got {value}"),
         })
     }
 }

@@ -6,6 +6,10 @@
 //! `s = eta sigma1 sqrt(1 - exp(2 (lambda0 - lambda1)))`, which for VP schedules is the paper's
 //! `sigma_t(eta)`. eta = 0 is deterministic (order 1; identical to `Euler`), eta = 1 is the DDPM
 //! ancestral posterior variance. A step to sigma = 0 returns `alpha1 x0_hat`.
+//!
+//! Order 1 for every eta: at eta = 0 the global ODE order; for eta > 0 the step is algebraically
+//! Euler ancestral with the same eta (`crate::sde::EulerAncestral`), strong order 1 along a
+//! Brownian tree (additive noise; `crate::sde::Ddpm` at eta = 1 is tested for it).
 
 use crate::error::{Result, SolverError};
 use crate::solver::{Cache, Solver, Step};
@@ -35,11 +39,7 @@ impl<S: State> Solver<S> for Ddim {
         format!("ddim(eta={})", self.eta)
     }
     fn order(&self) -> f64 {
-        if self.eta == 0.0 {
-            1.0
-        } else {
-            0.5
-        }
+        1.0
     }
     fn is_stochastic(&self) -> bool {
         self.eta > 0.0

@@ -56,7 +56,7 @@ impl Lms {
 }
 
 /// Gauss-Legendre nodes and weights on `[-1, 1]` (4 points: exact for degree <= 7).
-const GAUSS_LEGENDRE_4: [(f64, f64); 4] = [
+pub(crate) const GAUSS_LEGENDRE_4: [(f64, f64); 4] = [
     (-0.861_136_311_594_052_6, 0.347_854_845_137_453_85),
     (-0.339_981_043_584_856_3, 0.652_145_154_862_546_2),
     (0.339_981_043_584_856_3, 0.652_145_154_862_546_2),

@@ -40,6 +40,7 @@ pub use dpmpp_3m::{DpmSolverPp3M, Dpmpp3MWeight};
 pub use euler::Euler;
 pub use heun::Heun;
 pub use ipndm::Ipndm;
+pub(crate) use lms::GAUSS_LEGENDRE_4;
 pub use lms::{Lms, MAX_LMS_ORDER};
 pub use plms::Plms;
 pub use unipc::{UniPc, UniPcVariant};

@@ -16,13 +16,27 @@
 //! variance), the multistep ones ([`DpmSolverPp2MSde`], [`DpmSolverPp3MSde`]) multiply the
 //! log-SNR rate of the noise by `eta`. Both are exact-law samplers at `eta = 1` and the
 //! probability-flow ODE at `eta = 0`.
+//!
+//! The other stochastic samplers here: DDPM ancestral sampling ([`Ddpm`]), the EDM churn
+//! sampler ([`EdmSde`]), SA-Solver ([`SaSolver`], the same exponential-integrator frame with
+//! `eta = tau^2` and Adams weights), ER-SDE-Solvers ([`ErSde`]), Score-SDE predictor-corrector
+//! sampling ([`PredictorCorrector`]) and restart sampling ([`Restart`]). The shared pieces:
+//! `NoiseControl`, `ancestral_split`, `add_noise`, the exponential-integrator frame
+//! (`exp_sde_step` = `exp_mean` + `exp_noise_coef`), `phi` functions, exponentially
+//! weighted Lagrange weights (`exp_lagrange_weights`) and Gauss-Legendre quadrature.
 
+mod ddpm;
 mod dpmpp_2m_sde;
 mod dpmpp_2s_ancestral;
 mod dpmpp_3m_sde;
 mod dpmpp_sde;
+mod edm_sde;
+mod er_sde;
 mod euler_ancestral;
 mod euler_maruyama;
+mod pc;
+mod restart;
+mod sa_solver;
 
 pub use dpmpp_2m_sde::{DpmSolverPp2MSde, SecondOrderForm};
 pub use dpmpp_2s_ancestral::DpmSolverPp2SAncestral;
@@ -31,8 +45,15 @@ pub use dpmpp_sde::DpmSolverPpSde;
 pub use euler_ancestral::EulerAncestral;
 pub use euler_maruyama::EulerMaruyama;
 
+pub use ddpm::{Ddpm, PosteriorVariance};
+pub use edm_sde::EdmSde;
+pub use er_sde::{ErSde, NoiseScale, MAX_ER_SDE_ORDER};
+pub use pc::{Predictor, PredictorCorrector};
+pub use restart::Restart;
+pub use sa_solver::{SaSolver, MAX_SA_ORDER};
+
 use crate::error::{Result, SolverError};
-use crate::ode::Level;
+use crate::ode::{Level, GAUSS_LEGENDRE_4};
 use diffusion_core::{BrownianPath, State};
 
 /// The noise controls shared by k-diffusion's stochastic samplers, validated.
@@ -155,7 +176,7 @@ pub(crate) fn phi_3(z: f64) -> f64 {
 ///      + sigma1 sqrt(1 - e^{-2 eta h}) s_noise z`,
 /// where `terms` holds the correction weights `w_k` (relative to `alpha1`) and the data
 /// predictions `D_k`. A step to noise level 0 returns `alpha1 D0` (k-diffusion's denoising
-/// step).
+/// step). Built from [`exp_mean`] and [`exp_noise_coef`].
 pub(crate) fn exp_sde_step<S: State>(
     x: &S,
     from: &Level,
@@ -168,20 +189,168 @@ pub(crate) fn exp_sde_step<S: State>(
     if to.is_data() {
         return Ok(d0.scale(to.alpha));
     }
-    let h = to.lambda - from.lambda;
-    let h_eta = (1.0 + ctl.eta) * h;
-    let mut out = x.lincomb(
-        to.alpha / from.alpha * (-h_eta).exp(),
-        d0,
-        -to.alpha * (-h_eta).exp_m1(),
-    );
-    for &(w, d) in terms {
+    let h_eta = (1.0 + ctl.eta) * (to.lambda - from.lambda);
+    let mut combo = Vec::with_capacity(terms.len() + 1);
+    combo.push((-(-h_eta).exp_m1(), d0));
+    combo.extend_from_slice(terms);
+    let out = exp_mean(x, from, to, h_eta, &combo);
+    add_noise(out, exp_noise_coef(from, to, ctl), noise, from.t, to.t)
+}
+
+/// The deterministic part of every data-prediction exponential integrator of the family
+/// `dy = [(1 + eta) (D - y)] dlambda + noise` (DPM-Solver++, its SDE forms, SA-Solver, DDPM):
+/// `alpha1 [e^{-h_eta} y0 + sum_j w_j D_j]` with `y0 = x / alpha0`, where `combo` holds the
+/// weights `w_j` (relative to `alpha1`) and data predictions `D_j`. The target must not be the
+/// data end (`lambda1 = inf`); callers return `alpha1 D0` there.
+pub(crate) fn exp_mean<S: State>(
+    x: &S,
+    from: &Level,
+    to: &Level,
+    h_eta: f64,
+    combo: &[(f64, &S)],
+) -> S {
+    let mut out = x.scale(to.alpha / from.alpha * (-h_eta).exp());
+    for &(w, d) in combo {
         out = out.lincomb(1.0, d, to.alpha * w);
     }
-    let coef = if ctl.is_stochastic() {
-        to.alpha * to.rho * (-(-2.0 * ctl.eta * h).exp_m1()).max(0.0).sqrt() * ctl.s_noise
+    out
+}
+
+/// The noise coefficient of [`exp_sde_step`]: `alpha1 rho1 sqrt(1 - e^{-2 eta h}) s_noise`, the
+/// exact standard deviation of the reverse SDE with `eta`-scaled log-SNR noise rate over the
+/// step (0 when the controls draw no noise).
+pub(crate) fn exp_noise_coef(from: &Level, to: &Level, ctl: &NoiseControl) -> f64 {
+    if !ctl.is_stochastic() || to.is_data() {
+        return 0.0;
+    }
+    let h = to.lambda - from.lambda;
+    to.alpha * to.rho * (-(-2.0 * ctl.eta * h).exp_m1()).max(0.0).sqrt() * ctl.s_noise
+}
+
+/// `psi_p(z) = int_0^1 e^{-z (1 - v)} v^p dv` for `p = 0..n`: the moments of the exponential
+/// weight of data-prediction exponential integrators over one step (in units of the step).
+/// A power series for `z < 1` (no cancellation for small steps), else the stable recurrence
+/// `psi_0 = (1 - e^{-z}) / z`, `psi_p = (1 - p psi_{p-1}) / z`. Note `z psi_1(z) = phi_2(z)`.
+pub(crate) fn exp_moments(z: f64, n: usize) -> Vec<f64> {
+    if z < 1.0 {
+        (0..n)
+            .map(|p| {
+                // psi_p = sum_j (-z)^j p! / (p + j + 1)!.
+                let mut term = 1.0 / (p + 1) as f64;
+                let mut sum = term;
+                for j in 1..80 {
+                    term *= -z / (p + j + 1) as f64;
+                    sum += term;
+                    if term.abs() <= 1e-18 * sum.abs() {
+                        break;
+                    }
+                }
+                sum
+            })
+            .collect()
     } else {
-        0.0
-    };
-    add_noise(out, coef, noise, from.t, to.t)
+        let mut out = Vec::with_capacity(n);
+        let mut prev = -(-z).exp_m1() / z;
+        for p in 0..n {
+            if p > 0 {
+                prev = (1.0 - p as f64 * prev) / z;
+            }
+            out.push(prev);
+        }
+        out
+    }
+}
+
+/// Monomial coefficients of the Lagrange basis of distinct `nodes`: row `j` holds `a_{j,p}`
+/// with `L_j(u) = sum_p a_{j,p} u^p` (`L_j(nodes[k]) = 1` if `j = k`, else 0).
+pub(crate) fn lagrange_basis(nodes: &[f64]) -> Vec<Vec<f64>> {
+    (0..nodes.len())
+        .map(|j| {
+            let mut c = vec![1.0];
+            for (k, &nk) in nodes.iter().enumerate() {
+                if k == j {
+                    continue;
+                }
+                let scale = 1.0 / (nodes[j] - nk);
+                let mut next = vec![0.0; c.len() + 1];
+                for (p, &cp) in c.iter().enumerate() {
+                    next[p + 1] += cp * scale;
+                    next[p] -= nk * cp * scale;
+                }
+                c = next;
+            }
+            c
+        })
+        .collect()
+}
+
+/// Exponentially weighted Lagrange integrals of one data-prediction exponential-integrator
+/// step: `w_j = z int_0^1 e^{-z (1 - v)} L_j(v) dv` for the Lagrange basis of `nodes` (positions
+/// in units of the step, measured from its start: 0 is the step's start, 1 its end, negative
+/// values earlier steps). `sum_j w_j = 1 - e^{-z}`; with `z = (1 + tau^2) h` these are the
+/// `b`-coefficients of SA-Solver (Xue et al. 2023, arXiv:2309.05019, Eq. 15 and 18) relative to
+/// `alpha1`, and with `tau = 0` those of the Adams-type DPM-Solver++ updates.
+pub(crate) fn exp_lagrange_weights(nodes: &[f64], z: f64) -> Vec<f64> {
+    let psi = exp_moments(z, nodes.len());
+    lagrange_basis(nodes)
+        .iter()
+        .map(|a| z * a.iter().zip(&psi).map(|(a, m)| a * m).sum::<f64>())
+        .collect()
+}
+
+/// `int_a^b f` by composite 4-point Gauss-Legendre quadrature on `panels` equal panels (exact
+/// for cubics on each panel; for smooth `f` the error falls like `panels^-8`).
+pub(crate) fn gauss_legendre(f: impl Fn(f64) -> f64, a: f64, b: f64, panels: usize) -> f64 {
+    let panels = panels.max(1);
+    let width = (b - a) / panels as f64;
+    (0..panels)
+        .map(|i| {
+            let mid = a + (i as f64 + 0.5) * width;
+            0.5 * width
+                * GAUSS_LEGENDRE_4
+                    .iter()
+                    .map(|&(xi, w)| w * f(mid + 0.5 * width * xi))
+                    .sum::<f64>()
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exp_moments_match_quadrature_on_both_branches() {
+        for z in [1e-6, 0.03, 0.7, 0.999, 1.0, 2.5, 30.0] {
+            let m = exp_moments(z, 4);
+            for (p, mp) in m.iter().enumerate() {
+                let q =
+                    gauss_legendre(|v| (-z * (1.0 - v)).exp() * v.powi(p as i32), 0.0, 1.0, 512);
+                assert!(
+                    (mp - q).abs() <= 1e-13 * q.abs().max(1e-300),
+                    "z {z} p {p}: {mp} vs {q}"
+                );
+            }
+            assert!((z * m[1] - phi_2(z)).abs() < 1e-9 * phi_2(z), "z {z}");
+        }
+    }
+
+    #[test]
+    fn lagrange_weights_integrate_the_interpolant_exactly() {
+        // The weights must reproduce z int_0^1 e^{-z(1-v)} q(v) dv for every polynomial q of
+        // degree < n, e.g. q(v) = v^2 - 3v + 2 with 3 nodes.
+        let nodes = [0.0, -0.7, -1.9];
+        for z in [0.05, 1.3, 7.0] {
+            let w = exp_lagrange_weights(&nodes, z);
+            let q = |v: f64| v * v - 3.0 * v + 2.0;
+            let got: f64 = w.iter().zip(&nodes).map(|(w, &v)| w * q(v)).sum();
+            let want = z * gauss_legendre(|v| (-z * (1.0 - v)).exp() * q(v), 0.0, 1.0, 512);
+            assert!((got - want).abs() < 1e-12, "z {z}: {got} vs {want}");
+            let total: f64 = w.iter().sum();
+            assert!((total + (-z).exp_m1()).abs() < 1e-14);
+        }
+        let basis = lagrange_basis(&[1.0, 0.0, -1.0]);
+        // L_0(u) = u (u + 1) / 2.
+        assert_eq!(basis[0], vec![0.0, 0.5, 0.5]);
+    }
 }

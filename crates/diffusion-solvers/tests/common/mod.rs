@@ -131,3 +131,105 @@ pub fn law_w2(
     let mut noise = IndependentIncrements::seeded(seed + 100);
     fitted_w2(&run(solver, schedule, grid, x, &mut noise))
 }
+
+/// A [`BrownianPath`] that probes a sampler that is affine in its input and its noises (every
+/// sampler here on a Gaussian target, whose denoiser is affine): query `q` returns, in rows
+/// `1 + d + q d + i` (`i < d`), the unit vector `e_i` (times `sqrt|dt|`, so normalized
+/// increments are exactly `e_i`), zeros elsewhere. It counts its queries.
+pub struct ProbePath {
+    /// Queries answered so far.
+    pub queries: usize,
+    dim: usize,
+}
+
+impl BrownianPath<Array2<f64>> for ProbePath {
+    fn increment(
+        &mut self,
+        t0: f64,
+        t1: f64,
+        like: &Array2<f64>,
+    ) -> diffusion_core::Result<Array2<f64>> {
+        let (q, d) = (self.queries, self.dim);
+        self.queries += 1;
+        let mut out = Array2::zeros(like.raw_dim());
+        let dt = t1 - t0;
+        for i in 0..d {
+            let row = 1 + d + q * d + i;
+            if row < out.nrows() {
+                out[[row, i]] = dt.signum() * dt.abs().sqrt();
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The exact law of `solver`'s output over `grid` when its input has the exact marginal law at
+/// the grid's first time and its noises are standard normal: run on probe rows (the mean, the
+/// input directions, every noise direction of every noise query) and add up the covariances.
+/// No sampling error, so weak convergence orders can be fitted. Needs a solver whose noise
+/// queries do not depend on the state's values.
+pub fn exact_law(
+    solver: &dyn Solver<Array2<f64>>,
+    schedule: &dyn NoiseSchedule,
+    grid: &TimeGrid,
+) -> Gaussian {
+    let start = target().marginal(schedule, grid.times()[0]);
+    let d = start.dim();
+    let root = start.cov_sqrt();
+    let inputs = |extra: usize| {
+        let mut x = Array2::zeros((1 + d + extra * d, d));
+        for r in 0..=d {
+            for j in 0..d {
+                x[[r, j]] = start.mean()[j] + if r > 0 { root[(j, r - 1)] } else { 0.0 };
+            }
+        }
+        for r in 1 + d..x.nrows() {
+            for j in 0..d {
+                x[[r, j]] = start.mean()[j];
+            }
+        }
+        x
+    };
+    let mut counter = ProbePath { queries: 0, dim: d };
+    run(solver, schedule, grid, inputs(0), &mut counter);
+    let n_queries = counter.queries;
+    let mut probe = ProbePath { queries: 0, dim: d };
+    let out = run(solver, schedule, grid, inputs(n_queries), &mut probe);
+    assert_eq!(
+        probe.queries, n_queries,
+        "noise queries depend on the state"
+    );
+    let mean: Vec<f64> = (0..d).map(|j| out[[0, j]]).collect();
+    let mut cov = vec![vec![0.0; d]; d];
+    for r in 1..out.nrows() {
+        for a in 0..d {
+            for b in 0..d {
+                cov[a][b] += (out[[r, a]] - mean[a]) * (out[[r, b]] - mean[b]);
+            }
+        }
+    }
+    Gaussian::new(mean, cov).unwrap()
+}
+
+/// W2 between the [`exact_law`] of `solver` over `grid` and the target.
+pub fn exact_law_w2(
+    solver: &dyn Solver<Array2<f64>>,
+    schedule: &dyn NoiseSchedule,
+    grid: &TimeGrid,
+) -> f64 {
+    gaussian_w2(&exact_law(solver, schedule, grid), &target())
+}
+
+/// W2 between the [`exact_law`] of `solver` over `grid` and the exact marginal at the grid's
+/// last time.
+pub fn exact_law_w2_at_end(
+    solver: &dyn Solver<Array2<f64>>,
+    schedule: &dyn NoiseSchedule,
+    grid: &TimeGrid,
+) -> f64 {
+    let end = grid.times()[grid.steps()];
+    gaussian_w2(
+        &exact_law(solver, schedule, grid),
+        &target().marginal(schedule, end),
+    )
+}
