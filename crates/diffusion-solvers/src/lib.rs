@@ -6,12 +6,14 @@
 //! [`Cache`], randomness in an explicit [`diffusion_core::BrownianPath`].
 //!
 //! The registry ([`registry::build`], [`registry::SOLVERS`]) builds any solver from a name with
-//! parameters, for the command line and benchmarks.
+//! parameters, for the command line and benchmarks. [`schedule_opt`] fits time grids to a model
+//! (Align Your Steps, GITS).
 
 pub mod error;
 pub mod ode;
 pub mod registry;
 pub mod sampler;
+pub mod schedule_opt;
 pub mod sde;
 pub mod solver;
 
