@@ -8,7 +8,9 @@
 //! 2-D toy data sets, and distances between distributions (exact and sliced W2, MMD, energy
 //! distance, Gaussian KL and W2, NLL under an exact target), and forward processes beyond scalar
 //! schedules ([`process`]: multivariate linear SDEs, CLD, PSLD, FDM, mean-reverting and
-//! mean-shifted SDEs, the PFGM++ kernel).
+//! mean-shifted SDEs, the PFGM++ kernel), and training-time weightings ([`weighting`]: SNR and
+//! min-SNR-gamma, EDM preconditioning and loss weight, the prior gap at the truncation time, score
+//! calibration).
 //!
 //! Everything here is pure Rust; `cargo test -p diffusion-core` needs neither Python nor libtorch.
 //! The notation is in `docs/notation.md`.
@@ -24,6 +26,7 @@ pub mod schedule;
 pub mod spec;
 pub mod state;
 pub mod target;
+pub mod weighting;
 
 pub use brownian::{BrownianPath, BrownianTree, IndependentIncrements};
 pub use error::{CoreError, Result};

@@ -6,7 +6,8 @@
 //! [`Cache`], randomness in an explicit [`diffusion_core::BrownianPath`].
 //!
 //! The registry ([`registry::build`], [`registry::SOLVERS`]) builds any solver from a name with
-//! parameters, for the command line and benchmarks.
+//! parameters, for the command line and benchmarks. [`schedule_opt`] fits time grids to a model
+//! (Align Your Steps, GITS).
 //!
 //! Adaptive solvers that choose their own steps live in [`adaptive`] (with the step-size
 //! controllers); denoiser wrappers such as dynamic thresholding live in [`adapters`].
@@ -17,6 +18,7 @@ pub mod error;
 pub mod ode;
 pub mod registry;
 pub mod sampler;
+pub mod schedule_opt;
 pub mod sde;
 pub mod solver;
 

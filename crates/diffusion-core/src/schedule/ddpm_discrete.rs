@@ -347,6 +347,9 @@ impl NoiseSchedule for DdpmDiscrete {
     fn noise_ratio(&self, t: f64) -> f64 {
         self.log_sigma(t).1.exp()
     }
+    fn discrete_steps(&self) -> Option<usize> {
+        Some(self.log_sigmas.len())
+    }
 }
 
 /// Reads a spec value as a table length: an integer in `[2, 10^8]`.

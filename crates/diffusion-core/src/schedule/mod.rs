@@ -155,6 +155,12 @@ pub trait NoiseSchedule: Send + Sync + std::fmt::Debug {
         let ds2 = (self.sigma(t + h).powi(2) - self.sigma(t - h).powi(2)) / (2.0 * h);
         ds2 - 2.0 * self.drift(t) * self.sigma(t).powi(2)
     }
+    /// `Some(N)` when time indexes a discrete table of `N` entries (`t in [0, N - 1]`, the
+    /// `ddpm-*` schedules), which diffusers' timestep spacings need; `None` (the default) for
+    /// continuous schedules.
+    fn discrete_steps(&self) -> Option<usize> {
+        None
+    }
     /// The EDM noise level `sigma(t) / alpha(t) = exp(-lambda(t))` (the sigma of k-diffusion).
     fn noise_ratio(&self, t: f64) -> f64 {
         self.sigma(t) / self.alpha(t)
