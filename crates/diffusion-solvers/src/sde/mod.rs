@@ -16,6 +16,9 @@
 //! variance), the multistep ones ([`DpmSolverPp2MSde`], [`DpmSolverPp3MSde`]) multiply the
 //! log-SNR rate of the noise by `eta`. Both are exact-law samplers at `eta = 1` and the
 //! probability-flow ODE at `eta = 0`.
+//!
+//! [`Mrs`] (the MR Sampler) holds the exponential integrators of a mean-reverting SDE around a
+//! condition `mu`, in both ODE and SDE forms.
 
 mod dpmpp_2m_sde;
 mod dpmpp_2s_ancestral;
@@ -23,6 +26,7 @@ mod dpmpp_3m_sde;
 mod dpmpp_sde;
 mod euler_ancestral;
 mod euler_maruyama;
+mod mrs;
 
 pub use dpmpp_2m_sde::{DpmSolverPp2MSde, SecondOrderForm};
 pub use dpmpp_2s_ancestral::DpmSolverPp2SAncestral;
@@ -30,6 +34,7 @@ pub use dpmpp_3m_sde::DpmSolverPp3MSde;
 pub use dpmpp_sde::DpmSolverPpSde;
 pub use euler_ancestral::EulerAncestral;
 pub use euler_maruyama::EulerMaruyama;
+pub use mrs::{Mrs, MrsPrediction};
 
 use crate::error::{Result, SolverError};
 use crate::ode::Level;
