@@ -17,7 +17,8 @@
 //! - the order schedule of multistep methods (warm-up, `lower_order_final`, step to sigma = 0).
 //!
 //! DPM-Solver-v3 ([`DpmSolverV3`]) needs the empirical model statistics of its model ([`Ems`],
-//! estimated by [`estimate_ems`]), so it is built in code, not from the registry.
+//! estimated by [`estimate_ems`]), so it is built in code, not from the registry; so is
+//! [`Iia`] (IIA-DDIM), whose per-step coefficients are fitted on pilot samples for one grid.
 
 mod ddim;
 mod deis;
@@ -30,6 +31,7 @@ mod dpmpp_2s;
 mod dpmpp_3m;
 mod euler;
 mod heun;
+mod iia;
 mod ipndm;
 mod lms;
 mod plms;
@@ -46,6 +48,7 @@ pub use dpmpp_2s::DpmSolverPp2S;
 pub use dpmpp_3m::{DpmSolverPp3M, Dpmpp3MWeight};
 pub use euler::Euler;
 pub use heun::Heun;
+pub use iia::Iia;
 pub use ipndm::Ipndm;
 pub use lms::{Lms, MAX_LMS_ORDER};
 pub use plms::Plms;
