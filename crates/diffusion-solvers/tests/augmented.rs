@@ -194,7 +194,7 @@ fn ode_errors(
                 z.dup(),
                 &mut IndependentIncrements::seeded(0),
             );
-            out.lincomb(1.0, &exact, -1.0).rms()
+            out.lincomb(1.0, exact, -1.0).rms()
         })
         .collect()
 }

@@ -214,7 +214,8 @@ fn the_model_parameterization_and_the_condition_do_not_matter() {
     // In y = x - mu, the data-prediction forms are the scalar-schedule solvers: order 1 is
     // DDIM, order 2 (midpoint) DPM-Solver++(2M) and its SDE form at eta = 1 (same noise).
     let gmm = GaussianMixture::from_gaussian(offset());
-    let pairs: [(Mrs<Array2<f64>>, Box<dyn Solver<Array2<f64>>>); 3] = [
+    type Pair = (Mrs<Array2<f64>>, Box<dyn Solver<Array2<f64>>>);
+    let pairs: [Pair; 3] = [
         (
             mrs(n, MrsPrediction::Data, 1, false),
             Box::new(Ddim::new(0.0).unwrap()),

@@ -13,9 +13,10 @@
 //!
 //! with a fresh score for each of the three sub-updates (3 evaluations per step). Because
 //! `V_v` depends on `v` (friction and the velocity score), the explicit momentum half-steps are
-//! not each other's adjoints and the scheme is first order (measured slope ~1 against the exact
-//! Gaussian flow); the paper's reduced variants, which reuse score evaluations, are not
-//! implemented.
+//! not each other's adjoints: the local error keeps a `(h^2 / 4) (dV_v/dv) V_v` term and the
+//! scheme is first order (fitted slopes 1.3-1.4 over 40-320 steps against the exact Gaussian
+//! flow, still pre-asymptotic, with errors 20-40x below Euler's on the same grid). The paper's
+//! reduced variants, which reuse score evaluations, are not implemented.
 
 use super::{check_step, PhaseSolver, PhaseStep};
 use crate::error::Result;
