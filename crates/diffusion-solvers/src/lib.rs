@@ -11,9 +11,13 @@
 //!
 //! Adaptive solvers that choose their own steps live in [`adaptive`] (with the step-size
 //! controllers); denoiser wrappers such as dynamic thresholding live in [`adapters`].
+//!
+//! Samplers for phase-space processes (CLD, PSLD) driven by an augmented score live in
+//! [`augmented`], with their own one-step trait and loop.
 
 pub mod adapters;
 pub mod adaptive;
+pub mod augmented;
 pub mod error;
 pub mod ode;
 pub mod registry;

@@ -15,16 +15,23 @@
 //! - Lagrange bases, Gauss-Legendre quadrature and a small dense linear solve for the
 //!   coefficients of variable-step multistep methods;
 //! - the order schedule of multistep methods (warm-up, `lower_order_final`, step to sigma = 0).
+//!
+//! DPM-Solver-v3 ([`DpmSolverV3`]) needs the empirical model statistics of its model ([`Ems`],
+//! estimated by [`estimate_ems`]), so it is built in code, not from the registry; so is
+//! [`Iia`] (IIA-DDIM), whose per-step coefficients are fitted on pilot samples for one grid.
 
 mod ddim;
 mod deis;
 mod dpm2;
 mod dpm_solver;
+mod dpm_solver_v3;
+mod dpm_solver_v3_ems;
 mod dpmpp_2m;
 mod dpmpp_2s;
 mod dpmpp_3m;
 mod euler;
 mod heun;
+mod iia;
 mod ipndm;
 mod lms;
 mod plms;
@@ -34,11 +41,14 @@ pub use ddim::Ddim;
 pub use deis::Deis;
 pub use dpm2::Dpm2;
 pub use dpm_solver::DpmSolver;
+pub use dpm_solver_v3::{DpmSolverV3, V3Corrector};
+pub use dpm_solver_v3_ems::{estimate_ems, Ems, EmsOptions};
 pub use dpmpp_2m::DpmSolverPp2M;
 pub use dpmpp_2s::DpmSolverPp2S;
 pub use dpmpp_3m::{DpmSolverPp3M, Dpmpp3MWeight};
 pub use euler::Euler;
 pub use heun::Heun;
+pub use iia::Iia;
 pub use ipndm::Ipndm;
 pub(crate) use lms::GAUSS_LEGENDRE_4;
 pub use lms::{Lms, MAX_LMS_ORDER};

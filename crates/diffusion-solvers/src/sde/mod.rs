@@ -24,6 +24,8 @@
 //! `NoiseControl`, `ancestral_split`, `add_noise`, the exponential-integrator frame
 //! (`exp_sde_step` = `exp_mean` + `exp_noise_coef`), `phi` functions, exponentially
 //! weighted Lagrange weights (`exp_lagrange_weights`) and Gauss-Legendre quadrature.
+//! [`Mrs`] (the MR Sampler) holds the exponential integrators of a mean-reverting SDE around a
+//! condition `mu`, in both ODE and SDE forms.
 
 mod ddpm;
 mod dpmpp_2m_sde;
@@ -34,6 +36,7 @@ mod edm_sde;
 mod er_sde;
 mod euler_ancestral;
 mod euler_maruyama;
+mod mrs;
 mod pc;
 mod restart;
 mod sa_solver;
@@ -44,6 +47,7 @@ pub use dpmpp_3m_sde::DpmSolverPp3MSde;
 pub use dpmpp_sde::DpmSolverPpSde;
 pub use euler_ancestral::EulerAncestral;
 pub use euler_maruyama::EulerMaruyama;
+pub use mrs::{Mrs, MrsPrediction};
 
 pub use ddpm::{Ddpm, PosteriorVariance};
 pub use edm_sde::EdmSde;
