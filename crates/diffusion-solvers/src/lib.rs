@@ -9,11 +9,13 @@
 //! parameters, for the command line and benchmarks.
 //!
 //! Adaptive solvers that choose their own steps live in [`adaptive`] (with the step-size
-//! controllers); denoiser wrappers such as dynamic thresholding live in [`adapters`].
+//! controllers); denoiser wrappers such as dynamic thresholding and AB-Cache live in
+//! [`adapters`]. [`inversion::invert`] runs any deterministic solver from data to noise.
 
 pub mod adapters;
 pub mod adaptive;
 pub mod error;
+pub mod inversion;
 pub mod ode;
 pub mod registry;
 pub mod sampler;
@@ -21,5 +23,6 @@ pub mod sde;
 pub mod solver;
 
 pub use error::{Result, SolverError};
+pub use inversion::invert;
 pub use sampler::{sample, NoObserver, Observer, Trajectory};
 pub use solver::{Cache, Eval, Solver, Step};

@@ -28,6 +28,7 @@ mod heun;
 mod ipndm;
 mod lms;
 mod plms;
+mod res_multistep;
 mod unipc;
 
 pub use ddim::Ddim;
@@ -42,6 +43,7 @@ pub use heun::Heun;
 pub use ipndm::Ipndm;
 pub use lms::{Lms, MAX_LMS_ORDER};
 pub use plms::Plms;
+pub use res_multistep::ResMultistep;
 pub use unipc::{UniPc, UniPcVariant};
 
 pub(crate) use dpm_solver::{dpm_solver_2, dpm_solver_3};
@@ -134,6 +136,14 @@ pub(crate) fn evaluate<S: State>(
 ) -> Result<Eval<S>> {
     let (x0, eps) = denoise(model, schedule, x, t)?;
     Ok(Eval { t, x0, eps })
+}
+
+/// The step to noise level 0 taken by solvers that cannot evaluate there (adaptive and
+/// reversible ones): one evaluation at `(x, step.t0)` and `alpha(t1) x0_hat`, the denoising step
+/// of score_sde and k-diffusion (Tweedie's formula scaled to `t1`).
+pub(crate) fn final_denoise<S: State>(step: &Step<'_, S>, x: &S) -> Result<S> {
+    let e = step.eval(x, step.t0)?;
+    Ok(e.x0.scale(step.schedule.alpha(step.t1)))
 }
 
 /// `sum_i c_i s_i` over a non-empty list of terms.

@@ -1,8 +1,11 @@
 //! Stochastic solvers of the reverse-time SDE.
 //!
-//! Besides Euler-Maruyama these are k-diffusion's stochastic samplers, written in EDM
-//! coordinates (`y = x / alpha`, `rho = sigma / alpha`, `lambda = -ln rho`) so they hold for
-//! every schedule. Their noise comes from the [`BrownianPath`] as
+//! [`ReversibleHeun`] is the algebraically reversible Heun method (Kidger et al. 2021), whose
+//! steps can be undone exactly along the same Brownian path.
+//!
+//! Besides Euler-Maruyama and reversible Heun these are k-diffusion's stochastic samplers,
+//! written in EDM coordinates (`y = x / alpha`, `rho = sigma / alpha`, `lambda = -ln rho`) so
+//! they hold for every schedule. Their noise comes from the [`BrownianPath`] as
 //! `(W(t1) - W(t0)) / sqrt|t1 - t0|` over the step's schedule times (k-diffusion's
 //! `noise_sampler(sigma, sigma_next)`; k-diffusion's Brownian tree runs in sigma, ours in `t`,
 //! which only reparameterizes the same path). With a [`diffusion_core::BrownianTree`] the
@@ -23,6 +26,7 @@ mod dpmpp_3m_sde;
 mod dpmpp_sde;
 mod euler_ancestral;
 mod euler_maruyama;
+mod reversible_heun;
 
 pub use dpmpp_2m_sde::{DpmSolverPp2MSde, SecondOrderForm};
 pub use dpmpp_2s_ancestral::DpmSolverPp2SAncestral;
@@ -30,6 +34,7 @@ pub use dpmpp_3m_sde::DpmSolverPp3MSde;
 pub use dpmpp_sde::DpmSolverPpSde;
 pub use euler_ancestral::EulerAncestral;
 pub use euler_maruyama::EulerMaruyama;
+pub use reversible_heun::{ReversibleHeun, ReversibleHeunState};
 
 use crate::error::{Result, SolverError};
 use crate::ode::Level;
