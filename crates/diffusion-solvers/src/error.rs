@@ -23,6 +23,12 @@ pub enum SolverError {
         /// The solver's name.
         solver: String,
     },
+    /// A deterministic solver was required (inversion), but this one draws noise.
+    #[error("solver {solver} is stochastic; inversion needs a deterministic solver (an ODE solver, or eta = 0)")]
+    NotDeterministic {
+        /// The solver's name.
+        solver: String,
+    },
     /// A solver parameter is invalid.
     #[error("invalid solver parameter `{name}`: {reason}")]
     InvalidParameter {

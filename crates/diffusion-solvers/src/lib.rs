@@ -10,7 +10,8 @@
 //! (Align Your Steps, GITS).
 //!
 //! Adaptive solvers that choose their own steps live in [`adaptive`] (with the step-size
-//! controllers); denoiser wrappers such as dynamic thresholding live in [`adapters`].
+//! controllers); denoiser wrappers such as dynamic thresholding and AB-Cache live in
+//! [`adapters`]. [`inversion::invert`] runs any deterministic solver from data to noise.
 //!
 //! Samplers for phase-space processes (CLD, PSLD) driven by an augmented score live in
 //! [`augmented`], with their own one-step trait and loop.
@@ -19,6 +20,7 @@ pub mod adapters;
 pub mod adaptive;
 pub mod augmented;
 pub mod error;
+pub mod inversion;
 pub mod ode;
 pub mod registry;
 pub mod sampler;
@@ -27,5 +29,6 @@ pub mod sde;
 pub mod solver;
 
 pub use error::{Result, SolverError};
+pub use inversion::invert;
 pub use sampler::{sample, NoObserver, Observer, Trajectory};
 pub use solver::{Cache, Eval, Solver, Step};

@@ -1,14 +1,18 @@
 //! Solvers by name: the table behind `diffusion solvers` and `--solver name:key=value,...`.
 
-use crate::adaptive::{AdaptiveOptions, DpmSolverAdaptive};
+use crate::adaptive::{
+    AdaptiveOptions, DpmSolverAdaptive, GottaGoFast, GottaGoFastOptions, OdeCoordinates, Rk45,
+    Rk45Options,
+};
 use crate::error::{Result, SolverError};
 use crate::ode::{
     int_param, Ddim, Deis, Dpm2, DpmSolver, DpmSolverPp2M, DpmSolverPp2S, DpmSolverPp3M,
-    Dpmpp3MWeight, Euler, Heun, Ipndm, Lms, Plms, UniPc, UniPcVariant,
+    Dpmpp3MWeight, Euler, Heun, Ipndm, Lms, Plms, ResMultistep, UniPc, UniPcVariant,
 };
 use crate::sde::{
     Ddpm, DpmSolverPp2MSde, DpmSolverPp2SAncestral, DpmSolverPp3MSde, DpmSolverPpSde, EdmSde,
-    ErSde, EulerAncestral, EulerMaruyama, NoiseScale, PredictorCorrector, Restart, SaSolver,
+    ErSde, EulerAncestral, EulerMaruyama, NoiseScale, PredictorCorrector, Restart, ReversibleHeun,
+    SaSolver,
 };
 use crate::solver::Solver;
 use diffusion_core::{Spec, State};
@@ -240,6 +244,30 @@ pub const SOLVERS: &[SolverInfo] = &[
         params: "variance=0 (0 beta_tilde posterior, 1 beta upper bound)",
         stochastic: true,
     },
+    SolverInfo {
+        name: "gotta-go-fast",
+        paper: "Jolicoeur-Martineau et al. 2021, Gotta Go Fast, arXiv:2105.14080, Alg. 1",
+        order: 1.0,
+        nfe_per_step: "adaptive: 2 per attempt (1 per retry) inside each grid interval",
+        params: "rtol=0.01,atol=0.0078,h_init=0.01",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "reversible-heun",
+        paper: "Kidger et al. 2021, Efficient and Accurate Gradients for Neural SDEs, arXiv:2105.13493, Alg. 1",
+        order: 1.0,
+        nfe_per_step: "1 (+1 on the first step)",
+        params: "eta=1,s_noise=1 (eta=0: PF-ODE, order 2)",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "res-multistep",
+        paper: "Zhang, Song & Chen 2023, RES, arXiv:2308.02157, 2nd-order multistep (ComfyUI sample_res_multistep)",
+        order: 2.0,
+        nfe_per_step: "1",
+        params: "",
+        stochastic: false,
+    },
 ];
 
 /// Builds a solver from a spec such as `heun` or `ddim:eta=0.5`. Unknown names and unknown or
@@ -349,6 +377,26 @@ pub fn build<S: State>(text: &str) -> Result<Box<dyn Solver<S>>> {
         "ddpm" => Box::new(Ddpm::new(Ddpm::variance_from_flag(
             spec.take("variance", 0.0),
         )?)),
+        "rk45" => Box::new(Rk45::new(Rk45Options {
+            rtol: spec.take("rtol", 1e-5),
+            atol: spec.take("atol", 1e-5),
+            coordinates: match int_param("time", spec.take("time", 0.0), 0, 1)? {
+                0 => OdeCoordinates::Edm,
+                _ => OdeCoordinates::Time,
+            },
+            ..Rk45Options::default()
+        })?),
+        "gotta-go-fast" => Box::new(GottaGoFast::new(GottaGoFastOptions {
+            rtol: spec.take("rtol", 0.01),
+            atol: spec.take("atol", 0.0078),
+            h_init: spec.take("h_init", 0.01),
+            ..GottaGoFastOptions::default()
+        })?),
+        "reversible-heun" => Box::new(ReversibleHeun::new(
+            spec.take("eta", 1.0),
+            spec.take("s_noise", 1.0),
+        )?),
+        "res-multistep" => Box::new(ResMultistep),
         _ => {
             let known: Vec<&str> = SOLVERS.iter().map(|s| s.name).collect();
             return Err(spec.unknown("solver", &known).into());

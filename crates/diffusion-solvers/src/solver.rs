@@ -46,15 +46,20 @@ pub struct Eval<S> {
 
 /// Model evaluations kept across steps of one trajectory (multistep methods read them back).
 /// Newest last. A fresh cache must be used for every trajectory.
+///
+/// Solvers that carry a second state between steps (reversible Heun's `x_hat`) keep it in the
+/// auxiliary slot ([`Cache::set_aux`]), tagged with the time it belongs to.
 #[derive(Debug)]
 pub struct Cache<S> {
     evals: VecDeque<Eval<S>>,
+    aux: Option<(f64, S)>,
 }
 
 impl<S> Default for Cache<S> {
     fn default() -> Self {
         Cache {
             evals: VecDeque::new(),
+            aux: None,
         }
     }
 }
@@ -86,9 +91,22 @@ impl<S> Cache<S> {
     pub fn is_empty(&self) -> bool {
         self.evals.is_empty()
     }
-    /// Forgets everything.
+    /// Forgets everything, the auxiliary state included.
     pub fn clear(&mut self) {
         self.evals.clear();
+        self.aux = None;
+    }
+    /// Stores the solver's auxiliary state belonging to time `t` (replacing any previous one).
+    pub fn set_aux(&mut self, t: f64, state: S) {
+        self.aux = Some((t, state));
+    }
+    /// The auxiliary state and its time, if any.
+    pub fn aux(&self) -> Option<(f64, &S)> {
+        self.aux.as_ref().map(|(t, s)| (*t, s))
+    }
+    /// Removes and returns the auxiliary state and its time.
+    pub fn take_aux(&mut self) -> Option<(f64, S)> {
+        self.aux.take()
     }
 }
 

@@ -22,8 +22,9 @@
 //! ending at `sigma = 0`.
 
 use super::controller::{PidController, StepSizeController};
+use super::{check_tolerances, integrate, scaled_error, AdaptiveStats, Attempts};
 use crate::error::{Result, SolverError};
-use crate::ode::{dpm_solver_2, dpm_solver_3, evaluate, ExpStep};
+use crate::ode::{dpm_solver_2, dpm_solver_3, evaluate, final_denoise, ExpStep};
 use crate::solver::{Cache, Eval, Solver, Step};
 use diffusion_core::{BrownianPath, Denoiser, NoiseSchedule, State, TimeGrid};
 
@@ -58,45 +59,14 @@ impl Default for AdaptiveOptions {
 impl AdaptiveOptions {
     /// Checks every field, naming the first invalid one.
     pub fn validate(&self) -> Result<()> {
-        let bad = |name: &'static str, reason: String| {
-            Err(SolverError::InvalidParameter { name, reason })
-        };
         if !(self.order == 2 || self.order == 3) {
-            return bad("order", format!("adaptive DPM-Solver has orders 2 (DPM-Solver-12) and 3 (DPM-Solver-23), got {}", self.order));
+            return Err(SolverError::InvalidParameter {
+                name: "order",
+                reason: format!("adaptive DPM-Solver has orders 2 (DPM-Solver-12) and 3 (DPM-Solver-23), got {}", self.order),
+            });
         }
-        if !(self.rtol >= 0.0 && self.rtol.is_finite()) {
-            return bad(
-                "rtol",
-                format!("must be finite and >= 0, got {}", self.rtol),
-            );
-        }
-        if !(self.atol > 0.0 && self.atol.is_finite()) {
-            return bad("atol", format!("must be finite and > 0, got {}", self.atol));
-        }
-        if !(self.h_init > 0.0 && self.h_init.is_finite()) {
-            return bad(
-                "h_init",
-                format!("must be finite and > 0, got {}", self.h_init),
-            );
-        }
-        if self.max_attempts == 0 {
-            return bad("max_attempts", "must be at least 1".into());
-        }
-        Ok(())
+        check_tolerances(self.rtol, self.atol, self.h_init, self.max_attempts)
     }
-}
-
-/// What an adaptive integration did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct AdaptiveStats {
-    /// Model evaluations.
-    pub nfe: usize,
-    /// Accepted steps.
-    pub accepted: usize,
-    /// Rejected attempts.
-    pub rejected: usize,
-    /// The times reached by the accepted steps (the last one is `t_end`).
-    pub times: Vec<f64>,
 }
 
 /// Integrates the PF-ODE from `t_start` to `t_end` (either direction; both with finite
@@ -115,6 +85,92 @@ pub fn dpm_solver_adaptive<S: State>(
     dpm_solver_adaptive_with(model, schedule, t_start, t_end, x, opts, &mut controller)
 }
 
+/// The state of one adaptive DPM-Solver integration in `lambda`.
+struct DpmProblem<'a, S> {
+    model: &'a dyn Denoiser<S>,
+    schedule: &'a dyn NoiseSchedule,
+    opts: &'a AdaptiveOptions,
+    t_end: f64,
+    /// Current time and state, and the previous lower-order result (for the relative scale).
+    s: f64,
+    x: S,
+    x_prev: S,
+    /// The evaluation at the current point, kept across rejected attempts.
+    e0: Option<Eval<S>>,
+    /// The attempted step: its end time and its lower- and higher-order results.
+    candidate: Option<(f64, S, S)>,
+    stats: AdaptiveStats,
+}
+
+impl<S: State> Attempts for DpmProblem<'_, S> {
+    fn attempt(&mut self, _l0: f64, l1: f64, last: bool) -> Result<f64> {
+        let sch = self.schedule;
+        let t = if last {
+            self.t_end
+        } else {
+            sch.t_of_lambda(l1)
+        };
+        let e = match self.e0.take() {
+            Some(e) => e,
+            None => {
+                self.stats.nfe += 1;
+                evaluate(self.model, sch, &self.x, self.s)?
+            }
+        };
+        let (x_low, x_high) = if self.opts.order == 2 {
+            let low = ExpStep::new(sch, self.s, t).noise_move(&self.x, &e.eps);
+            let (high, _) = dpm_solver_2(self.model, sch, &self.x, &e, t, 0.5)?;
+            self.stats.nfe += 1;
+            (low, high)
+        } else {
+            let (r1, r2) = (1.0 / 3.0, 2.0 / 3.0);
+            let (low, e1) = dpm_solver_2(self.model, sch, &self.x, &e, t, r1)?;
+            let high = dpm_solver_3(self.model, sch, &self.x, &e, &e1, t, (r1, r2))?;
+            self.stats.nfe += 2;
+            (low, high)
+        };
+        if !x_high.is_finite() {
+            return Err(SolverError::NonFinite {
+                step: self.stats.accepted + self.stats.rejected,
+                t,
+                solver: format!("dpm-solver-adaptive(order={})", self.opts.order),
+            });
+        }
+        let err = scaled_error(
+            &x_low,
+            &x_high,
+            &self.x_prev,
+            self.opts.rtol,
+            self.opts.atol,
+        );
+        self.e0 = Some(e);
+        self.candidate = Some((t, x_low, x_high));
+        Ok(err)
+    }
+
+    fn decide(&mut self, accept: bool) {
+        let (t, low, high) = self
+            .candidate
+            .take()
+            .expect("an attempt precedes every decision");
+        if accept {
+            self.x_prev = low;
+            self.x = high;
+            self.s = t;
+            self.e0 = None;
+            self.stats.times.push(t);
+        }
+    }
+
+    fn current_t(&self) -> f64 {
+        self.s
+    }
+
+    fn stats(&mut self) -> &mut AdaptiveStats {
+        &mut self.stats
+    }
+}
+
 /// [`dpm_solver_adaptive`] with any step-size controller (reset before use).
 pub fn dpm_solver_adaptive_with<S: State>(
     model: &dyn Denoiser<S>,
@@ -126,9 +182,8 @@ pub fn dpm_solver_adaptive_with<S: State>(
     controller: &mut dyn StepSizeController,
 ) -> Result<(S, AdaptiveStats)> {
     opts.validate()?;
-    let mut stats = AdaptiveStats::default();
     if t_start == t_end {
-        return Ok((x, stats));
+        return Ok((x, AdaptiveStats::default()));
     }
     TimeGrid::new(vec![t_start, t_end])?.check_within(schedule)?;
     let (l_start, l_end) = (schedule.lambda(t_start), schedule.lambda(t_end));
@@ -140,97 +195,27 @@ pub fn dpm_solver_adaptive_with<S: State>(
             ),
         });
     }
-    controller.reset();
-    let dir = (l_end - l_start).signum();
-    let mut h = dir * opts.h_init;
-    let (mut s, mut l_s) = (t_start, l_start);
-    let mut x = x;
-    let mut x_prev = x.dup();
-    let mut e0: Option<Eval<S>> = None;
-    while s != t_end {
-        let attempts = stats.accepted + stats.rejected;
-        if attempts >= opts.max_attempts {
-            return Err(SolverError::InvalidParameter {
-                name: "max_attempts",
-                reason: format!(
-                    "adaptive DPM-Solver made {attempts} attempts and reached t = {s} of {t_end}; loosen rtol/atol or raise max_attempts"
-                ),
-            });
-        }
-        let remaining = l_end - l_s;
-        let last = h.abs() >= remaining.abs();
-        let hh = if last { remaining } else { h };
-        let t = if last {
-            t_end
-        } else {
-            schedule.t_of_lambda(l_s + hh)
-        };
-        let e = match e0.take() {
-            Some(e) => e,
-            None => {
-                stats.nfe += 1;
-                evaluate(model, schedule, &x, s)?
-            }
-        };
-        let (x_low, x_high) = if opts.order == 2 {
-            let low = ExpStep::new(schedule, s, t).noise_move(&x, &e.eps);
-            let (high, _) = dpm_solver_2(model, schedule, &x, &e, t, 0.5)?;
-            stats.nfe += 1;
-            (low, high)
-        } else {
-            let (r1, r2) = (1.0 / 3.0, 2.0 / 3.0);
-            let (low, e1) = dpm_solver_2(model, schedule, &x, &e, t, r1)?;
-            let high = dpm_solver_3(model, schedule, &x, &e, &e1, t, (r1, r2))?;
-            stats.nfe += 2;
-            (low, high)
-        };
-        if !x_high.is_finite() {
-            return Err(SolverError::NonFinite {
-                step: attempts,
-                t,
-                solver: format!("dpm-solver-adaptive(order={})", opts.order),
-            });
-        }
-        let err = scaled_error(&x_low, &x_high, &x_prev, opts.rtol, opts.atol);
-        let decision = controller.propose(hh, err);
-        if decision.accept {
-            x_prev = x_low;
-            x = x_high;
-            s = t;
-            l_s = if last { l_end } else { schedule.lambda(t) };
-            stats.accepted += 1;
-            stats.times.push(t);
-        } else {
-            e0 = Some(e);
-            stats.rejected += 1;
-        }
-        h = decision.h_next;
-        if h.is_nan() || h * dir <= 0.0 {
-            return Err(SolverError::InvalidParameter {
-                name: "controller",
-                reason: format!("proposed a step of {h} (must be nonzero and point towards t_end)"),
-            });
-        }
-    }
-    Ok((x, stats))
-}
-
-/// `rms((hi - lo) / max(atol, rtol max(|lo|, |prev|)))` over all entries, on the host.
-fn scaled_error<S: State>(lo: &S, hi: &S, prev: &S, rtol: f64, atol: f64) -> f64 {
-    let (lo, hi, prev) = (lo.to_host(), hi.to_host(), prev.to_host());
-    if lo.is_empty() {
-        return 0.0;
-    }
-    let ss: f64 = lo
-        .iter()
-        .zip(&hi)
-        .zip(&prev)
-        .map(|((&l, &u), &p)| {
-            let delta = atol.max(rtol * l.abs().max(p.abs()));
-            ((u - l) / delta).powi(2)
-        })
-        .sum();
-    (ss / lo.len() as f64).sqrt()
+    let mut p = DpmProblem {
+        model,
+        schedule,
+        opts,
+        t_end,
+        s: t_start,
+        x_prev: x.dup(),
+        x,
+        e0: None,
+        candidate: None,
+        stats: AdaptiveStats::default(),
+    };
+    integrate(
+        &mut p,
+        (l_start, l_end),
+        opts.h_init,
+        opts.max_attempts,
+        controller,
+        &format!("adaptive DPM-Solver (order {})", opts.order),
+    )?;
+    Ok((p.x, p.stats))
 }
 
 /// The adaptive DPM-Solver as a grid [`Solver`]: every grid interval is integrated adaptively to
@@ -277,8 +262,7 @@ impl<S: State> Solver<S> for DpmSolverAdaptive {
     ) -> Result<S> {
         let sch = step.schedule;
         if sch.sigma(step.t1) <= 0.0 {
-            let e = step.eval(&x, step.t0)?;
-            return Ok(e.x0.scale(sch.alpha(step.t1)));
+            return final_denoise(step, &x);
         }
         let mut controller = self.controller.clone();
         let (x1, _) = dpm_solver_adaptive_with(

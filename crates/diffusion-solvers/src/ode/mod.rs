@@ -35,6 +35,7 @@ mod iia;
 mod ipndm;
 mod lms;
 mod plms;
+mod res_multistep;
 mod unipc;
 
 pub use ddim::Ddim;
@@ -53,6 +54,7 @@ pub use ipndm::Ipndm;
 pub(crate) use lms::GAUSS_LEGENDRE_4;
 pub use lms::{Lms, MAX_LMS_ORDER};
 pub use plms::Plms;
+pub use res_multistep::ResMultistep;
 pub use unipc::{UniPc, UniPcVariant};
 
 pub(crate) use dpm_solver::{dpm_solver_2, dpm_solver_3};
@@ -145,6 +147,14 @@ pub(crate) fn evaluate<S: State>(
 ) -> Result<Eval<S>> {
     let (x0, eps) = denoise(model, schedule, x, t)?;
     Ok(Eval { t, x0, eps })
+}
+
+/// The step to noise level 0 taken by solvers that cannot evaluate there (adaptive and
+/// reversible ones): one evaluation at `(x, step.t0)` and `alpha(t1) x0_hat`, the denoising step
+/// of score_sde and k-diffusion (Tweedie's formula scaled to `t1`).
+pub(crate) fn final_denoise<S: State>(step: &Step<'_, S>, x: &S) -> Result<S> {
+    let e = step.eval(x, step.t0)?;
+    Ok(e.x0.scale(step.schedule.alpha(step.t1)))
 }
 
 /// `sum_i c_i s_i` over a non-empty list of terms.

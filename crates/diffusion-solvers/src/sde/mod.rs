@@ -1,8 +1,11 @@
 //! Stochastic solvers of the reverse-time SDE.
 //!
-//! Besides Euler-Maruyama these are k-diffusion's stochastic samplers, written in EDM
-//! coordinates (`y = x / alpha`, `rho = sigma / alpha`, `lambda = -ln rho`) so they hold for
-//! every schedule. Their noise comes from the [`BrownianPath`] as
+//! [`ReversibleHeun`] is the algebraically reversible Heun method (Kidger et al. 2021), whose
+//! steps can be undone exactly along the same Brownian path.
+//!
+//! Besides Euler-Maruyama and reversible Heun these are k-diffusion's stochastic samplers,
+//! written in EDM coordinates (`y = x / alpha`, `rho = sigma / alpha`, `lambda = -ln rho`) so
+//! they hold for every schedule. Their noise comes from the [`BrownianPath`] as
 //! `(W(t1) - W(t0)) / sqrt|t1 - t0|` over the step's schedule times (k-diffusion's
 //! `noise_sampler(sigma, sigma_next)`; k-diffusion's Brownian tree runs in sigma, ours in `t`,
 //! which only reparameterizes the same path). With a [`diffusion_core::BrownianTree`] the
@@ -39,6 +42,7 @@ mod euler_maruyama;
 mod mrs;
 mod pc;
 mod restart;
+mod reversible_heun;
 mod sa_solver;
 
 pub use dpmpp_2m_sde::{DpmSolverPp2MSde, SecondOrderForm};
@@ -54,6 +58,7 @@ pub use edm_sde::EdmSde;
 pub use er_sde::{ErSde, NoiseScale, MAX_ER_SDE_ORDER};
 pub use pc::{Predictor, PredictorCorrector};
 pub use restart::Restart;
+pub use reversible_heun::{ReversibleHeun, ReversibleHeunState};
 pub use sa_solver::{SaSolver, MAX_SA_ORDER};
 
 use crate::error::{Result, SolverError};
