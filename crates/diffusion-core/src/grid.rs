@@ -331,9 +331,23 @@ impl TimeGrid {
         sigmas: Vec<f64>,
         append_zero: bool,
     ) -> Result<Self> {
+        // Inverting the noise ratio can overshoot the range by a rounding error (sigma_max equal
+        // to the schedule's largest noise level gives t = t_max + 1 ulp); snap those back, and
+        // leave real overshoots for `check_within` to report.
+        let (lo, hi) = schedule.t_range();
+        let snap = 1e-9 * (hi - lo).abs().max(1e-300);
         let mut times: Vec<f64> = sigmas
             .iter()
-            .map(|&s| schedule.t_of_noise_ratio(s))
+            .map(|&s| {
+                let t = schedule.t_of_noise_ratio(s);
+                if t > hi && t - hi <= snap {
+                    hi
+                } else if t < lo && lo - t <= snap {
+                    lo
+                } else {
+                    t
+                }
+            })
             .collect();
         if append_zero {
             times.push(schedule.t_range().0);
@@ -526,6 +540,19 @@ mod tests {
         let g2 = TimeGrid::karras(&s, 0.002, 80.0, 7.0, 4, false).unwrap();
         assert_eq!(g2.times().len(), 5);
         assert!((g2.times()[4] - 0.002).abs() < 1e-15);
+    }
+
+    #[test]
+    fn noise_levels_at_the_schedule_maximum_stay_inside_its_range() {
+        for s in [
+            Box::new(Edm::new(40.0).unwrap()) as Box<dyn NoiseSchedule>,
+            Box::new(VpLinear::default()),
+        ] {
+            let smax = s.noise_ratio(s.t_range().1);
+            let g = TimeGrid::karras(s.as_ref(), 0.002, smax, 7.0, 12, true).unwrap();
+            g.check_within(s.as_ref()).unwrap();
+            assert!((g.times()[0] - s.t_range().1).abs() < 1e-9);
+        }
     }
 
     #[test]
