@@ -171,8 +171,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         sample_secs,
         a.out.join("samples.npy").display()
     );
-    // Where the toy has an exact density: the samples' mean NLL under it, against the entropy
-    // (the NLL of exact samples); the excess estimates KL(model || toy).
+    // Where the toy has an exact density: the samples' mean NLL under it (the cross-entropy
+    // H(model, toy) = H(model) + KL(model || toy)) next to the NLL of exact samples (the toy's
+    // entropy). Close to it is good; well below it means over-concentrated samples.
     let nll = match toy.as_mixture() {
         Some(gmm) => format!(
             " nll={:.4} nll_exact={:.4}",
