@@ -1,13 +1,30 @@
 //! # diffusion-models
 //!
 //! The part of the workspace that always needs libtorch (through `tch`): devices and the
-//! libtorch health check, and (as the models issue lands) networks, denoiser adapters, training
-//! losses, the trainer and atomic checkpoints. Solvers from `diffusion-solvers` run on
-//! `tch::Tensor` directly because `diffusion-core` implements `State` for it (feature `tch`).
+//! libtorch health check, networks ([`nets`]), the adapter that lets every solver sample a
+//! network ([`TchDenoiser`]), EDM preconditioning ([`precond`]), classifier-free guidance
+//! ([`guidance`]), training losses ([`losses`]) and the trainer with exact-resume checkpoints
+//! ([`train`]). Solvers from `diffusion-solvers` run on `tch::Tensor` directly because
+//! `diffusion-core` implements `State` for it (feature `tch`).
+//!
+//! All randomness (initial weights, data, training times and noise) comes from seeded
+//! `HostNoise` streams, never from torch's global generator, so runs are reproducible in every
+//! thread and resume bit for bit on the CPU.
 
+pub mod denoiser;
 pub mod device;
 pub mod error;
+pub mod guidance;
+pub mod losses;
+pub mod nets;
+pub mod precond;
+pub mod train;
 
+pub use denoiser::{Output, Parameterization, TchDenoiser};
 pub use device::{doctor, parse_device, DoctorReport};
 pub use error::{ModelError, Result};
+pub use guidance::Guided;
+pub use losses::{DsmLoss, EdmLoss, FlowMatchingLoss, Objective, TimeSampling, Weighting};
+pub use nets::{Mlp, MlpConfig, TimeEmbedding, TimeNet};
+pub use precond::EdmPrecond;
 pub use tch;

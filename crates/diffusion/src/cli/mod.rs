@@ -6,6 +6,7 @@ mod eval;
 mod list;
 mod progress;
 mod sample;
+mod train;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -34,6 +35,9 @@ enum Command {
     /// A short end-to-end run: sample a 2-D mixture with several solvers, print distances to
     /// the truth, write a PNG.
     Demo(demo::DemoArgs),
+    /// Train a network on a 2-D toy from a TOML configuration (e.g. configs/toy2d-edm.toml),
+    /// then sample it and print its sliced W2 to the toy next to the noise floor.
+    Train(train::TrainArgs),
 }
 
 /// Runs the parsed command line.
@@ -45,5 +49,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Solvers => list::solvers(),
         Command::Methods => list::methods(),
         Command::Demo(a) => demo::run(a),
+        Command::Train(a) => train::run(a),
     }
 }

@@ -1,0 +1,18 @@
+//! Training: the [`Trainer`], its AdamW, EMA, learning-rate schedule, checkpoints, TOML
+//! configuration and metrics log.
+
+pub mod adamw;
+pub mod checkpoint;
+pub mod config;
+pub mod ema;
+pub mod log;
+pub mod lr;
+pub mod trainer;
+
+pub use adamw::{AdamW, AdamWConfig};
+pub use checkpoint::{load_weights, save_weights, Checkpoint};
+pub use config::{DataConfig, LossConfig, OptimConfig, SampleConfig, TrainConfig};
+pub use ema::Ema;
+pub use log::{LogFormat, MetricsLog};
+pub use lr::WarmupCosine;
+pub use trainer::{RunOptions, StepStats, Trainer};

@@ -1,0 +1,152 @@
+//! Shared test helpers: a diagonal Gaussian target and its exact optimal networks in tch.
+
+#![allow(dead_code)]
+
+use diffusion_core::{Coeffs, Gaussian, HostNoise, NoiseSchedule};
+use diffusion_models::{ModelError, Output, TimeNet};
+use tch::{Device, Kind, Tensor};
+
+/// `N(mu, diag(s))` in three dimensions, built with diffusion-core's `Gaussian`.
+pub fn target() -> Gaussian {
+    let s = [0.5, 2.0, 0.1];
+    let cov = (0..3)
+        .map(|i| (0..3).map(|j| if i == j { s[i] } else { 0.0 }).collect())
+        .collect();
+    Gaussian::new(vec![1.0, -0.5, 0.3], cov).unwrap()
+}
+
+/// The mean and the diagonal of the covariance.
+pub fn mean_var(g: &Gaussian) -> (Vec<f64>, Vec<f64>) {
+    let d = g.dim();
+    (
+        (0..d).map(|i| g.mean()[i]).collect(),
+        (0..d).map(|i| g.cov()[(i, i)]).collect(),
+    )
+}
+
+/// Clean samples as a `[n, d]` double tensor.
+pub fn data(g: &Gaussian, n: usize, seed: u64) -> Tensor {
+    let x = g.sample(n, &mut HostNoise::new(seed));
+    Tensor::from_slice(x.as_slice().unwrap()).reshape([n as i64, g.dim() as i64])
+}
+
+/// All entries as host f64.
+pub fn host(t: &Tensor) -> Vec<f64> {
+    Vec::<f64>::try_from(t.to_kind(Kind::Double).reshape([-1])).unwrap()
+}
+
+/// `E[x0 | x_t = x]` for rows of `x` at per-row `(alpha, sigma)`: elementwise for a diagonal
+/// covariance, `mu + alpha s / (alpha^2 s + sigma^2) (x - alpha mu)`.
+pub fn posterior_mean(g: &Gaussian, x: &Tensor, alpha: &[f64], sigma: &[f64]) -> Tensor {
+    let (mu, s) = mean_var(g);
+    let d = mu.len();
+    let xs = host(x);
+    let mut out = vec![0.0; xs.len()];
+    for b in 0..alpha.len() {
+        let (a, sg) = (alpha[b], sigma[b]);
+        for i in 0..d {
+            let k = a * s[i] / (a * a * s[i] + sg * sg);
+            out[b * d + i] = mu[i] + k * (xs[b * d + i] - a * mu[i]);
+        }
+    }
+    Tensor::from_slice(&out).reshape(x.size())
+}
+
+/// Mean over dimensions of `Var(x0 | x_t)` at `(alpha, sigma)`.
+pub fn posterior_var(g: &Gaussian, alpha: f64, sigma: f64) -> f64 {
+    let (_, s) = mean_var(g);
+    s.iter()
+        .map(|&si| si * sigma * sigma / (alpha * alpha * si + sigma * sigma))
+        .sum::<f64>()
+        / s.len() as f64
+}
+
+/// The exact optimal network for a raw target under a schedule (the time input is `t`), plus a
+/// constant `offset` added to its output.
+pub struct OptimalRaw<'a> {
+    /// The target.
+    pub g: Gaussian,
+    /// The schedule the time input refers to.
+    pub schedule: &'a dyn NoiseSchedule,
+    /// What the network predicts.
+    pub out: Output,
+    /// Added to the output.
+    pub offset: f64,
+}
+
+impl TimeNet for OptimalRaw<'_> {
+    fn forward_t(
+        &self,
+        x: &Tensor,
+        t: &Tensor,
+        _class: Option<&Tensor>,
+    ) -> Result<Tensor, ModelError> {
+        let cs: Vec<Coeffs> = host(t)
+            .iter()
+            .map(|&ti| Coeffs::at(self.schedule, ti))
+            .collect();
+        let a: Vec<f64> = cs.iter().map(|c| c.alpha).collect();
+        let s: Vec<f64> = cs.iter().map(|c| c.sigma).collect();
+        let col = |v: Vec<f64>| Tensor::from_slice(&v).reshape([-1, 1]);
+        let x0 = posterior_mean(&self.g, x, &a, &s);
+        let (ac, sc) = (col(a.clone()), col(s.clone()));
+        let eps = (x - &ac * &x0) / &sc;
+        // Definitions straight from the papers (not from the crate under test).
+        let y = match self.out {
+            Output::Epsilon => eps,
+            Output::Sample => x0,
+            Output::V => &ac * &eps - &sc * &x0,
+            Output::Score => -(eps / &sc),
+            Output::Velocity => {
+                col(cs.iter().map(|c| c.d_alpha).collect()) * &x0
+                    + col(cs.iter().map(|c| c.d_sigma).collect()) * &eps
+            }
+        };
+        Ok(y + self.offset)
+    }
+    fn kind(&self) -> Kind {
+        Kind::Double
+    }
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+}
+
+/// The exact optimal raw network `F` under EDM preconditioning (inputs `c_in x`, `c_noise`),
+/// with the coefficients written out from Table 1 of the EDM paper, plus `offset`.
+pub struct OptimalEdm {
+    /// The target.
+    pub g: Gaussian,
+    /// The preconditioning's data standard deviation.
+    pub sigma_data: f64,
+    /// Added to the raw output `F`.
+    pub offset: f64,
+}
+
+impl TimeNet for OptimalEdm {
+    fn forward_t(
+        &self,
+        x_in: &Tensor,
+        c_noise: &Tensor,
+        _class: Option<&Tensor>,
+    ) -> Result<Tensor, ModelError> {
+        let sd = self.sigma_data;
+        let sigma: Vec<f64> = host(c_noise).iter().map(|c| (4.0 * c).exp()).collect();
+        let col = |f: &dyn Fn(f64) -> f64| {
+            Tensor::from_slice(&sigma.iter().map(|&s| f(s)).collect::<Vec<_>>()).reshape([-1, 1])
+        };
+        let c_in = col(&|s| 1.0 / (s * s + sd * sd).sqrt());
+        let c_skip = col(&|s| sd * sd / (s * s + sd * sd));
+        let c_out = col(&|s| s * sd / (s * s + sd * sd).sqrt());
+        let x = x_in / c_in;
+        let ones = vec![1.0; sigma.len()];
+        let d = posterior_mean(&self.g, &x, &ones, &sigma);
+        Ok((d - c_skip * &x) / c_out + self.offset)
+    }
+    fn kind(&self) -> Kind {
+        Kind::Double
+    }
+    fn device(&self) -> Device {
+        Device::Cpu
+    }
+}
