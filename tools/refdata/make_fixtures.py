@@ -36,19 +36,17 @@ method is only second order). A copy of the function with that one token changed
 """
 
 import argparse
-import ast
-import hashlib
-import importlib.util
 import inspect
 import json
 import math
 import sys
-import types
-from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from anchors import Float64Names, load_k_diffusion_sampling, versions  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 
@@ -67,9 +65,6 @@ GMM = {
         [[0.20, 0.08], [0.08, 0.10]],
     ],
 }
-
-VERSIONED = ["torch", "numpy", "scipy", "torchsde", "torchdiffeq", "tqdm", "diffusers", "k-diffusion"]
-
 
 # --------------------------------------------------------------------------------------------
 # The exact Gaussian-mixture posterior mean, in torch float64.
@@ -107,29 +102,6 @@ def max_rel(a, b):
 
 # --------------------------------------------------------------------------------------------
 # k-diffusion
-
-
-def load_k_diffusion_sampling():
-    dist = metadata.distribution("k-diffusion")
-    sampling_path = Path(dist.locate_file("k_diffusion/sampling.py"))
-    utils_path = Path(dist.locate_file("k_diffusion/utils.py"))
-    pkg = types.ModuleType("k_diffusion")
-    pkg.__path__ = [str(sampling_path.parent)]
-    utils = types.ModuleType("k_diffusion.utils")
-    tree = ast.parse(utils_path.read_text())
-    fns = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "append_dims"]
-    assert len(fns) == 1, "k_diffusion/utils.py has no append_dims"
-    code = compile(ast.Module(body=fns, type_ignores=[]), str(utils_path), "exec")
-    exec(code, utils.__dict__)
-    pkg.utils = utils
-    sys.modules["k_diffusion"] = pkg
-    sys.modules["k_diffusion.utils"] = utils
-    spec = importlib.util.spec_from_file_location("k_diffusion.sampling", sampling_path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["k_diffusion.sampling"] = mod
-    spec.loader.exec_module(mod)
-    digest = hashlib.sha256(sampling_path.read_bytes()).hexdigest()
-    return mod, digest
 
 
 def corrected_3m_sde(kd):
@@ -240,16 +212,6 @@ def kdiffusion_fixture(gen):
 # diffusers
 
 
-class _Float64Names:
-    """A module proxy whose `float32` is `float64` (everything else passes through)."""
-
-    def __init__(self, mod):
-        self._mod = mod
-
-    def __getattr__(self, name):
-        return getattr(self._mod, "float64" if name == "float32" else name)
-
-
 def diffusers_modules(float64):
     from diffusers.schedulers import (
         scheduling_ddim,
@@ -259,8 +221,8 @@ def diffusers_modules(float64):
 
     mods = [scheduling_ddim, scheduling_euler_discrete, scheduling_dpmsolver_multistep]
     for m in mods:
-        m.torch = _Float64Names(torch) if float64 else torch
-        m.np = _Float64Names(np) if float64 else np
+        m.torch = Float64Names(torch) if float64 else torch
+        m.np = Float64Names(np) if float64 else np
     return scheduling_ddim.DDIMScheduler, scheduling_euler_discrete.EulerDiscreteScheduler, (
         scheduling_dpmsolver_multistep.DPMSolverMultistepScheduler
     )
@@ -386,10 +348,6 @@ def diffusers_fixture(gen):
 
 
 # --------------------------------------------------------------------------------------------
-
-
-def versions():
-    return {name: metadata.version(name) for name in VERSIONED}
 
 
 def write(path, header, cases):

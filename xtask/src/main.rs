@@ -9,12 +9,15 @@
 //! - `run -- <cargo args>`: any cargo command with libtorch wired in.
 //! - `refdata`: install the Python anchors (diffusers, k-diffusion, torchsde) into the venv and
 //!   regenerate the committed reference fixtures of diffusion-solvers (see `refdata.rs`).
+//! - `bench`: the project and the Python anchors side by side (per-step time, accuracy per NFE),
+//!   written to docs/results.md and docs/accuracy_*.png (see `bench.rs`).
 //!
 //! libtorch comes from `$LIBTORCH` when set; otherwise from a Python virtual environment with
 //! `torch==2.11.0` (the version `tch = 0.24.0` expects), created once in a per-user cache shared
 //! by all clones: `$DIFFUSION_CACHE_DIR`, else `$XDG_CACHE_HOME/diffusion-rs`, else
 //! `~/.cache/diffusion-rs`. The Python used to create it is `$DIFFUSION_PYTHON`, else `python3`.
 
+mod bench;
 mod libtorch;
 mod refdata;
 
@@ -23,7 +26,7 @@ use libtorch::Libtorch;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const USAGE: &str = "usage: cargo xtask <setup|demo|test|ci|doctor|env|run|refdata> [args...]
+const USAGE: &str = "usage: cargo xtask <setup|demo|test|ci|doctor|env|run|refdata|bench> [args...]
 
   setup            install libtorch (torch==2.11.0 in a cached venv) unless $LIBTORCH is set
   demo [args]      run the end-to-end demo (`diffusion demo`), writing into out/demo
@@ -33,7 +36,11 @@ const USAGE: &str = "usage: cargo xtask <setup|demo|test|ci|doctor|env|run|refda
   env              print shell exports so plain cargo commands find libtorch
   run -- <args>    run any cargo command with libtorch wired in
   refdata [args]   install diffusers/k-diffusion/torchsde into the venv and regenerate
-                   crates/diffusion-solvers/tests/fixtures (args go to make_fixtures.py)";
+                   crates/diffusion-solvers/tests/fixtures (args go to make_fixtures.py)
+  bench [opts]     the project and k-diffusion/diffusers side by side: per-step time and
+                   accuracy per NFE, into docs/results.md and docs/accuracy_*.png (2-5 min);
+                   --no-python (Rust side only), --quick (smoke test), --no-timing,
+                   --no-accuracy; partial runs write into out/bench/ only";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -132,6 +139,7 @@ fn real_main() -> Result<()> {
             cargo(&root, &lt, &rest)
         }
         "refdata" => refdata::run(&root, &rest),
+        "bench" => bench::run(&root, &rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

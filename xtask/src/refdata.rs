@@ -89,8 +89,29 @@ pub fn run(root: &Path, extra: &[String]) -> Result<()> {
              at a plain libtorch; run it with LIBTORCH unset"
         );
     };
+    ensure_anchors(&python)?;
+    let out = root.join(FIXTURE_DIR);
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    eprintln!("xtask: {} {SCRIPT} --out {FIXTURE_DIR}", python.display());
+    let status = Command::new(&python)
+        .arg(root.join(SCRIPT))
+        .arg("--out")
+        .arg(&out)
+        .args(extra)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("cannot start {}", python.display()))?;
+    if !status.success() {
+        bail!("{SCRIPT} failed ({status})");
+    }
+    Ok(())
+}
+
+/// Installs the pinned anchors into the venv of `python` unless those versions are already
+/// there (also used by `cargo xtask bench`).
+pub fn ensure_anchors(python: &Path) -> Result<()> {
     for p in PACKAGES {
-        if installed_version(&python, p.dist).as_deref() == Some(p.version) {
+        if installed_version(python, p.dist).as_deref() == Some(p.version) {
             continue;
         }
         eprintln!(
@@ -98,7 +119,7 @@ pub fn run(root: &Path, extra: &[String]) -> Result<()> {
             p.requirement,
             if p.with_deps { "" } else { " --no-deps" }
         );
-        let mut cmd = Command::new(&python);
+        let mut cmd = Command::new(python);
         cmd.args([
             "-m",
             "pip",
@@ -119,20 +140,6 @@ pub fn run(root: &Path, extra: &[String]) -> Result<()> {
                 p.requirement
             );
         }
-    }
-    let out = root.join(FIXTURE_DIR);
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    eprintln!("xtask: {} {SCRIPT} --out {FIXTURE_DIR}", python.display());
-    let status = Command::new(&python)
-        .arg(root.join(SCRIPT))
-        .arg("--out")
-        .arg(&out)
-        .args(extra)
-        .current_dir(root)
-        .status()
-        .with_context(|| format!("cannot start {}", python.display()))?;
-    if !status.success() {
-        bail!("{SCRIPT} failed ({status})");
     }
     Ok(())
 }

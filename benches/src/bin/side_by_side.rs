@@ -1,0 +1,256 @@
+//! Per-step time of the project's solvers, the Rust half of the side-by-side comparison with
+//! the Python anchors (`cargo xtask bench`; the Python half is tools/bench/side_by_side.py).
+//!
+//! `side_by_side run` times whole sampling runs on the same setup as the Python script: states
+//! `x = 80 z` of each shape (ndarray f64, one thread), the Karras grid (sigma 80 -> 0.002, rho 7,
+//! then 0) on the EDM schedule, denoiser `half` (`x0_hat = 0.5 x`) or `gmm` (the exact denoiser
+//! of the 2-D fixture mixture, 4096 x 2 only); per-step time = median run time / steps. It also
+//! times one `a x + b y` over the state, into a new array and in place (the bandwidth floor).
+//! `dpmpp-2m-sde` draws independent normals; `dpmpp-2m-sde/tree` uses the virtual Brownian tree.
+//!
+//! `side_by_side report --json a.json --json b.json` prints the markdown table of all rows.
+
+use anyhow::{bail, Result};
+use clap::{Parser, Subcommand};
+use diffusion::core::schedule::Edm;
+use diffusion::core::{
+    BrownianPath, BrownianTree, Counted, Denoiser, HostNoise, IndependentIncrements, NoiseSource,
+    State, TimeGrid,
+};
+use diffusion::solvers::{registry, sample, NoObserver};
+use diffusion_benches::gmm::{gmm2d, FastGmm};
+use diffusion_benches::report::{read_json, timing_markdown, write_json, TimingFile, TimingRow};
+use diffusion_benches::timing::{machine, time_runs, today, Budget};
+use diffusion_benches::HalfDenoiser;
+use ndarray::{ArrayD, IxDyn, Zip};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(about = "Per-step time of the project's solvers (Rust half of `cargo xtask bench`)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Time the solvers and write JSON rows.
+    Run {
+        /// Comma-separated shapes.
+        #[arg(long, default_value = "4096x2,64x3x32x32")]
+        shapes: String,
+        /// Comma-separated solvers (`dpmpp-2m-sde/tree`: with the virtual Brownian tree).
+        #[arg(
+            long,
+            default_value = "euler,heun,dpmpp-2m,dpmpp-2m-sde,dpmpp-2m-sde/tree"
+        )]
+        solvers: String,
+        /// Grid steps per sampling run.
+        #[arg(long, default_value_t = 10)]
+        steps: usize,
+        /// Seconds to spend on each configuration (at least `min_reps` runs).
+        #[arg(long, default_value_t = 0.5)]
+        min_time: f64,
+        /// Fewest timed runs per configuration.
+        #[arg(long, default_value_t = 5)]
+        min_reps: usize,
+        /// Most timed runs per configuration.
+        #[arg(long, default_value_t = 2000)]
+        max_reps: usize,
+        /// Output JSON file.
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Print the markdown table of one or more JSON files.
+    Report {
+        /// JSON files written by `run` or tools/bench/side_by_side.py.
+        #[arg(long = "json", required = true)]
+        json: Vec<PathBuf>,
+        /// Also write the table here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// A named denoiser of the timed runs.
+type BoxedDenoiser<'a> = Box<dyn Denoiser<ArrayD<f64>> + 'a>;
+
+fn parse_shape(s: &str) -> Result<Vec<usize>> {
+    let v: std::result::Result<Vec<usize>, _> = s.split('x').map(str::parse).collect();
+    match v {
+        Ok(v) if !v.is_empty() && v.iter().all(|&d| d > 0) => Ok(v),
+        _ => bail!("bad shape `{s}` (expected e.g. 4096x2)"),
+    }
+}
+
+fn main() -> Result<()> {
+    match Cli::parse().cmd {
+        Cmd::Run {
+            shapes,
+            solvers,
+            steps,
+            min_time,
+            min_reps,
+            max_reps,
+            out,
+        } => {
+            let budget = Budget {
+                min_time,
+                min_reps,
+                max_reps,
+            };
+            let rows = run(&shapes, &solvers, steps, budget)?;
+            write_json(
+                &out,
+                &TimingFile {
+                    about: "project (ndarray f64, one thread), per-step time = median run time / steps; \
+                            benches/src/bin/side_by_side.rs"
+                        .into(),
+                    threads: 1,
+                    versions: None,
+                    rows,
+                },
+            )?;
+            println!("wrote {}", out.display());
+            Ok(())
+        }
+        Cmd::Report { json, out } => {
+            let mut rows = Vec::new();
+            let mut versions = Vec::new();
+            for p in &json {
+                let f = read_json::<TimingFile>(p)?;
+                if let Some(serde_json::Value::Object(v)) = &f.versions {
+                    for k in ["torch", "k-diffusion", "diffusers"] {
+                        if let Some(serde_json::Value::String(s)) = v.get(k) {
+                            versions.push(format!("{k} {s}"));
+                        }
+                    }
+                }
+                rows.extend(f.rows);
+            }
+            let mut md = format!(
+                "Measured {} on {} (one thread per side, float64{}). Per-step time = median time of \
+                 a whole {}-step sampling run (Karras grid, sigma 80 -> 0.002 -> 0) / steps; `half` is \
+                 the denoiser `x0_hat = 0.5 x`, `gmm` the exact 2-D mixture denoiser; the ratio is \
+                 anchor / project (above 1: the project is faster).\n\n",
+                today(),
+                machine(),
+                if versions.is_empty() { String::new() } else { format!("; {}", versions.join(", ")) },
+                rows.iter().find(|r| r.denoiser != "-").map_or(10, |r| r.steps)
+            );
+            md.push_str(&timing_markdown(&rows));
+            print!("{md}");
+            if let Some(out) = out {
+                std::fs::write(&out, &md)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn run(shapes: &str, solvers: &str, steps: usize, budget: Budget) -> Result<Vec<TimingRow>> {
+    let edm = Edm::default();
+    let grid = TimeGrid::karras(&edm, 0.002, 80.0, 7.0, steps, true)?;
+    let gmm = FastGmm::new(&gmm2d());
+    let mut rows = Vec::new();
+    let mut push =
+        |shape: &str, solver: &str, den: &str, steps: usize, nfe: usize, t: (f64, usize)| {
+            let row = TimingRow {
+                implementation: "project".into(),
+                shape: shape.into(),
+                solver: solver.into(),
+                denoiser: den.into(),
+                steps,
+                nfe,
+                per_step_us: t.0 / steps as f64 * 1e6,
+                reps: t.1,
+            };
+            println!(
+                "  project      {shape:12} {den:5} {solver:18} {:10.2} us/step ({} runs)",
+                row.per_step_us, row.reps
+            );
+            rows.push(row);
+        };
+    for shape_s in shapes.split(',') {
+        let shape = parse_shape(shape_s)?;
+        let zeros = ArrayD::<f64>::zeros(IxDyn(&shape));
+        let mut noise = HostNoise::new(0);
+        let x: ArrayD<f64> = noise.standard_normal(&zeros).scale(80.0);
+        let y: ArrayD<f64> = noise.standard_normal(&zeros);
+        push(
+            shape_s,
+            "bare-axpby",
+            "-",
+            1,
+            0,
+            time_runs(budget, || (), |_| x.lincomb(0.7, &y, 0.2)),
+        );
+        let mut buf = y.clone();
+        push(
+            shape_s,
+            "bare-axpby-inplace",
+            "-",
+            1,
+            0,
+            time_runs(
+                budget,
+                || (),
+                |_| {
+                    Zip::from(&mut buf)
+                        .and(&x)
+                        .for_each(|b, &a| *b = 0.7 * a + 0.2 * *b);
+                },
+            ),
+        );
+        let mut dens: Vec<(&str, BoxedDenoiser<'_>)> = vec![("half", Box::new(HalfDenoiser))];
+        if shape.len() == 2 && shape[1] == 2 {
+            dens.push(("gmm", Box::new(gmm.denoiser(&edm))));
+        }
+        for (den_name, den) in &dens {
+            for name in solvers.split(',') {
+                let (spec, tree) = match name.strip_suffix("/tree") {
+                    Some(s) => (s, true),
+                    None => (name, false),
+                };
+                let solver = registry::build::<ArrayD<f64>>(spec)?;
+                let make_noise = || -> Box<dyn BrownianPath<ArrayD<f64>>> {
+                    if tree {
+                        Box::new(BrownianTree::with_default_tol(1, 0.0, 80.0).expect("tree"))
+                    } else {
+                        Box::new(IndependentIncrements::seeded(1))
+                    }
+                };
+                let counted = Counted::new(den.as_ref());
+                let mut nz = make_noise();
+                sample(
+                    solver.as_ref(),
+                    &counted,
+                    &edm,
+                    &grid,
+                    x.dup(),
+                    nz.as_mut(),
+                    &mut NoObserver,
+                )?;
+                let nfe = counted.calls();
+                let t = time_runs(
+                    budget,
+                    || (x.dup(), make_noise()),
+                    |(x0, mut nz)| {
+                        sample(
+                            solver.as_ref(),
+                            den.as_ref(),
+                            &edm,
+                            &grid,
+                            x0,
+                            nz.as_mut(),
+                            &mut NoObserver,
+                        )
+                        .expect("sample")
+                    },
+                );
+                push(shape_s, name, den_name, steps, nfe, t);
+            }
+        }
+    }
+    Ok(rows)
+}
