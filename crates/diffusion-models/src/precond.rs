@@ -11,7 +11,8 @@
 //!
 //! `sigma` is EDM's noise level, i.e. `sigma(t) / alpha(t)` of a general schedule: a state
 //! `x_t = alpha (x_0 + sigma_edm eps)` is first divided by `alpha` (see `TchDenoiser`).
-//! (`diffusion-core` has no weighting/preconditioning helpers yet, so the coefficients live here.)
+//! The scalar coefficients come from `diffusion_core::weighting` (one formula in the workspace);
+//! this module adds their per-sample tensor form.
 
 use crate::error::{ModelError, Result};
 use crate::nets::TimeNet;
@@ -43,31 +44,41 @@ impl EdmPrecond {
         Ok(EdmPrecond { sigma_data })
     }
 
+    /// The core coefficients at `sigma` (all NaN for a `sigma` that is not positive and finite).
+    fn coeffs(&self, sigma: f64) -> diffusion_core::weighting::EdmPrecond {
+        diffusion_core::weighting::EdmPrecond::new(sigma, self.sigma_data).unwrap_or(
+            diffusion_core::weighting::EdmPrecond {
+                c_skip: f64::NAN,
+                c_out: f64::NAN,
+                c_in: f64::NAN,
+                c_noise: f64::NAN,
+            },
+        )
+    }
+
     /// `c_skip = sigma_data^2 / (sigma^2 + sigma_data^2)`.
     pub fn c_skip(&self, sigma: f64) -> f64 {
-        let sd2 = self.sigma_data * self.sigma_data;
-        sd2 / (sigma * sigma + sd2)
+        self.coeffs(sigma).c_skip
     }
 
     /// `c_out = sigma sigma_data / sqrt(sigma^2 + sigma_data^2)`.
     pub fn c_out(&self, sigma: f64) -> f64 {
-        sigma * self.sigma_data / (sigma * sigma + self.sigma_data * self.sigma_data).sqrt()
+        self.coeffs(sigma).c_out
     }
 
     /// `c_in = 1 / sqrt(sigma^2 + sigma_data^2)`.
     pub fn c_in(&self, sigma: f64) -> f64 {
-        1.0 / (sigma * sigma + self.sigma_data * self.sigma_data).sqrt()
+        self.coeffs(sigma).c_in
     }
 
     /// `c_noise = ln(sigma) / 4`.
     pub fn c_noise(&self, sigma: f64) -> f64 {
-        sigma.ln() / 4.0
+        self.coeffs(sigma).c_noise
     }
 
     /// The loss weight `lambda(sigma) = (sigma^2 + sigma_data^2) / (sigma sigma_data)^2`.
     pub fn loss_weight(&self, sigma: f64) -> f64 {
-        let sd = self.sigma_data;
-        (sigma * sigma + sd * sd) / (sigma * sd).powi(2)
+        diffusion_core::weighting::edm_loss_weight(sigma, self.sigma_data).unwrap_or(f64::NAN)
     }
 
     /// `D(x; sigma)` for states `x` (`[B, ...]`) and per-sample noise levels `sigma` (`[B]`,
