@@ -442,7 +442,15 @@ impl Target {
                 ode.push(info.name.into());
             }
         }
-        ode.extend(["dpm-solver:order=2", "unipc:order=3", "unipc:variant=1"].map(String::from));
+        ode.extend(
+            [
+                "dpm-solver:order=2",
+                "unipc:order=3",
+                "unipc:variant=1",
+                "deis:form=1",
+            ]
+            .map(String::from),
+        );
         sde.extend(["ddim:eta=1", "dpmpp-3m-sde:reference=1"].map(String::from));
         let grids = [GridKind::Karras, GridKind::Exponential, GridKind::UniformVp];
         let den = self.gmm.denoiser(&self.schedules.edm);

@@ -6,7 +6,7 @@ use crate::adaptive::{
 };
 use crate::error::{Result, SolverError};
 use crate::ode::{
-    int_param, Ddim, Deis, Dpm2, DpmSolver, DpmSolverPp2M, DpmSolverPp2S, DpmSolverPp3M,
+    int_param, Ddim, Deis, DeisForm, Dpm2, DpmSolver, DpmSolverPp2M, DpmSolverPp2S, DpmSolverPp3M,
     Dpmpp3MWeight, Euler, Heun, Ipndm, Lms, Plms, ResMultistep, UniPc, UniPcVariant,
 };
 use crate::sde::{
@@ -174,10 +174,10 @@ pub const SOLVERS: &[SolverInfo] = &[
     },
     SolverInfo {
         name: "deis",
-        paper: "Zhang & Chen 2022, DEIS, arXiv:2204.13902, tAB-DEIS",
+        paper: "Zhang & Chen 2022, DEIS, arXiv:2204.13902, tAB-DEIS (form=1: diffusers' log-rho DEISMultistepScheduler)",
         order: 3.0,
         nfe_per_step: "1",
-        params: "order=3 (1..3)",
+        params: "order=3 (1..3),form=0 (0: tAB, Lagrange in t; 1: diffusers' log-rho, Lagrange in ln rho, lower_order_final below 15 steps)",
         stochastic: false,
     },
     SolverInfo {
@@ -335,12 +335,10 @@ pub fn build<S: State>(text: &str) -> Result<Box<dyn Solver<S>>> {
             },
             int_param("corrector", spec.take("corrector", 1.0), 0, 1)? == 1,
         )?),
-        "deis" => Box::new(Deis::new(int_param(
-            "order",
-            spec.take("order", 3.0),
-            1,
-            3,
-        )?)?),
+        "deis" => Box::new(Deis::with_form(
+            int_param("order", spec.take("order", 3.0), 1, 3)?,
+            DeisForm::from_flag(spec.take("form", 0.0))?,
+        )?),
         "ipndm" => Box::new(Ipndm::new(
             int_param("order", spec.take("order", 4.0), 1, 4)?,
             int_param("variable", spec.take("variable", 1.0), 0, 1)? == 1,

@@ -25,7 +25,7 @@
 //! order (`alpha1 x0_hat`); grids of fewer than 10 steps lower the order of the last steps
 //! (`lower_order_final`). One evaluation per step.
 
-use super::{ensure_current, multistep_order, phi, ExpStep};
+use super::{ensure_current, multistep_order, phi, ExpStep, LOWER_ORDER_FINAL_DPM_SOLVER};
 use crate::error::Result;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
@@ -113,7 +113,7 @@ impl<S: State> Solver<S> for DpmSolverPp3M {
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let history = ensure_current(step, &x, cache, 3)?;
-        let k = multistep_order(step, 3, history, true);
+        let k = multistep_order(step, 3, history, LOWER_ORDER_FINAL_DPM_SOLVER);
         let w = match self.weight {
             Dpmpp3MWeight::Consistent => 2.0,
             Dpmpp3MWeight::Reference => 1.0,

@@ -65,7 +65,7 @@ impl<S: State> Solver<S> for Ipndm {
     ) -> Result<S> {
         let sch = step.schedule;
         let history = ensure_current(step, &x, cache, self.order)?;
-        let k = multistep_order(step, self.order, history, false);
+        let k = multistep_order(step, self.order, history, None);
         if sch.sigma(step.t1) <= 0.0 {
             let e0 = cache.back(0).expect("ensured");
             return Ok(e0.x0.scale(sch.alpha(step.t1)));

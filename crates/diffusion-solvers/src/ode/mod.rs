@@ -39,7 +39,7 @@ mod res_multistep;
 mod unipc;
 
 pub use ddim::Ddim;
-pub use deis::Deis;
+pub use deis::{Deis, DeisForm};
 pub use dpm2::Dpm2;
 pub use dpm_solver::DpmSolver;
 pub use dpm_solver_v3::{DpmSolverV3, V3Corrector};
@@ -246,11 +246,19 @@ impl ExpStep {
     }
 }
 
+/// Grid sizes below which `lower_order_final` lowers the order of the last steps in
+/// [`multistep_order`]: DPM-Solver's `sample()` of `dpm_solver_pytorch.py` (fewer than 10
+/// steps) ...
+pub(crate) const LOWER_ORDER_FINAL_DPM_SOLVER: Option<usize> = Some(10);
+/// ... and diffusers' multistep schedulers such as `DEISMultistepScheduler` (fewer than 15).
+pub(crate) const LOWER_ORDER_FINAL_DIFFUSERS: Option<usize> = Some(15);
+
 /// The order a multistep method may use on this step: at most `max_order`, at most one more
 /// than the `history` evaluations available before `t0` (warm-up), first order on a step to
 /// `sigma = 0` (where `lambda = +inf` leaves only `alpha1 x0_hat`), and, when
-/// `lower_order_final` is set and the grid has fewer than 10 steps, at most the number of steps
-/// left (DPM-Solver's `lower_order_final`, `sample()` of `dpm_solver_pytorch.py`).
+/// `lower_order_final` is `Some(n)` and the grid has fewer than `n` steps, at most the number of
+/// steps left (`lower_order_final` of DPM-Solver and diffusers; see
+/// [`LOWER_ORDER_FINAL_DPM_SOLVER`] and [`LOWER_ORDER_FINAL_DIFFUSERS`]).
 ///
 /// The low-order warm-up steps keep the declared order only because their error constants
 /// vanish at high noise, where sampling starts; see the note in `dpmpp_3m.rs`.
@@ -258,13 +266,13 @@ pub(crate) fn multistep_order<S: State>(
     step: &Step<'_, S>,
     max_order: usize,
     history: usize,
-    lower_order_final: bool,
+    lower_order_final: Option<usize>,
 ) -> usize {
     if step.schedule.sigma(step.t1) <= 0.0 {
         return 1;
     }
     let mut k = max_order.min(history + 1);
-    if lower_order_final && step.n_steps < 10 {
+    if lower_order_final.is_some_and(|below| step.n_steps < below) {
         k = k.min(step.n_steps.saturating_sub(step.index));
     }
     k.max(1)

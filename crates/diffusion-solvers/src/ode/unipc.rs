@@ -22,7 +22,9 @@
 //! (`lower_order_final` as in DPM-Solver; the reference applies it at every step count, which
 //! caps the global order at 2, so we follow DPM-Solver's `steps < 10` rule instead).
 
-use super::{ensure_current, multistep_order, phi, solve_dense, ExpStep};
+use super::{
+    ensure_current, multistep_order, phi, solve_dense, ExpStep, LOWER_ORDER_FINAL_DPM_SOLVER,
+};
 use crate::error::{Result, SolverError};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
@@ -85,7 +87,7 @@ impl<S: State> Solver<S> for UniPc {
     ) -> Result<S> {
         let sch = step.schedule;
         let history = ensure_current(step, &x, cache, self.order)?;
-        let k = multistep_order(step, self.order, history, true);
+        let k = multistep_order(step, self.order, history, LOWER_ORDER_FINAL_DPM_SOLVER);
         let st = ExpStep::new(sch, step.t0, step.t1);
         let m0 = &cache.back(0).expect("ensured").x0;
         if st.ends_clean() {
