@@ -11,8 +11,8 @@ use anyhow::Result;
 use clap::Parser;
 use diffusion::core::process::{AffineBeta, Cld, MultivariateSde, Psld};
 use diffusion::core::HostNoise;
-use diffusion_examples::{max_abs, moments_z_score, Report};
-use nalgebra::{DMatrix, DVector, Matrix2};
+use diffusion_examples::{dmat, max_abs, moments_z_score, Report};
+use nalgebra::{DVector, Matrix2};
 
 #[derive(Parser)]
 struct Args {
@@ -28,10 +28,6 @@ struct Args {
     /// Seed.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-}
-
-fn dmat(m: &Matrix2<f64>) -> DMatrix<f64> {
-    DMatrix::from_row_slice(2, 2, &[m[(0, 0)], m[(0, 1)], m[(1, 0)], m[(1, 1)]])
 }
 
 /// A random recipe: PD dissipation (smallest eigenvalue >= 0.1), rotation in [-2, 2], mass in

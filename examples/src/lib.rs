@@ -18,16 +18,21 @@
 //!   formula, [`schedule_consistency`]).
 //! - [`ks_statistic`], [`moments_z_score`], [`mean_reverting_moments`], [`fitted_gaussian`]:
 //!   Monte-Carlo checks of closed forms.
+//! - [`exact_law`] / [`exact_law_w2`]: the exact output law of a sampler on the Gaussian target
+//!   (probe rows instead of samples, no sampling error); [`LawShowcase`] bundles the law at one
+//!   step count with the weak order.
+//! - [`OdeReference`]: a converged PF-ODE solution of any model from fixed starts, for targets
+//!   without a closed-form flow (mixtures: [`mixture_2d`], [`marginal_samples`]).
 
 use anyhow::{bail, ensure, Result};
 use diffusion::core::metrics::{gaussian_w2, sliced_w2};
 use diffusion::core::process::SampleMoments;
 use diffusion::core::{
-    BrownianTree, Counted, Denoiser, Gaussian, GaussianMixture, HostNoise, NoiseSchedule,
-    NoiseSource, State, TimeGrid,
+    BrownianPath, BrownianTree, Counted, Denoiser, Gaussian, GaussianMixture, HostNoise,
+    IndependentIncrements, NoiseSchedule, NoiseSource, State, TimeGrid,
 };
-use diffusion::solvers::{registry, sample, NoObserver};
-use nalgebra::{DMatrix, DVector};
+use diffusion::solvers::{registry, sample, NoObserver, Solver};
+use nalgebra::{DMatrix, DVector, Matrix2};
 use ndarray::Array2;
 use std::fmt::Write as _;
 
@@ -508,14 +513,7 @@ impl SdeShowcase<'_> {
     /// Runs both measurements and returns the report.
     pub fn run(&self) -> Result<Report> {
         let sch = self.schedule;
-        let grid = TimeGrid::karras(
-            sch,
-            0.002,
-            sch.noise_ratio(sch.t_range().1),
-            7.0,
-            self.steps,
-            true,
-        )?;
+        let grid = karras_to_zero(sch, self.steps)?;
         let law = gaussian_law(self.solver, sch, &grid, self.n, self.seed)?;
         let (errs, slope) = strong_order(
             self.solver,
@@ -716,4 +714,327 @@ impl ScheduleShowcase<'_> {
             .check_max("sde_w2_fitted", law.w2, 0.06);
         Ok(r)
     }
+}
+
+/// A Karras grid (`rho = 7`, `sigma_min = 0.002`) from the schedule's largest noise level, with a
+/// final step to noise level 0.
+pub fn karras_to_zero(schedule: &dyn NoiseSchedule, steps: usize) -> Result<TimeGrid> {
+    Ok(TimeGrid::karras(
+        schedule,
+        0.002,
+        schedule.noise_ratio(schedule.t_range().1),
+        7.0,
+        steps,
+        true,
+    )?)
+}
+
+/// A `2 x 2` nalgebra matrix as a dynamic one.
+pub fn dmat(m: &Matrix2<f64>) -> DMatrix<f64> {
+    DMatrix::from_row_slice(2, 2, &[m[(0, 0)], m[(0, 1)], m[(1, 0)], m[(1, 1)]])
+}
+
+/// Runs `solver` with `model` over `grid` from `x`, drawing noise from `noise`.
+pub fn solve(
+    solver: &dyn Solver<Array2<f64>>,
+    model: &dyn Denoiser<Array2<f64>>,
+    schedule: &dyn NoiseSchedule,
+    grid: &TimeGrid,
+    x: Array2<f64>,
+    noise: &mut dyn BrownianPath<Array2<f64>>,
+) -> Result<Array2<f64>> {
+    Ok(sample(
+        solver,
+        model,
+        schedule,
+        grid,
+        x,
+        noise,
+        &mut NoObserver,
+    )?)
+}
+
+/// [`solve`] for a deterministic solver (the noise it never draws is seeded 0).
+pub fn solve_ode(
+    solver: &dyn Solver<Array2<f64>>,
+    model: &dyn Denoiser<Array2<f64>>,
+    schedule: &dyn NoiseSchedule,
+    grid: &TimeGrid,
+    x: Array2<f64>,
+) -> Result<Array2<f64>> {
+    solve(
+        solver,
+        model,
+        schedule,
+        grid,
+        x,
+        &mut IndependentIncrements::seeded(0),
+    )
+}
+
+/// A [`BrownianPath`] that probes a sampler that is affine in its input and its noises (every
+/// sampler on a Gaussian target, whose denoiser is affine): query `q` returns, in rows
+/// `1 + d + q d + i` (`i < d`), the unit vector `e_i` (times `sqrt|dt|`, so normalized
+/// increments are exactly `e_i`) and zeros elsewhere. It counts its queries.
+struct ProbePath {
+    queries: usize,
+    dim: usize,
+}
+
+impl BrownianPath<Array2<f64>> for ProbePath {
+    fn increment(
+        &mut self,
+        t0: f64,
+        t1: f64,
+        like: &Array2<f64>,
+    ) -> diffusion::core::Result<Array2<f64>> {
+        let (q, d) = (self.queries, self.dim);
+        self.queries += 1;
+        let mut out = Array2::zeros(like.raw_dim());
+        let dt = t1 - t0;
+        for i in 0..d {
+            let row = 1 + d + q * d + i;
+            if row < out.nrows() {
+                out[[row, i]] = dt.signum() * dt.abs().sqrt();
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The exact law of `solver`'s output over `grid` when its input has the exact marginal law of
+/// `target` at the grid's first time and its noises are standard normal: the sampler runs on
+/// probe rows (the mean, the input's principal directions, every direction of every noise
+/// query) and the covariances add up. No sampling error, so weak orders can be fitted. Needs a
+/// sampler whose noise queries do not depend on the state's values (every fixed-grid sampler
+/// here except the Langevin corrector, whose step size reads the noise's norm).
+pub fn exact_law(
+    solver: &dyn Solver<Array2<f64>>,
+    target: &Gaussian,
+    schedule: &dyn NoiseSchedule,
+    grid: &TimeGrid,
+) -> Result<Gaussian> {
+    let gmm = GaussianMixture::from_gaussian(target.clone());
+    let den = gmm.denoiser(schedule);
+    let start = target.marginal(schedule, grid.times()[0]);
+    let d = start.dim();
+    let root = start.cov_sqrt();
+    let inputs = |extra: usize| {
+        Array2::from_shape_fn((1 + d + extra * d, d), |(r, j)| {
+            let shift = if (1..=d).contains(&r) {
+                root[(j, r - 1)]
+            } else {
+                0.0
+            };
+            start.mean()[j] + shift
+        })
+    };
+    let mut counter = ProbePath { queries: 0, dim: d };
+    solve(solver, &den, schedule, grid, inputs(0), &mut counter)?;
+    let queries = counter.queries;
+    let mut probe = ProbePath { queries: 0, dim: d };
+    let out = solve(solver, &den, schedule, grid, inputs(queries), &mut probe)?;
+    ensure!(
+        probe.queries == queries,
+        "the noise queries of {} depend on the state",
+        solver.name()
+    );
+    let mean: Vec<f64> = (0..d).map(|j| out[[0, j]]).collect();
+    let mut cov = vec![vec![0.0; d]; d];
+    for r in 1..out.nrows() {
+        for a in 0..d {
+            for b in 0..d {
+                cov[a][b] += (out[[r, a]] - mean[a]) * (out[[r, b]] - mean[b]);
+            }
+        }
+    }
+    Ok(Gaussian::new(mean, cov)?)
+}
+
+/// W2 between the [`exact_law`] of solver `spec` (registry syntax) over `grid` on the examples'
+/// Gaussian ([`gaussian_2d`]) and its exact marginal at the grid's last time (the target itself
+/// on a grid ending at noise level 0).
+pub fn exact_law_w2(spec: &str, schedule: &dyn NoiseSchedule, grid: &TimeGrid) -> Result<f64> {
+    let g = gaussian_2d()?;
+    let s = registry::build::<Array2<f64>>(spec)?;
+    let law = exact_law(s.as_ref(), &g, schedule, grid)?;
+    let end = grid.times()[grid.steps()];
+    Ok(gaussian_w2(&law, &g.marginal(schedule, end)))
+}
+
+/// The law showcase of a stochastic sampler on the examples' Gaussian: the W2 of its
+/// [`exact_law`] to the target on a Karras grid ending at noise level 0 (the main metric), and
+/// its weak order: the slope of the exact-law W2 to the marginal at `t = 1e-3` on log-SNR grids
+/// from the schedule's end (checked within 0.3 of the declared weak order).
+pub struct LawShowcase<'a> {
+    /// Example name.
+    pub example: &'a str,
+    /// The solver spec (registry syntax) for a grid of the given number of steps.
+    pub spec: &'a dyn Fn(usize) -> String,
+    /// Schedule.
+    pub schedule: &'a dyn NoiseSchedule,
+    /// Steps of the main metric.
+    pub steps: usize,
+    /// Bound on the main metric.
+    pub bound: f64,
+    /// Declared weak order.
+    pub weak_order: f64,
+    /// Step counts of the weak-order fit.
+    pub ladder: &'a [usize],
+}
+
+impl LawShowcase<'_> {
+    /// Runs both measurements and returns the report (NFE counted on the main run).
+    pub fn run(&self) -> Result<Report> {
+        let sch = self.schedule;
+        let spec = (self.spec)(self.steps);
+        let grid = karras_to_zero(sch, self.steps)?;
+        let w2 = exact_law_w2(&spec, sch, &grid)?;
+        let nfe = pf_ode_run(&spec, sch, &grid, 1, 0)?.nfe;
+        let errs = self
+            .ladder
+            .iter()
+            .map(|&n| {
+                let g = TimeGrid::log_snr_uniform(sch, sch.t_range().1, 1e-3, n)?;
+                exact_law_w2(&(self.spec)(n), sch, &g)
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        let slope = fitted_slope(self.ladder, &errs);
+        let mut r = Report::new(self.example, "w2_exact_law", w2, nfe, self.bound);
+        r.text("solver", &spec)
+            .text("schedule", &sch.name().replace(' ', ""))
+            .info("steps", self.steps as f64)
+            .check_range(
+                "weak_order",
+                slope,
+                self.weak_order - 0.3,
+                self.weak_order + 0.3,
+            );
+        Ok(r)
+    }
+}
+
+/// A 2-D three-component anisotropic Gaussian mixture (no closed-form PF-ODE flow).
+pub fn mixture_2d() -> Result<GaussianMixture> {
+    Ok(GaussianMixture::new(
+        vec![0.3, 0.5, 0.2],
+        vec![vec![-1.5, 0.5], vec![1.0, 1.0], vec![0.5, -1.5]],
+        vec![
+            vec![vec![0.1, 0.05], vec![0.05, 0.2]],
+            vec![vec![0.3, -0.1], vec![-0.1, 0.1]],
+            vec![vec![0.05, 0.0], vec![0.0, 0.05]],
+        ],
+    )?)
+}
+
+/// `n` exact samples `alpha x0 + sigma eps` of the marginal of `target` at `t`.
+pub fn marginal_samples(
+    target: &GaussianMixture,
+    schedule: &dyn NoiseSchedule,
+    t: f64,
+    n: usize,
+    seed: u64,
+) -> Array2<f64> {
+    let x0 = target.sample(n, &mut HostNoise::new(seed));
+    let eps: Array2<f64> = HostNoise::new(seed + 1000).standard_normal(&x0);
+    x0.lincomb(schedule.alpha(t), &eps, schedule.sigma(t))
+}
+
+/// Fixed starting states and their PF-ODE solution by a fine reference solve, for measuring
+/// deterministic solvers on targets without a closed-form flow.
+pub struct OdeReference<'a> {
+    model: &'a dyn Denoiser<Array2<f64>>,
+    schedule: &'a dyn NoiseSchedule,
+    /// The starting states (at the reference grid's first time).
+    pub start: Array2<f64>,
+    /// Their solution at the reference grid's last time.
+    pub exact: Array2<f64>,
+}
+
+impl<'a> OdeReference<'a> {
+    /// Solves from `start` with `solver` on the fine grid `fine`.
+    pub fn new(
+        model: &'a dyn Denoiser<Array2<f64>>,
+        schedule: &'a dyn NoiseSchedule,
+        start: Array2<f64>,
+        solver: &dyn Solver<Array2<f64>>,
+        fine: &TimeGrid,
+    ) -> Result<Self> {
+        let exact = solve_ode(solver, model, schedule, fine, start.clone())?;
+        Ok(OdeReference {
+            model,
+            schedule,
+            start,
+            exact,
+        })
+    }
+
+    /// RMS distance of `solver`'s solution on `grid` (same ends as the reference) to the
+    /// reference solution.
+    pub fn error(&self, solver: &dyn Solver<Array2<f64>>, grid: &TimeGrid) -> Result<f64> {
+        let out = solve_ode(solver, self.model, self.schedule, grid, self.start.clone())?;
+        Ok(rms_diff(&out, &self.exact))
+    }
+}
+
+/// The standard normal CDF, by the complementary error function of Numerical Recipes (`erfcc`,
+/// relative error below `1.2e-7` everywhere).
+pub fn normal_cdf(x: f64) -> f64 {
+    let z = x.abs() / std::f64::consts::SQRT_2;
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    if x >= 0.0 {
+        1.0 - 0.5 * erfc
+    } else {
+        0.5 * erfc
+    }
+}
+
+/// The `n` quantiles `F^{-1}((i + 1/2) / n)` of a 1-D Gaussian mixture (bisection on its CDF):
+/// a reference sample without sampling noise, for the exact 1-D W2 of a sampler's output.
+pub fn mixture_quantiles_1d(target: &GaussianMixture, n: usize) -> Result<Vec<f64>> {
+    ensure!(target.dim() == 1, "a 1-D mixture is needed");
+    let comps: Vec<(f64, f64, f64)> = target
+        .weights()
+        .iter()
+        .zip(target.components())
+        .map(|(&w, c)| (w, c.mean()[0], c.cov()[(0, 0)].sqrt()))
+        .collect();
+    let cdf = |x: f64| -> f64 {
+        comps
+            .iter()
+            .map(|&(w, m, s)| w * normal_cdf((x - m) / s))
+            .sum()
+    };
+    let lo0 = comps
+        .iter()
+        .map(|c| c.1 - 12.0 * c.2)
+        .fold(f64::INFINITY, f64::min);
+    let hi0 = comps
+        .iter()
+        .map(|c| c.1 + 12.0 * c.2)
+        .fold(f64::NEG_INFINITY, f64::max);
+    Ok((0..n)
+        .map(|i| {
+            let p = (i as f64 + 0.5) / n as f64;
+            let (mut lo, mut hi) = (lo0, hi0);
+            for _ in 0..60 {
+                let mid = 0.5 * (lo + hi);
+                if cdf(mid) < p {
+                    lo = mid;
+                } else {
+                    hi = mid;
+                }
+            }
+            0.5 * (lo + hi)
+        })
+        .collect())
 }

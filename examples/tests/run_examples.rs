@@ -81,4 +81,24 @@ fn every_example_meets_its_expected_metric() {
     example!("ve");
     example!("rectified_flow");
     example!("trigflow");
+    example!("ddpm");
+    example!("score_sde_pc");
+    example!("edm_sde");
+    example!("sa_solver");
+    example!("er_sde");
+    example!("restart");
+    example!("gotta_go_fast");
+    example!("reversible_heun");
+    example!("inversion");
+    example!("rk45");
+    example!("res_multistep");
+    example!("ab_cache");
+    example!("dpm_solver_v3");
+    example!("iia");
+    example!("mrs");
+    example!("ays");
+    example!("gits");
+    example!("fdm");
+    example!("score_calibration");
+    example!("sscs");
 }
