@@ -30,10 +30,7 @@ pub struct DpmSolverPp2SAncestral {
 impl Default for DpmSolverPp2SAncestral {
     fn default() -> Self {
         DpmSolverPp2SAncestral {
-            ctl: NoiseControl {
-                eta: 1.0,
-                s_noise: 1.0,
-            },
+            ctl: NoiseControl::default(),
         }
     }
 }
@@ -49,15 +46,7 @@ impl DpmSolverPp2SAncestral {
 }
 
 impl<S: State> Solver<S> for DpmSolverPp2SAncestral {
-    fn name(&self) -> String {
-        format!("dpmpp-2s-ancestral({})", self.ctl.describe())
-    }
-    fn order(&self) -> f64 {
-        self.ctl.order(2.0)
-    }
-    fn is_stochastic(&self) -> bool {
-        self.ctl.is_stochastic()
-    }
+    noise_control_solver_info!("dpmpp-2s-ancestral", 2.0);
     fn step(
         &self,
         step: &Step<'_, S>,

@@ -44,10 +44,7 @@ pub struct DpmSolverPpSde {
 impl Default for DpmSolverPpSde {
     fn default() -> Self {
         DpmSolverPpSde {
-            ctl: NoiseControl {
-                eta: 1.0,
-                s_noise: 1.0,
-            },
+            ctl: NoiseControl::default(),
         }
     }
 }
@@ -63,15 +60,7 @@ impl DpmSolverPpSde {
 }
 
 impl<S: State> Solver<S> for DpmSolverPpSde {
-    fn name(&self) -> String {
-        format!("dpmpp-sde({})", self.ctl.describe())
-    }
-    fn order(&self) -> f64 {
-        self.ctl.order(2.0)
-    }
-    fn is_stochastic(&self) -> bool {
-        self.ctl.is_stochastic()
-    }
+    noise_control_solver_info!("dpmpp-sde", 2.0);
     fn step(
         &self,
         step: &Step<'_, S>,

@@ -29,10 +29,7 @@ pub struct EulerAncestral {
 impl Default for EulerAncestral {
     fn default() -> Self {
         EulerAncestral {
-            ctl: NoiseControl {
-                eta: 1.0,
-                s_noise: 1.0,
-            },
+            ctl: NoiseControl::default(),
         }
     }
 }
@@ -47,15 +44,7 @@ impl EulerAncestral {
 }
 
 impl<S: State> Solver<S> for EulerAncestral {
-    fn name(&self) -> String {
-        format!("euler-ancestral({})", self.ctl.describe())
-    }
-    fn order(&self) -> f64 {
-        self.ctl.order(1.0)
-    }
-    fn is_stochastic(&self) -> bool {
-        self.ctl.is_stochastic()
-    }
+    noise_control_solver_info!("euler-ancestral", 1.0);
     fn step(
         &self,
         step: &Step<'_, S>,

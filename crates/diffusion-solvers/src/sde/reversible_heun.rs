@@ -69,10 +69,7 @@ pub struct ReversibleHeun {
 impl Default for ReversibleHeun {
     fn default() -> Self {
         ReversibleHeun {
-            ctl: NoiseControl {
-                eta: 1.0,
-                s_noise: 1.0,
-            },
+            ctl: NoiseControl::default(),
         }
     }
 }
@@ -300,15 +297,7 @@ impl ReversibleHeun {
 }
 
 impl<S: State> Solver<S> for ReversibleHeun {
-    fn name(&self) -> String {
-        format!("reversible-heun({})", self.ctl.describe())
-    }
-    fn order(&self) -> f64 {
-        self.ctl.order(2.0)
-    }
-    fn is_stochastic(&self) -> bool {
-        self.ctl.is_stochastic()
-    }
+    noise_control_solver_info!("reversible-heun", 2.0);
     fn step(
         &self,
         step: &Step<'_, S>,
