@@ -8,20 +8,17 @@
 mod common;
 
 use common::{
-    exact_law_w2, exact_law_w2_at_end, fitted_slope, init, law_w2, ode_error, rms_diff, run, target,
+    assert_same_sampler_on_every_schedule, build, exact_law_w2, exact_law_w2_at_end, fitted_slope,
+    init, law_w2, ode_error, rms_diff, run, target, NoNoise,
 };
 use diffusion_core::metrics::w2_1d;
 use diffusion_core::schedule::{BetaSchedule, DdpmDiscrete, Edm, VpLinear};
 use diffusion_core::{
-    denoise, BrownianPath, BrownianTree, CoreError, GaussianMixture, HostNoise,
-    IndependentIncrements, NoiseSchedule, State, TimeGrid,
+    denoise, BrownianPath, BrownianTree, GaussianMixture, HostNoise, IndependentIncrements,
+    NoiseSchedule, State, TimeGrid,
 };
-use diffusion_solvers::{registry, sample, NoObserver, Solver};
+use diffusion_solvers::{registry, sample, NoObserver};
 use ndarray::Array2;
-
-fn build(spec: &str) -> Box<dyn Solver<Array2<f64>>> {
-    registry::build::<Array2<f64>>(spec).unwrap()
-}
 
 /// VP and EDM, the two schedules every test here runs on.
 fn schedules() -> (VpLinear, Edm) {
@@ -39,23 +36,6 @@ fn karras_to_zero(sch: &dyn NoiseSchedule, steps: usize) -> TimeGrid {
         true,
     )
     .unwrap()
-}
-
-/// A Brownian path that refuses every query: proves that a solver drew no noise.
-struct NoNoise;
-
-impl BrownianPath<Array2<f64>> for NoNoise {
-    fn increment(
-        &mut self,
-        t0: f64,
-        t1: f64,
-        _like: &Array2<f64>,
-    ) -> diffusion_core::Result<Array2<f64>> {
-        Err(CoreError::invalid(
-            "t0/t1",
-            format!("unexpected noise draw on [{t0}, {t1}]"),
-        ))
-    }
 }
 
 /// Runs two specs from the same state with the same seeded noise and returns their distance.
@@ -650,8 +630,6 @@ fn every_member_is_the_same_sampler_on_every_schedule() {
     // ddpm's upper-bound variance beta = 1 - alpha_bar_t0 / alpha_bar_t1, defined in x units
     // (in y units it carries alpha0 / alpha1). edm-sde keeps its default S_tmax = 50: churning
     // at 80 would be clamped to each schedule's own largest noise level.
-    use diffusion_core::schedule::{build as build_schedule, SCHEDULES};
-    let edm = Edm::default();
     let specs = [
         "edm-sde",
         "sa-solver",
@@ -660,40 +638,8 @@ fn every_member_is_the_same_sampler_on_every_schedule() {
         "restart:t_restart_min=0.5",
         "ddpm",
     ];
-    for (rho_max, rho_min, to_zero) in [(14.0, 0.03, false), (80.0, 0.002, true)] {
-        let y0 = init(32, 5, &edm, rho_max);
-        let mut checked = 0;
-        for spec in specs {
-            let solver = build(spec);
-            let solve = |sch: &dyn NoiseSchedule| {
-                let grid = TimeGrid::karras(sch, rho_min, rho_max, 7.0, 25, to_zero).unwrap();
-                let (t0, t1) = (grid.times()[0], grid.times()[grid.steps()]);
-                let mut noise = IndependentIncrements::seeded(4);
-                run(
-                    solver.as_ref(),
-                    sch,
-                    &grid,
-                    y0.scale(sch.alpha(t0)),
-                    &mut noise,
-                )
-                .scale(1.0 / sch.alpha(t1))
-            };
-            let reference = solve(&edm);
-            for (name, _) in SCHEDULES {
-                let sch = build_schedule(name).unwrap();
-                let (lo, hi) = sch.t_range();
-                let (r_lo, r_hi) = (sch.noise_ratio(lo), sch.noise_ratio(hi));
-                // The churn may raise 14 to 19.8: skip schedules that cannot reach it.
-                if r_hi < 1.5 * rho_max || r_lo > rho_min || (to_zero && r_lo > 0.0) {
-                    continue;
-                }
-                let d = rms_diff(&solve(sch.as_ref()), &reference);
-                assert!(d < 1e-8, "{spec} on {name}: {d} away from EDM");
-                checked += 1;
-            }
-        }
-        assert!(checked >= 4 * specs.len(), "only {checked} schedule checks");
-    }
+    // The churn may raise 14 to 19.8: skip schedules that cannot reach it.
+    assert_same_sampler_on_every_schedule(&specs, 32, 1.5, 1e-8, 4);
 }
 
 #[test]

@@ -3,16 +3,84 @@
 #![allow(dead_code)] // each test file uses a subset
 
 use diffusion_core::metrics::gaussian_w2;
+use diffusion_core::schedule::{build as build_schedule, Edm, SCHEDULES};
 use diffusion_core::{
-    BrownianPath, Gaussian, GaussianMixture, HostNoise, IndependentIncrements, NoiseSchedule,
-    State, TimeGrid,
+    BrownianPath, CoreError, Gaussian, GaussianMixture, HostNoise, IndependentIncrements,
+    NoiseSchedule, State, TimeGrid,
 };
-use diffusion_solvers::{sample, NoObserver, Solver};
+use diffusion_solvers::{registry, sample, NoObserver, Solver};
 use ndarray::Array2;
 
 /// The 2-d Gaussian target every oracle test samples.
 pub fn target() -> Gaussian {
     Gaussian::new(vec![1.5, -0.5], vec![vec![0.4, 0.15], vec![0.15, 0.2]]).unwrap()
+}
+
+/// The registry's solver for `spec` on host arrays.
+pub fn build(spec: &str) -> Box<dyn Solver<Array2<f64>>> {
+    registry::build::<Array2<f64>>(spec).unwrap()
+}
+
+/// A Brownian path that refuses every query: proves that a solver drew no noise.
+pub struct NoNoise;
+
+impl BrownianPath<Array2<f64>> for NoNoise {
+    fn increment(
+        &mut self,
+        t0: f64,
+        t1: f64,
+        _like: &Array2<f64>,
+    ) -> diffusion_core::Result<Array2<f64>> {
+        Err(CoreError::invalid(
+            "t0/t1",
+            format!("unexpected noise draw on [{t0}, {t1}]"),
+        ))
+    }
+}
+
+/// Written in EDM coordinates, each solver of `specs` must give the same `y = x / alpha` on every
+/// registered schedule for the same noise-level grid and the same (normalized) noise, from `n`
+/// samples. Grid A (sigma 14 -> 0.03) runs on the schedules reaching `headroom * 14`, grid B
+/// (80 -> 0.002 -> 0) on those reaching `headroom * 80` and noise level 0. Each difference must be
+/// below `tol`, and at least `min_schedules` schedules per solver must be checked on each grid.
+pub fn assert_same_sampler_on_every_schedule(
+    specs: &[&str],
+    n: usize,
+    headroom: f64,
+    tol: f64,
+    min_schedules: usize,
+) {
+    let edm = Edm::default();
+    for (rho_max, rho_min, to_zero) in [(14.0, 0.03, false), (80.0, 0.002, true)] {
+        let y0 = init(n, 5, &edm, rho_max);
+        let mut checked = 0;
+        for &spec in specs {
+            let solver = build(spec);
+            let solve = |sch: &dyn NoiseSchedule| {
+                let grid = TimeGrid::karras(sch, rho_min, rho_max, 7.0, 25, to_zero).unwrap();
+                let (t0, t1) = (grid.times()[0], grid.times()[grid.steps()]);
+                let x0 = y0.scale(sch.alpha(t0));
+                let mut noise = IndependentIncrements::seeded(4);
+                run(solver.as_ref(), sch, &grid, x0, &mut noise).scale(1.0 / sch.alpha(t1))
+            };
+            let reference = solve(&edm);
+            for (name, _) in SCHEDULES {
+                let sch = build_schedule(name).unwrap();
+                let (lo, hi) = sch.t_range();
+                let (r_lo, r_hi) = (sch.noise_ratio(lo), sch.noise_ratio(hi));
+                if r_hi < headroom * rho_max || r_lo > rho_min || (to_zero && r_lo > 0.0) {
+                    continue;
+                }
+                let d = rms_diff(&solve(sch.as_ref()), &reference);
+                assert!(d < tol, "{spec} on {name}: {d} away from EDM");
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= min_schedules * specs.len(),
+            "only {checked} schedule checks"
+        );
+    }
 }
 
 /// `n` samples of the exact marginal at `t` (the true trajectory's law).
