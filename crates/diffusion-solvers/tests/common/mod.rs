@@ -5,8 +5,8 @@
 use diffusion_core::metrics::gaussian_w2;
 use diffusion_core::schedule::{build as build_schedule, Edm, SCHEDULES};
 use diffusion_core::{
-    BrownianPath, CoreError, Gaussian, GaussianMixture, HostNoise, IndependentIncrements,
-    NoiseSchedule, State, TimeGrid,
+    BrownianPath, CoreError, Counted, Denoiser, Gaussian, GaussianMixture, HostNoise,
+    IndependentIncrements, NoiseSchedule, State, TimeGrid,
 };
 use diffusion_solvers::{registry, sample, NoObserver, Solver};
 use ndarray::Array2;
@@ -165,8 +165,8 @@ pub fn fitted_slope(ns: &[usize], errs: &[f64]) -> f64 {
     -num / den
 }
 
-/// W2 between the Gaussian fitted to `out` (2 columns) and the target.
-pub fn fitted_w2(out: &Array2<f64>) -> f64 {
+/// The Gaussian fitted to the rows of `out` (2 columns): sample mean and covariance (divisor n).
+pub fn fitted_gaussian(out: &Array2<f64>) -> Gaussian {
     let n = out.nrows() as f64;
     let mean: Vec<f64> = (0..2).map(|j| out.column(j).mean().unwrap()).collect();
     let cov: Vec<Vec<f64>> = (0..2)
@@ -183,7 +183,30 @@ pub fn fitted_w2(out: &Array2<f64>) -> f64 {
                 .collect()
         })
         .collect();
-    gaussian_w2(&Gaussian::new(mean, cov).unwrap(), &target())
+    Gaussian::new(mean, cov).unwrap()
+}
+
+/// W2 between the Gaussian fitted to `out` (2 columns) and the target.
+pub fn fitted_w2(out: &Array2<f64>) -> f64 {
+    gaussian_w2(&fitted_gaussian(out), &target())
+}
+
+/// RMS error against the exact PF-ODE flow of the target from `t0` to `t1` of `solve`, run with
+/// the target's exact denoiser (counted) from 64 exact samples at `t0`; with `solve`'s statistics
+/// and the number of denoiser calls.
+pub fn counted_flow_error<T>(
+    schedule: &dyn NoiseSchedule,
+    (t0, t1): (f64, f64),
+    solve: impl FnOnce(&dyn Denoiser<Array2<f64>>, Array2<f64>) -> (Array2<f64>, T),
+) -> (f64, T, usize) {
+    let g = target();
+    let gmm = GaussianMixture::from_gaussian(g.clone());
+    let den = gmm.denoiser(schedule);
+    let counted = Counted::new(&den);
+    let x = init_of(&g, 64, 3, schedule, t0);
+    let (out, stats) = solve(&counted, x.clone());
+    let exact = g.pf_ode_flow(schedule, t0, t1, &x.view()).unwrap();
+    (rms_diff(&out, &exact), stats, counted.calls())
 }
 
 /// W2 of the law `solver` reaches over `grid` from `n` exact samples at the grid's first time,
