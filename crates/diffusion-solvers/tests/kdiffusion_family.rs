@@ -9,7 +9,7 @@ mod common;
 
 use common::{
     assert_same_sampler_on_every_schedule, build, fitted_slope, init, law_w2, ode_error, rms_diff,
-    run, NoNoise,
+    run, slope_against, NoNoise,
 };
 use diffusion_core::schedule::{Edm, VpLinear};
 use diffusion_core::{BrownianTree, NoiseSchedule, TimeGrid};
@@ -104,11 +104,7 @@ fn exact_phi_3_weight_makes_3m_third_order_on_a_mixture() {
     let ns = [32, 64, 128, 256];
     for spec in ["dpmpp-3m-sde:eta=0,reference=1", "dpmpp-3m-sde:eta=0"] {
         let reference = solve(spec, 4096);
-        let errs: Vec<f64> = ns
-            .iter()
-            .map(|&n| rms_diff(&solve(spec, n), &reference))
-            .collect();
-        let slope = fitted_slope(&ns, &errs);
+        let (slope, errs) = slope_against(&ns, &reference, |n| solve(spec, n));
         eprintln!("{spec} on the mixture: slope {slope:.3}, errors {errs:?}");
         let order = build(spec).order();
         assert!(
@@ -247,11 +243,7 @@ fn stochastic_members_converge_strongly_to_the_euler_maruyama_path() {
         "dpmpp-3m-sde",
     ] {
         let reference = solve(spec, 4096, 77);
-        let errs: Vec<f64> = ns
-            .iter()
-            .map(|&n| rms_diff(&solve(spec, n, 77), &reference))
-            .collect();
-        let slope = fitted_slope(&ns, &errs);
+        let (slope, errs) = slope_against(&ns, &reference, |n| solve(spec, n, 77));
         let to_em = rms_diff(&reference, &em);
         eprintln!("{spec}: strong slope {slope:.3}, errors {errs:?}, limit vs EM {to_em:.2e}");
         let order = build(spec).order();

@@ -9,7 +9,7 @@ mod common;
 
 use common::{
     assert_same_sampler_on_every_schedule, build, exact_law_w2, exact_law_w2_at_end, fitted_slope,
-    init, law_w2, ode_error, rms_diff, run, target, NoNoise,
+    init, law_w2, ode_error, rms_diff, run, slope_against, target, NoNoise,
 };
 use diffusion_core::metrics::w2_1d;
 use diffusion_core::schedule::{BetaSchedule, DdpmDiscrete, Edm, VpLinear};
@@ -436,11 +436,7 @@ fn assert_strong_order_one(spec: &str, same_path_as_em: bool) {
     };
     let reference = solve(spec, 2048);
     let ns = [32, 64, 128, 256];
-    let errs: Vec<f64> = ns
-        .iter()
-        .map(|&n| rms_diff(&solve(spec, n), &reference))
-        .collect();
-    let slope = fitted_slope(&ns, &errs);
+    let (slope, errs) = slope_against(&ns, &reference, |n| solve(spec, n));
     eprintln!("{spec}: strong slope {slope:.3}, errors {errs:?}");
     let order = build(spec).order();
     assert!(

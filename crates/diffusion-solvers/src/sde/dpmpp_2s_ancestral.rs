@@ -22,17 +22,9 @@ use diffusion_core::{BrownianPath, State};
 
 /// DPM-Solver++(2S) ancestral with stochasticity `eta` and noise multiplier `s_noise`:
 /// 2 evaluations per step (1 on a step whose `sigma_down` is 0).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DpmSolverPp2SAncestral {
     ctl: NoiseControl,
-}
-
-impl Default for DpmSolverPp2SAncestral {
-    fn default() -> Self {
-        DpmSolverPp2SAncestral {
-            ctl: NoiseControl::default(),
-        }
-    }
 }
 
 impl DpmSolverPp2SAncestral {

@@ -36,17 +36,9 @@ const R: f64 = 0.5;
 
 /// DPM-Solver++ SDE (`r = 1/2`) with stochasticity `eta` and noise multiplier `s_noise`:
 /// 2 evaluations per step (1 on the step to noise level 0).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DpmSolverPpSde {
     ctl: NoiseControl,
-}
-
-impl Default for DpmSolverPpSde {
-    fn default() -> Self {
-        DpmSolverPpSde {
-            ctl: NoiseControl::default(),
-        }
-    }
 }
 
 impl DpmSolverPpSde {

@@ -21,17 +21,9 @@ use diffusion_core::{BrownianPath, State};
 
 /// Euler ancestral with stochasticity `eta` and noise multiplier `s_noise`: 1 evaluation per
 /// step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct EulerAncestral {
     ctl: NoiseControl,
-}
-
-impl Default for EulerAncestral {
-    fn default() -> Self {
-        EulerAncestral {
-            ctl: NoiseControl::default(),
-        }
-    }
 }
 
 impl EulerAncestral {

@@ -61,17 +61,9 @@ pub struct ReversibleHeunState<S> {
 
 /// The reversible Heun method (Kidger et al. 2021, Alg. 1) with stochasticity `eta`:
 /// 1 evaluation per step, order 2 at `eta = 0`, strong order 1 otherwise.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ReversibleHeun {
     ctl: NoiseControl,
-}
-
-impl Default for ReversibleHeun {
-    fn default() -> Self {
-        ReversibleHeun {
-            ctl: NoiseControl::default(),
-        }
-    }
 }
 
 /// The coefficients of one step in `u = kappa x` against `tau` (see the module docs):

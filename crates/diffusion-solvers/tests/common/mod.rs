@@ -186,6 +186,17 @@ pub fn fitted_gaussian(out: &Array2<f64>) -> Gaussian {
     Gaussian::new(mean, cov).unwrap()
 }
 
+/// Self-convergence: the RMS distances of `solve(n)` to `reference` for each of `ns`, and the
+/// fitted slope of those errors ([`fitted_slope`]).
+pub fn slope_against(
+    ns: &[usize],
+    reference: &Array2<f64>,
+    solve: impl Fn(usize) -> Array2<f64>,
+) -> (f64, Vec<f64>) {
+    let errs: Vec<f64> = ns.iter().map(|&n| rms_diff(&solve(n), reference)).collect();
+    (fitted_slope(ns, &errs), errs)
+}
+
 /// W2 between the Gaussian fitted to `out` (2 columns) and the target.
 pub fn fitted_w2(out: &Array2<f64>) -> f64 {
     gaussian_w2(&fitted_gaussian(out), &target())
