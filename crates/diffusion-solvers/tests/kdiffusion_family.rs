@@ -8,8 +8,8 @@
 mod common;
 
 use common::{
-    assert_same_sampler_on_every_schedule, build, fitted_slope, init, law_w2, ode_error, rms_diff,
-    run, slope_against, NoNoise,
+    assert_declared_order, assert_same_sampler_on_every_schedule, build, fitted_slope, init,
+    law_w2, ode_error, rms_diff, run, slope_against, NoNoise,
 };
 use diffusion_core::schedule::{Edm, VpLinear};
 use diffusion_core::{BrownianTree, NoiseSchedule, TimeGrid};
@@ -44,21 +44,7 @@ fn deterministic_members_converge_at_their_declared_order() {
         let s = build(spec);
         assert!(!s.is_stochastic(), "{spec}");
         for (sch, t0, t1) in &ode_cases() {
-            let errs: Vec<f64> = ns
-                .iter()
-                .map(|&n| ode_error(s.as_ref(), sch.as_ref(), *t0, *t1, n))
-                .collect();
-            let slope = fitted_slope(&ns, &errs);
-            eprintln!(
-                "{spec} on {}: slope {slope:.3}, errors {errs:?}",
-                sch.name()
-            );
-            assert!(
-                (slope - s.order()).abs() <= 0.3,
-                "{spec} on {}: slope {slope:.3} vs order {}, errors {errs:?}",
-                sch.name(),
-                s.order()
-            );
+            let errs = assert_declared_order(spec, s.as_ref(), sch.as_ref(), (*t0, *t1), &ns);
             assert!(errs[3] < 5e-3, "{spec} on {}: errors {errs:?}", sch.name());
         }
     }

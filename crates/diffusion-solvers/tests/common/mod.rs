@@ -152,6 +152,30 @@ pub fn ode_error(
     )
 }
 
+/// [`ode_error`] of `s` (the registry's `spec`) on `sch` from `t0` to `t1` for each of `ns`
+/// steps; asserts that their fitted slope is within 0.3 of the declared order. Returns the errors.
+pub fn assert_declared_order(
+    spec: &str,
+    s: &dyn Solver<Array2<f64>>,
+    sch: &dyn NoiseSchedule,
+    (t0, t1): (f64, f64),
+    ns: &[usize],
+) -> Vec<f64> {
+    let errs: Vec<f64> = ns.iter().map(|&n| ode_error(s, sch, t0, t1, n)).collect();
+    let slope = fitted_slope(ns, &errs);
+    eprintln!(
+        "{spec} on {}: slope {slope:.3}, errors {errs:?}",
+        sch.name()
+    );
+    assert!(
+        (slope - s.order()).abs() <= 0.3,
+        "{spec} on {}: slope {slope:.3} vs order {}, errors {errs:?}",
+        sch.name(),
+        s.order()
+    );
+    errs
+}
+
 /// The least-squares slope of `-ln(error)` against `ln(steps)`.
 pub fn fitted_slope(ns: &[usize], errs: &[f64]) -> f64 {
     let xs: Vec<f64> = ns.iter().map(|&n| (n as f64).ln()).collect();
