@@ -167,12 +167,7 @@ impl TimeGrid {
         steps: usize,
         append_zero: bool,
     ) -> Result<Self> {
-        if !(rho > 0.0 && rho.is_finite()) {
-            return Err(CoreError::invalid(
-                "rho",
-                format!("must be positive, got {rho}"),
-            ));
-        }
+        check_rho(rho)?;
         let (a, b) = (sigma_max.powf(1.0 / rho), sigma_min.powf(1.0 / rho));
         Self::noise_ladder(schedule, sigma_min, sigma_max, steps, append_zero, |r| {
             (a + r * (b - a)).powf(rho)
@@ -231,12 +226,7 @@ impl TimeGrid {
         steps: usize,
         append_zero: bool,
     ) -> Result<Self> {
-        if !(rho > 0.0 && rho.is_finite()) {
-            return Err(CoreError::invalid(
-                "rho",
-                format!("must be positive, got {rho}"),
-            ));
-        }
+        check_rho(rho)?;
         check_levels_within(schedule, sigma_max)?;
         let (a, b) = (sigma_max.ln(), sigma_min.ln());
         Self::noise_ladder(schedule, sigma_min, sigma_max, steps, append_zero, |r| {
@@ -504,6 +494,18 @@ fn switch(name: &'static str, v: f64) -> Result<bool> {
         Ok(v == 1.0)
     } else {
         Err(CoreError::invalid(name, format!("must be 0 or 1, got {v}")))
+    }
+}
+
+/// The Karras / polyexponential shape exponent must be finite and positive.
+fn check_rho(rho: f64) -> Result<()> {
+    if rho > 0.0 && rho.is_finite() {
+        Ok(())
+    } else {
+        Err(CoreError::invalid(
+            "rho",
+            format!("must be positive, got {rho}"),
+        ))
     }
 }
 

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{init_of, rms_diff, target};
+use common::{counted_flow_error, init_of, rms_diff, target};
 use diffusion_core::schedule::{Edm, VpLinear};
-use diffusion_core::{Counted, GaussianMixture, IndependentIncrements, NoiseSchedule, TimeGrid};
+use diffusion_core::{GaussianMixture, IndependentIncrements, NoiseSchedule, TimeGrid};
 use diffusion_solvers::adaptive::{
     dpm_solver_adaptive, dpm_solver_adaptive_with, AdaptiveOptions, AdaptiveStats,
     DpmSolverAdaptive, PidController,
@@ -20,19 +20,10 @@ fn solve(
     opts: &AdaptiveOptions,
     controller: Option<PidController>,
 ) -> (f64, AdaptiveStats, usize) {
-    let g = target();
-    let gmm = GaussianMixture::from_gaussian(g.clone());
-    let den = gmm.denoiser(schedule);
-    let counted = Counted::new(&den);
-    let x = init_of(&g, 64, 3, schedule, t0);
-    let (out, stats) = match controller {
-        None => dpm_solver_adaptive(&counted, schedule, t0, t1, x.clone(), opts).unwrap(),
-        Some(mut c) => {
-            dpm_solver_adaptive_with(&counted, schedule, t0, t1, x.clone(), opts, &mut c).unwrap()
-        }
-    };
-    let exact = g.pf_ode_flow(schedule, t0, t1, &x.view()).unwrap();
-    (rms_diff(&out, &exact), stats, counted.calls())
+    counted_flow_error(schedule, (t0, t1), |den, x| match controller {
+        None => dpm_solver_adaptive(den, schedule, t0, t1, x, opts).unwrap(),
+        Some(mut c) => dpm_solver_adaptive_with(den, schedule, t0, t1, x, opts, &mut c).unwrap(),
+    })
 }
 
 #[test]

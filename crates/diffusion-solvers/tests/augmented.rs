@@ -9,6 +9,9 @@
 //! under every solver error measured). Deterministic solvers are checked for their order against
 //! it, stochastic ones for the law of `x` they reach.
 
+mod common;
+
+use common::{fitted_gaussian, fitted_slope};
 use diffusion_core::metrics::gaussian_w2;
 use diffusion_core::process::{AffineBeta, Cld, Psld};
 use diffusion_core::{
@@ -124,29 +127,13 @@ impl Oracle {
 
     /// W2 between the Gaussian fitted to the `x` samples and the exact `x`-marginal at `t`.
     fn x_w2(&self, x: &Array2<f64>, t: f64) -> f64 {
-        let n = x.nrows() as f64;
-        let mean: Vec<f64> = (0..2).map(|j| x.column(j).mean().unwrap()).collect();
-        let cov: Vec<Vec<f64>> = (0..2)
-            .map(|i| {
-                (0..2)
-                    .map(|j| {
-                        x.column(i)
-                            .iter()
-                            .zip(x.column(j))
-                            .map(|(a, b)| (a - mean[i]) * (b - mean[j]))
-                            .sum::<f64>()
-                            / n
-                    })
-                    .collect()
-            })
-            .collect();
         let (phi, c) = (self.phi(t), self.cov(t));
         let exact = Gaussian::new(
             MU.iter().map(|m| phi[(0, 0)] * m).collect(),
             vec![vec![c[(0, 0)], 0.0], vec![0.0, c[(0, 0)]]],
         )
         .unwrap();
-        gaussian_w2(&Gaussian::new(mean, cov).unwrap(), &exact)
+        gaussian_w2(&fitted_gaussian(x), &exact)
     }
 }
 
@@ -160,18 +147,6 @@ fn processes() -> Vec<(&'static str, Oracle)> {
             },
         ),
     ]
-}
-
-fn slope(ns: &[usize], errs: &[f64]) -> f64 {
-    let xs: Vec<f64> = ns.iter().map(|&n| (n as f64).ln()).collect();
-    let ys: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
-    let (mx, my) = (
-        xs.iter().sum::<f64>() / xs.len() as f64,
-        ys.iter().sum::<f64>() / ys.len() as f64,
-    );
-    let num: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let den: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
-    -num / den
 }
 
 const T: f64 = 1.0;
@@ -250,7 +225,7 @@ fn deterministic_samplers_converge_at_their_declared_order() {
         let exact = o.exact(&z, T, T_END);
         for s in &solvers {
             let errs = ode_errors(&o, s.as_ref(), &ns, (&z, &exact));
-            let k = slope(&ns, &errs);
+            let k = fitted_slope(&ns, &errs);
             let shown: Vec<String> = errs.iter().map(|e| format!("{e:.2e}")).collect();
             eprintln!("{name:8} {:22} slope {k:.3} errors {shown:?}", s.name());
             // Pre-asymptotic errors shrink faster than first order (up to 1.4 measured), so the

@@ -7,17 +7,12 @@
 
 mod common;
 
-use common::{fitted_slope, init, law_w2, ode_error, rms_diff, run};
-use diffusion_core::schedule::{build as build_schedule, Edm, VpLinear, SCHEDULES};
-use diffusion_core::{
-    BrownianPath, BrownianTree, CoreError, IndependentIncrements, NoiseSchedule, State, TimeGrid,
+use common::{
+    assert_declared_order, assert_same_sampler_on_every_schedule, build, fitted_slope, init,
+    law_w2, ode_error, rms_diff, run, slope_against, NoNoise,
 };
-use diffusion_solvers::{registry, Solver};
-use ndarray::Array2;
-
-fn build(spec: &str) -> Box<dyn Solver<Array2<f64>>> {
-    registry::build::<Array2<f64>>(spec).unwrap()
-}
+use diffusion_core::schedule::{Edm, VpLinear};
+use diffusion_core::{BrownianTree, NoiseSchedule, TimeGrid};
 
 /// The schedules and time spans of the ODE order tests (as in `gaussian_oracle.rs`).
 fn ode_cases() -> [(Box<dyn NoiseSchedule>, f64, f64); 2] {
@@ -49,21 +44,7 @@ fn deterministic_members_converge_at_their_declared_order() {
         let s = build(spec);
         assert!(!s.is_stochastic(), "{spec}");
         for (sch, t0, t1) in &ode_cases() {
-            let errs: Vec<f64> = ns
-                .iter()
-                .map(|&n| ode_error(s.as_ref(), sch.as_ref(), *t0, *t1, n))
-                .collect();
-            let slope = fitted_slope(&ns, &errs);
-            eprintln!(
-                "{spec} on {}: slope {slope:.3}, errors {errs:?}",
-                sch.name()
-            );
-            assert!(
-                (slope - s.order()).abs() <= 0.3,
-                "{spec} on {}: slope {slope:.3} vs order {}, errors {errs:?}",
-                sch.name(),
-                s.order()
-            );
+            let errs = assert_declared_order(spec, s.as_ref(), sch.as_ref(), (*t0, *t1), &ns);
             assert!(errs[3] < 5e-3, "{spec} on {}: errors {errs:?}", sch.name());
         }
     }
@@ -109,11 +90,7 @@ fn exact_phi_3_weight_makes_3m_third_order_on_a_mixture() {
     let ns = [32, 64, 128, 256];
     for spec in ["dpmpp-3m-sde:eta=0,reference=1", "dpmpp-3m-sde:eta=0"] {
         let reference = solve(spec, 4096);
-        let errs: Vec<f64> = ns
-            .iter()
-            .map(|&n| rms_diff(&solve(spec, n), &reference))
-            .collect();
-        let slope = fitted_slope(&ns, &errs);
+        let (slope, errs) = slope_against(&ns, &reference, |n| solve(spec, n));
         eprintln!("{spec} on the mixture: slope {slope:.3}, errors {errs:?}");
         let order = build(spec).order();
         assert!(
@@ -136,23 +113,6 @@ fn lms_warm_up_limits_its_order_when_sampling_starts_at_low_noise() {
         .collect();
     let slope = fitted_slope(&ns, &errs);
     assert!((slope - 2.0).abs() <= 0.3, "slope {slope}, errors {errs:?}");
-}
-
-/// A Brownian path that refuses every query: proves that a solver drew no noise.
-struct NoNoise;
-
-impl BrownianPath<Array2<f64>> for NoNoise {
-    fn increment(
-        &mut self,
-        t0: f64,
-        t1: f64,
-        _like: &Array2<f64>,
-    ) -> diffusion_core::Result<Array2<f64>> {
-        Err(CoreError::invalid(
-            "t0/t1",
-            format!("unexpected noise draw on [{t0}, {t1}]"),
-        ))
-    }
 }
 
 #[test]
@@ -269,11 +229,7 @@ fn stochastic_members_converge_strongly_to_the_euler_maruyama_path() {
         "dpmpp-3m-sde",
     ] {
         let reference = solve(spec, 4096, 77);
-        let errs: Vec<f64> = ns
-            .iter()
-            .map(|&n| rms_diff(&solve(spec, n, 77), &reference))
-            .collect();
-        let slope = fitted_slope(&ns, &errs);
+        let (slope, errs) = slope_against(&ns, &reference, |n| solve(spec, n, 77));
         let to_em = rms_diff(&reference, &em);
         eprintln!("{spec}: strong slope {slope:.3}, errors {errs:?}, limit vs EM {to_em:.2e}");
         let order = build(spec).order();
@@ -297,7 +253,6 @@ fn every_member_is_the_same_sampler_on_every_schedule() {
     // dpmpp-sde runs at eta = 0: its stochastic form composes W(t0, t_s) + W(t_s, t1), whose
     // normalization depends on where t_s falls on each schedule's own time axis (equally valid
     // samples, different numbers).
-    let edm = Edm::default();
     let specs = [
         "dpm2",
         "lms",
@@ -308,33 +263,7 @@ fn every_member_is_the_same_sampler_on_every_schedule() {
         "dpmpp-2m-sde:heun=1",
         "dpmpp-3m-sde",
     ];
-    for (rho_max, rho_min, to_zero) in [(14.0, 0.03, false), (80.0, 0.002, true)] {
-        let y0 = init(64, 5, &edm, rho_max);
-        let mut checked = 0;
-        for spec in specs {
-            let solver = build(spec);
-            let solve = |sch: &dyn NoiseSchedule| {
-                let grid = TimeGrid::karras(sch, rho_min, rho_max, 7.0, 25, to_zero).unwrap();
-                let (t0, t1) = (grid.times()[0], grid.times()[grid.steps()]);
-                let x0 = y0.scale(sch.alpha(t0));
-                let mut noise = IndependentIncrements::seeded(4);
-                run(solver.as_ref(), sch, &grid, x0, &mut noise).scale(1.0 / sch.alpha(t1))
-            };
-            let reference = solve(&edm);
-            for (name, _) in SCHEDULES {
-                let sch = build_schedule(name).unwrap();
-                let (lo, hi) = sch.t_range();
-                let (r_lo, r_hi) = (sch.noise_ratio(lo), sch.noise_ratio(hi));
-                if r_hi < rho_max || r_lo > rho_min || (to_zero && r_lo > 0.0) {
-                    continue;
-                }
-                let d = rms_diff(&solve(sch.as_ref()), &reference);
-                assert!(d < 1e-9, "{spec} on {name}: {d} away from EDM");
-                checked += 1;
-            }
-        }
-        assert!(checked >= 6 * specs.len(), "only {checked} schedule checks");
-    }
+    assert_same_sampler_on_every_schedule(&specs, 64, 1.0, 1e-9, 6);
 }
 
 #[test]

@@ -2,6 +2,9 @@
 //! per-sample condition `mu`: exactness for point-mass data (exact conditional score), convergence
 //! order against the exact PF-ODE flow, and the terminal law.
 
+mod common;
+
+use common::{fitted_gaussian, fitted_slope};
 use diffusion_core::metrics::gaussian_w2;
 use diffusion_core::process::{MeanReverting, ThetaSchedule};
 use diffusion_core::{
@@ -101,18 +104,6 @@ fn run(
     .unwrap()
 }
 
-fn slope(ns: &[usize], errs: &[f64]) -> f64 {
-    let xs: Vec<f64> = ns.iter().map(|&n| (n as f64).ln()).collect();
-    let ys: Vec<f64> = errs.iter().map(|e| e.ln()).collect();
-    let (mx, my) = (
-        xs.iter().sum::<f64>() / xs.len() as f64,
-        ys.iter().sum::<f64>() / ys.len() as f64,
-    );
-    let num: f64 = xs.iter().zip(&ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let den: f64 = xs.iter().map(|x| (x - mx).powi(2)).sum();
-    -num / den
-}
-
 #[test]
 fn first_order_forms_are_exact_for_point_mass_data() {
     // Data x0 = mu + delta per sample: the marginal given x0 is the kernel itself, so IR-SDE's
@@ -187,7 +178,7 @@ fn ode_forms_converge_at_their_declared_order() {
                     .rms()
             })
             .collect();
-        let k = slope(&ns, &errs);
+        let k = fitted_slope(&ns, &errs);
         eprintln!("{:24} slope {k:.3} errors {errs:?}", s.name());
         assert!(
             (k - s.order()).abs() <= 0.3,
@@ -263,22 +254,7 @@ fn sde_and_ode_forms_reach_the_terminal_law_in_few_steps() {
     let mu = condition(n);
     let w2 = |out: &Array2<f64>| {
         let y = out - &mu;
-        let mean: Vec<f64> = (0..2).map(|j| y.column(j).mean().unwrap()).collect();
-        let cov: Vec<Vec<f64>> = (0..2)
-            .map(|i| {
-                (0..2)
-                    .map(|j| {
-                        y.column(i)
-                            .iter()
-                            .zip(y.column(j))
-                            .map(|(a, b)| (a - mean[i]) * (b - mean[j]))
-                            .sum::<f64>()
-                            / n as f64
-                    })
-                    .collect()
-            })
-            .collect();
-        gaussian_w2(&Gaussian::new(mean, cov).unwrap(), &offset())
+        gaussian_w2(&fitted_gaussian(&y), &offset())
     };
     let m = model(&mr, n, false);
     let mut results = Vec::new();

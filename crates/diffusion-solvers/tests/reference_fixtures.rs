@@ -43,6 +43,9 @@
 //!   increments over `[t0, t1]` and `[t0, t_s]`, i.e. it treats the records as one Brownian
 //!   path, so our solver sees exactly k-diffusion's two normals.
 
+mod common;
+
+use common::NoNoise;
 use diffusion_core::schedule::{build as build_schedule, Edm};
 use diffusion_core::target::GmmSpec;
 use diffusion_core::{
@@ -407,23 +410,6 @@ impl NoiseSchedule for WithCleanEnd {
         } else {
             self.table.noise_ratio(t)
         }
-    }
-}
-
-/// A Brownian path that refuses every query (the diffusers cases are deterministic).
-struct NoNoise;
-
-impl BrownianPath<Array2<f64>> for NoNoise {
-    fn increment(
-        &mut self,
-        t0: f64,
-        t1: f64,
-        _like: &Array2<f64>,
-    ) -> diffusion_core::Result<Array2<f64>> {
-        Err(CoreError::invalid(
-            "noise",
-            format!("unexpected noise draw on [{t0}, {t1}]"),
-        ))
     }
 }
 

@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::{fitted_slope, init_of, rms_diff, target};
+use common::{counted_flow_error, fitted_slope, init_of, rms_diff, target};
 use diffusion_core::schedule::{Edm, VpLinear};
-use diffusion_core::{Counted, GaussianMixture, IndependentIncrements, NoiseSchedule, TimeGrid};
+use diffusion_core::{GaussianMixture, IndependentIncrements, NoiseSchedule, TimeGrid};
 use diffusion_solvers::adaptive::{
     pf_ode_rk45, pf_ode_rk45_with, AdaptiveStats, OdeCoordinates, PidController, Rk45, Rk45Options,
 };
@@ -18,14 +18,9 @@ fn solve(
     (t0, t1): (f64, f64),
     opts: &Rk45Options,
 ) -> (f64, AdaptiveStats, usize) {
-    let g = target();
-    let gmm = GaussianMixture::from_gaussian(g.clone());
-    let den = gmm.denoiser(schedule);
-    let counted = Counted::new(&den);
-    let x = init_of(&g, 64, 3, schedule, t0);
-    let (out, stats) = pf_ode_rk45(&counted, schedule, t0, t1, x.clone(), opts).unwrap();
-    let exact = g.pf_ode_flow(schedule, t0, t1, &x.view()).unwrap();
-    (rms_diff(&out, &exact), stats, counted.calls())
+    counted_flow_error(schedule, (t0, t1), |den, x| {
+        pf_ode_rk45(den, schedule, t0, t1, x, opts).unwrap()
+    })
 }
 
 #[test]

@@ -8,20 +8,17 @@
 mod common;
 
 use common::{
-    exact_law_w2, exact_law_w2_at_end, fitted_slope, init, law_w2, ode_error, rms_diff, run, target,
+    assert_declared_order, assert_same_sampler_on_every_schedule, build, exact_law_w2,
+    exact_law_w2_at_end, fitted_slope, init, law_w2, rms_diff, run, slope_against, target, NoNoise,
 };
 use diffusion_core::metrics::w2_1d;
 use diffusion_core::schedule::{BetaSchedule, DdpmDiscrete, Edm, VpLinear};
 use diffusion_core::{
-    denoise, BrownianPath, BrownianTree, CoreError, GaussianMixture, HostNoise,
-    IndependentIncrements, NoiseSchedule, State, TimeGrid,
+    denoise, BrownianPath, BrownianTree, GaussianMixture, HostNoise, IndependentIncrements,
+    NoiseSchedule, State, TimeGrid,
 };
-use diffusion_solvers::{registry, sample, NoObserver, Solver};
+use diffusion_solvers::{registry, sample, NoObserver};
 use ndarray::Array2;
-
-fn build(spec: &str) -> Box<dyn Solver<Array2<f64>>> {
-    registry::build::<Array2<f64>>(spec).unwrap()
-}
 
 /// VP and EDM, the two schedules every test here runs on.
 fn schedules() -> (VpLinear, Edm) {
@@ -29,6 +26,21 @@ fn schedules() -> (VpLinear, Edm) {
 }
 
 /// A Karras grid (`rho = 7`, `sigma_min = 0.002`) over the whole schedule, ending at 0.
+/// On VP and EDM: a 20-step Karras grid to noise level 0, 64 exact samples at its start and
+/// Heun's solution from them (drawing no noise), handed to `check`.
+fn for_each_schedule_with_heun(
+    mut check: impl FnMut(&dyn NoiseSchedule, TimeGrid, Array2<f64>, Array2<f64>),
+) {
+    let (vp, edm) = schedules();
+    let schs: [&dyn NoiseSchedule; 2] = [&vp, &edm];
+    for sch in schs {
+        let grid = karras_to_zero(sch, 20);
+        let x = init(64, 5, sch, grid.times()[0]);
+        let heun = run(build("heun").as_ref(), sch, &grid, x.clone(), &mut NoNoise);
+        check(sch, grid, x, heun);
+    }
+}
+
 fn karras_to_zero(sch: &dyn NoiseSchedule, steps: usize) -> TimeGrid {
     TimeGrid::karras(
         sch,
@@ -39,23 +51,6 @@ fn karras_to_zero(sch: &dyn NoiseSchedule, steps: usize) -> TimeGrid {
         true,
     )
     .unwrap()
-}
-
-/// A Brownian path that refuses every query: proves that a solver drew no noise.
-struct NoNoise;
-
-impl BrownianPath<Array2<f64>> for NoNoise {
-    fn increment(
-        &mut self,
-        t0: f64,
-        t1: f64,
-        _like: &Array2<f64>,
-    ) -> diffusion_core::Result<Array2<f64>> {
-        Err(CoreError::invalid(
-            "t0/t1",
-            format!("unexpected noise draw on [{t0}, {t1}]"),
-        ))
-    }
 }
 
 /// Runs two specs from the same state with the same seeded noise and returns their distance.
@@ -167,12 +162,7 @@ fn variants_reach_the_target_law_exactly_measured() {
 
 #[test]
 fn edm_sde_without_churn_is_heun() {
-    let (vp, edm) = schedules();
-    let schs: [&dyn NoiseSchedule; 2] = [&vp, &edm];
-    for sch in schs {
-        let grid = karras_to_zero(sch, 20);
-        let x = init(64, 5, sch, grid.times()[0]);
-        let heun = run(build("heun").as_ref(), sch, &grid, x.clone(), &mut NoNoise);
+    for_each_schedule_with_heun(|sch, grid, x, heun| {
         for spec in [
             "edm-sde:s_churn=0",
             "edm-sde:s_churn=0,s_tmin=0,s_tmax=inf",
@@ -189,7 +179,7 @@ fn edm_sde_without_churn_is_heun() {
         let mut tree = BrownianTree::with_default_tol(1, 0.0, grid.times()[0]).unwrap();
         let churned = run(build("edm-sde").as_ref(), sch, &grid, x.clone(), &mut tree);
         assert!(rms_diff(&churned, &heun) > 0.05, "{}", sch.name());
-    }
+    });
 }
 
 #[test]
@@ -228,21 +218,7 @@ fn assert_ode_order(spec: &str, ns: &[usize]) {
     assert!(!s.is_stochastic(), "{spec}");
     for (t0, t1, is_vp) in ode_cases(&vp, &edm) {
         let sch: &dyn NoiseSchedule = if is_vp { &vp } else { &edm };
-        let errs: Vec<f64> = ns
-            .iter()
-            .map(|&n| ode_error(s.as_ref(), sch, t0, t1, n))
-            .collect();
-        let slope = fitted_slope(ns, &errs);
-        eprintln!(
-            "{spec} on {}: slope {slope:.3}, errors {errs:?}",
-            sch.name()
-        );
-        assert!(
-            (slope - s.order()).abs() <= 0.3,
-            "{spec} on {}: slope {slope:.3} vs order {}, errors {errs:?}",
-            sch.name(),
-            s.order()
-        );
+        let errs = assert_declared_order(spec, s.as_ref(), sch, (t0, t1), ns);
         assert!(errs[ns.len() - 1] < 5e-3, "{spec}: errors {errs:?}");
     }
 }
@@ -446,11 +422,7 @@ fn assert_strong_order_one(spec: &str, same_path_as_em: bool) {
     };
     let reference = solve(spec, 2048);
     let ns = [32, 64, 128, 256];
-    let errs: Vec<f64> = ns
-        .iter()
-        .map(|&n| rms_diff(&solve(spec, n), &reference))
-        .collect();
-    let slope = fitted_slope(&ns, &errs);
+    let (slope, errs) = slope_against(&ns, &reference, |n| solve(spec, n));
     eprintln!("{spec}: strong slope {slope:.3}, errors {errs:?}");
     let order = build(spec).order();
     assert!(
@@ -579,12 +551,7 @@ fn pc_corrector_improves_a_bimodal_mixture_at_equal_predictor_steps() {
 
 #[test]
 fn restart_reduces_to_heun_and_converges_weakly_at_order_two() {
-    let (vp, edm) = schedules();
-    let schs: [&dyn NoiseSchedule; 2] = [&vp, &edm];
-    for sch in schs {
-        let grid = karras_to_zero(sch, 20);
-        let x = init(64, 5, sch, grid.times()[0]);
-        let heun = run(build("heun").as_ref(), sch, &grid, x.clone(), &mut NoNoise);
+    for_each_schedule_with_heun(|sch, grid, x, heun| {
         let off = run(
             build("restart:k=0").as_ref(),
             sch,
@@ -623,9 +590,10 @@ fn restart_reduces_to_heun_and_converges_weakly_at_order_two() {
             &mut NoObserver
         )
         .is_err());
-    }
+    });
     // Weak order 2 when the restart passes are refined with the grid: exact-law W2 on VP
     // log-SNR grids with restart_steps = N / 2; measured slope 2.03.
+    let vp = VpLinear::default();
     let ns = [16, 32, 64, 128];
     let errs: Vec<f64> = ns
         .iter()
@@ -650,8 +618,6 @@ fn every_member_is_the_same_sampler_on_every_schedule() {
     // ddpm's upper-bound variance beta = 1 - alpha_bar_t0 / alpha_bar_t1, defined in x units
     // (in y units it carries alpha0 / alpha1). edm-sde keeps its default S_tmax = 50: churning
     // at 80 would be clamped to each schedule's own largest noise level.
-    use diffusion_core::schedule::{build as build_schedule, SCHEDULES};
-    let edm = Edm::default();
     let specs = [
         "edm-sde",
         "sa-solver",
@@ -660,40 +626,8 @@ fn every_member_is_the_same_sampler_on_every_schedule() {
         "restart:t_restart_min=0.5",
         "ddpm",
     ];
-    for (rho_max, rho_min, to_zero) in [(14.0, 0.03, false), (80.0, 0.002, true)] {
-        let y0 = init(32, 5, &edm, rho_max);
-        let mut checked = 0;
-        for spec in specs {
-            let solver = build(spec);
-            let solve = |sch: &dyn NoiseSchedule| {
-                let grid = TimeGrid::karras(sch, rho_min, rho_max, 7.0, 25, to_zero).unwrap();
-                let (t0, t1) = (grid.times()[0], grid.times()[grid.steps()]);
-                let mut noise = IndependentIncrements::seeded(4);
-                run(
-                    solver.as_ref(),
-                    sch,
-                    &grid,
-                    y0.scale(sch.alpha(t0)),
-                    &mut noise,
-                )
-                .scale(1.0 / sch.alpha(t1))
-            };
-            let reference = solve(&edm);
-            for (name, _) in SCHEDULES {
-                let sch = build_schedule(name).unwrap();
-                let (lo, hi) = sch.t_range();
-                let (r_lo, r_hi) = (sch.noise_ratio(lo), sch.noise_ratio(hi));
-                // The churn may raise 14 to 19.8: skip schedules that cannot reach it.
-                if r_hi < 1.5 * rho_max || r_lo > rho_min || (to_zero && r_lo > 0.0) {
-                    continue;
-                }
-                let d = rms_diff(&solve(sch.as_ref()), &reference);
-                assert!(d < 1e-8, "{spec} on {name}: {d} away from EDM");
-                checked += 1;
-            }
-        }
-        assert!(checked >= 4 * specs.len(), "only {checked} schedule checks");
-    }
+    // The churn may raise 14 to 19.8: skip schedules that cannot reach it.
+    assert_same_sampler_on_every_schedule(&specs, 32, 1.5, 1e-8, 4);
 }
 
 #[test]

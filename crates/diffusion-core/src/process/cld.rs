@@ -16,7 +16,7 @@
 //! `beta = 4` constant, `t in [0, 1]`.
 
 use super::linalg::mat2_apply;
-use super::linear_sde::{MultivariateSde, PhaseKernel};
+use super::linear_sde::{MultivariateSde, PhaseKernel, PhaseProcess};
 use super::time_change::AffineBeta;
 use crate::error::{CoreError, Result};
 use crate::noise::NoiseSource;
@@ -116,12 +116,7 @@ impl Cld {
     /// `v0 ~ N(0, gamma M)`: mean map `Phi` (applied to `(x0, 0)`) and covariance
     /// `Phi diag(0, gamma M) Phi^T + Sigma(t)`.
     pub fn mean_cov(&self, t: f64) -> Result<PhaseKernel> {
-        self.transition(t)?.with_initial_cov(&Matrix2::new(
-            0.0,
-            0.0,
-            0.0,
-            self.initial_velocity_variance(),
-        ))
+        self.marginal_kernel(t)
     }
 
     /// Draws `(x_t, v_t)`: from the given `v0` when `Some` (deterministic start), otherwise with
@@ -133,9 +128,7 @@ impl Cld {
         t: f64,
         noise: &mut dyn NoiseSource<S>,
     ) -> Result<Phase<S>> {
-        let ex = noise.standard_normal(x0);
-        let ev = noise.standard_normal(x0);
-        self.perturb_with(x0, v0, t, &Phase::new(ex, ev))
+        self.draw_phase(x0, v0, t, noise)
     }
 
     /// [`Cld::perturb`] with given standard normal `eps` (for reproducible DSM targets).
@@ -146,11 +139,7 @@ impl Cld {
         t: f64,
         eps: &Phase<S>,
     ) -> Result<Phase<S>> {
-        let kernel = match v0 {
-            Some(_) => self.transition(t)?,
-            None => self.mean_cov(t)?,
-        };
-        Ok(kernel.sample(x0, v0, eps))
+        self.perturb_phase(x0, v0, t, eps)
     }
 
     /// The exact score `grad_(x,v) log p_t(x, v)` of the marginal at time `t` when the data is
@@ -163,14 +152,7 @@ impl Cld {
         mu: &S,
         std: f64,
     ) -> Result<Phase<S>> {
-        if !(std.is_finite() && std >= 0.0) {
-            return Err(CoreError::invalid(
-                "std",
-                format!("must be finite and >= 0, got {std}"),
-            ));
-        }
-        let cov0 = Matrix2::new(std * std, 0.0, 0.0, self.initial_velocity_variance());
-        self.transition(t)?.gaussian_score(z, mu, &cov0)
+        self.gaussian_phase_score(z, t, mu, std)
     }
 
     /// The forward drift `beta(t) (v / M, -x - Gamma v / M)`.
@@ -214,6 +196,15 @@ pub(crate) fn one_minus_exp_times_taylor2(c: f64) -> f64 {
         term *= c / k;
     }
     (-c).exp() * sum
+}
+
+impl PhaseProcess for Cld {
+    fn phase_transition(&self, t: f64) -> Result<PhaseKernel> {
+        self.transition(t)
+    }
+    fn v0_variance(&self) -> f64 {
+        self.initial_velocity_variance()
+    }
 }
 
 #[cfg(test)]

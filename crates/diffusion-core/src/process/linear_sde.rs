@@ -19,7 +19,7 @@
 use super::linalg::{from_matrix2, mat2_apply, psd_cholesky, symmetrize, to_matrix2, van_loan};
 use super::time_change::AffineBeta;
 use crate::error::{CoreError, Result};
-use crate::noise::HostNoise;
+use crate::noise::{HostNoise, NoiseSource};
 use crate::state::{Phase, State};
 use nalgebra::{DMatrix, DVector, Matrix2};
 
@@ -302,6 +302,70 @@ impl PhaseKernel {
         let m = self.mean(mean_x0, None);
         let r = z.lincomb(1.0, &m, -1.0);
         Ok(mat2_apply(&neg_prec, &r.x, &r.v))
+    }
+}
+
+/// A process on `(x, v)` started at `x0` with the initial velocity either given or drawn from
+/// `N(0, velocity variance)`: the perturbation kernel, draws and Gaussian-data score shared by CLD
+/// and PSLD, from the exact transition.
+pub(crate) trait PhaseProcess {
+    /// The exact transition from a deterministic `(x0, v0)` at time 0 to time `t`.
+    fn phase_transition(&self, t: f64) -> Result<PhaseKernel>;
+
+    /// The variance of the initial velocity when it is marginalized.
+    fn v0_variance(&self) -> f64;
+
+    /// The kernel with `v0 ~ N(0, v0_variance)` marginalized: `Phi diag(0, var) Phi^T + Sigma(t)`.
+    fn marginal_kernel(&self, t: f64) -> Result<PhaseKernel> {
+        self.phase_transition(t)?
+            .with_initial_cov(&Matrix2::new(0.0, 0.0, 0.0, self.v0_variance()))
+    }
+
+    /// `(x_t, v_t)` for given standard normal `eps`: from `v0` when `Some`, else marginalized.
+    fn perturb_phase<S: State>(
+        &self,
+        x0: &S,
+        v0: Option<&S>,
+        t: f64,
+        eps: &Phase<S>,
+    ) -> Result<Phase<S>> {
+        let kernel = match v0 {
+            Some(_) => self.phase_transition(t)?,
+            None => self.marginal_kernel(t)?,
+        };
+        Ok(kernel.sample(x0, v0, eps))
+    }
+
+    /// [`PhaseProcess::perturb_phase`] drawing `eps_x` then `eps_v` from `noise`.
+    fn draw_phase<S: State>(
+        &self,
+        x0: &S,
+        v0: Option<&S>,
+        t: f64,
+        noise: &mut dyn NoiseSource<S>,
+    ) -> Result<Phase<S>> {
+        let ex = noise.standard_normal(x0);
+        let ev = noise.standard_normal(x0);
+        self.perturb_phase(x0, v0, t, &Phase::new(ex, ev))
+    }
+
+    /// The exact marginal score at `t` for data `N(mu, std^2)` per coordinate and a marginalized
+    /// initial velocity.
+    fn gaussian_phase_score<S: State>(
+        &self,
+        z: &Phase<S>,
+        t: f64,
+        mu: &S,
+        std: f64,
+    ) -> Result<Phase<S>> {
+        if !(std.is_finite() && std >= 0.0) {
+            return Err(CoreError::invalid(
+                "std",
+                format!("must be finite and >= 0, got {std}"),
+            ));
+        }
+        let cov0 = Matrix2::new(std * std, 0.0, 0.0, self.v0_variance());
+        self.phase_transition(t)?.gaussian_score(z, mu, &cov0)
     }
 }
 

@@ -177,8 +177,7 @@ impl MeanReverting {
 
     /// The conditional mean `mu + (x0 - mu) e^{-theta_bar(t)}`.
     pub fn mean<S: State>(&self, x0: &S, mu: &S, t: f64) -> S {
-        let a = self.alpha(t);
-        x0.lincomb(a, mu, 1.0 - a)
+        centred_mean(self, x0, mu, t)
     }
 
     /// The conditional standard deviation `lambda sqrt(1 - e^{-2 theta_bar(t)})`.
@@ -194,14 +193,7 @@ impl MeanReverting {
         t: f64,
         noise: &mut dyn NoiseSource<S>,
     ) -> Result<S> {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(CoreError::invalid(
-                "t",
-                format!("must be in [0, 1], got {t}"),
-            ));
-        }
-        let eps = noise.standard_normal(x0);
-        Ok(self.mean(x0, mu, t).axpy(self.std(t), &eps))
+        centred_perturb(self, x0, mu, t, noise)
     }
 
     /// The forward drift `theta(t) (mu - x)`.
@@ -214,6 +206,31 @@ impl MeanReverting {
         let v = self.std(t).powi(2);
         self.mean(x0, mu, t).lincomb(1.0 / v, x, -1.0 / v)
     }
+}
+
+/// The conditional mean `a x0 + (1 - a) mu` of a kernel centred on `mu`, where `a = alpha(t)` of
+/// the schedule of `y = x - mu` (shared by [`MeanReverting`] and the mean-shifted VP SDE).
+pub(super) fn centred_mean<S: State>(y: &dyn NoiseSchedule, x0: &S, mu: &S, t: f64) -> S {
+    let a = y.alpha(t);
+    x0.lincomb(a, mu, 1.0 - a)
+}
+
+/// Draws `x_t = centred_mean(x0, mu, t) + sigma(t) eps` for `t in [0, 1]`.
+pub(super) fn centred_perturb<S: State>(
+    y: &dyn NoiseSchedule,
+    x0: &S,
+    mu: &S,
+    t: f64,
+    noise: &mut dyn NoiseSource<S>,
+) -> Result<S> {
+    if !(0.0..=1.0).contains(&t) {
+        return Err(CoreError::invalid(
+            "t",
+            format!("must be in [0, 1], got {t}"),
+        ));
+    }
+    let eps = noise.standard_normal(x0);
+    Ok(centred_mean(y, x0, mu, t).axpy(y.sigma(t), &eps))
 }
 
 impl NoiseSchedule for MeanReverting {

@@ -11,9 +11,9 @@
 //! [`MeanShiftedVp::schedule`] returns a [`VpLinear`]: integrate `y` with any solver (model
 //! predictions of `y0 = x0 - mu`) and add `mu` back.
 
-use super::mean_reverting::{MeanReverting, ThetaSchedule};
+use super::mean_reverting::{centred_mean, centred_perturb, MeanReverting, ThetaSchedule};
 use super::time_change::AffineBeta;
-use crate::error::{CoreError, Result};
+use crate::error::Result;
 use crate::noise::NoiseSource;
 use crate::schedule::{NoiseSchedule, VpLinear};
 use crate::state::State;
@@ -55,8 +55,7 @@ impl MeanShiftedVp {
 
     /// The conditional mean `e^{-B/2} x0 + (1 - e^{-B/2}) mu`.
     pub fn mean<S: State>(&self, x0: &S, mu: &S, t: f64) -> S {
-        let a = self.vp.alpha(t);
-        x0.lincomb(a, mu, 1.0 - a)
+        centred_mean(&self.vp, x0, mu, t)
     }
 
     /// The conditional standard deviation `sqrt(1 - e^{-B})`.
@@ -72,14 +71,7 @@ impl MeanShiftedVp {
         t: f64,
         noise: &mut dyn NoiseSource<S>,
     ) -> Result<S> {
-        if !(0.0..=1.0).contains(&t) {
-            return Err(CoreError::invalid(
-                "t",
-                format!("must be in [0, 1], got {t}"),
-            ));
-        }
-        let eps = noise.standard_normal(x0);
-        Ok(self.mean(x0, mu, t).axpy(self.std(t), &eps))
+        centred_perturb(&self.vp, x0, mu, t, noise)
     }
 
     /// The forward drift `(1/2) beta_t (mu - x)`.

@@ -16,7 +16,7 @@
 
 use super::cld::{check_time, Cld};
 use super::linalg::{from_matrix2, mat2_apply, psd_cholesky};
-use super::linear_sde::{MultivariateSde, PhaseKernel};
+use super::linear_sde::{MultivariateSde, PhaseKernel, PhaseProcess};
 use super::time_change::AffineBeta;
 use crate::error::{CoreError, Result};
 use crate::noise::NoiseSource;
@@ -159,12 +159,7 @@ impl Psld {
 
     /// The perturbation kernel with the initial momentum marginalized, `v0 ~ N(0, kappa M)`.
     pub fn mean_cov(&self, t: f64) -> Result<PhaseKernel> {
-        self.transition(t)?.with_initial_cov(&Matrix2::new(
-            0.0,
-            0.0,
-            0.0,
-            self.initial_velocity_variance(),
-        ))
+        self.marginal_kernel(t)
     }
 
     /// Draws `(x_t, v_t)` from `x0` and the given `v0`, or with `v0 ~ N(0, kappa M)` marginalized
@@ -176,13 +171,7 @@ impl Psld {
         t: f64,
         noise: &mut dyn NoiseSource<S>,
     ) -> Result<Phase<S>> {
-        let ex = noise.standard_normal(x0);
-        let ev = noise.standard_normal(x0);
-        let kernel = match v0 {
-            Some(_) => self.transition(t)?,
-            None => self.mean_cov(t)?,
-        };
-        Ok(kernel.sample(x0, v0, &Phase::new(ex, ev)))
+        self.draw_phase(x0, v0, t, noise)
     }
 
     /// The exact marginal score at time `t` when the data is `N(mu, std^2)` per coordinate and
@@ -194,14 +183,7 @@ impl Psld {
         mu: &S,
         std: f64,
     ) -> Result<Phase<S>> {
-        if !(std.is_finite() && std >= 0.0) {
-            return Err(CoreError::invalid(
-                "std",
-                format!("must be finite and >= 0, got {std}"),
-            ));
-        }
-        let cov0 = Matrix2::new(std * std, 0.0, 0.0, self.initial_velocity_variance());
-        self.transition(t)?.gaussian_score(z, mu, &cov0)
+        self.gaussian_phase_score(z, t, mu, std)
     }
 
     /// The forward drift `-beta(t) (D + Q) (x, v / M)`.
@@ -214,6 +196,15 @@ impl Psld {
     /// The diffusion matrix `sqrt(2 beta(t) D)` as a lower-triangular factor.
     pub fn diffusion(&self, t: f64) -> DMatrix<f64> {
         self.sde.diffusion_at(t)
+    }
+}
+
+impl PhaseProcess for Psld {
+    fn phase_transition(&self, t: f64) -> Result<PhaseKernel> {
+        self.transition(t)
+    }
+    fn v0_variance(&self) -> f64 {
+        self.initial_velocity_variance()
     }
 }
 

@@ -10,53 +10,28 @@
 //! So `f = -beta/2` and `g^2 = beta (1 - alpha^4)`. The inverse of lambda is closed-form:
 //! `e^lambda = alpha / (1 - alpha^2)` gives `ln alpha = -asinh(e^{-lambda} / 2)`, then the VP quadratic.
 
-use super::{check_range, NoiseSchedule};
-use crate::error::{CoreError, Result};
+use super::vp_linear::LinearBeta;
+use super::NoiseSchedule;
+use crate::error::Result;
 
 /// Sub-VP SDE with linear `beta(t)` on `t in [0, t_max]` (default `beta_min = 0.1`,
 /// `beta_max = 20`, `t_max = 1`, as in Score SDE).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct SubVp {
-    beta_min: f64,
-    beta_max: f64,
-    t_max: f64,
-}
-
-impl Default for SubVp {
-    fn default() -> Self {
-        SubVp {
-            beta_min: 0.1,
-            beta_max: 20.0,
-            t_max: 1.0,
-        }
-    }
-}
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct SubVp(LinearBeta);
 
 impl SubVp {
     /// A sub-VP schedule; needs `0 <= beta_min < beta_max` and `t_max > 0`.
     pub fn new(beta_min: f64, beta_max: f64, t_max: f64) -> Result<Self> {
-        if beta_min.is_nan() || beta_min < 0.0 {
-            return Err(CoreError::invalid(
-                "beta_min",
-                format!("must be >= 0, got {beta_min}"),
-            ));
-        }
-        check_range("beta_min < beta_max", beta_min, beta_max)?;
-        check_range("t_max", 0.0, t_max)?;
-        Ok(SubVp {
-            beta_min,
-            beta_max,
-            t_max,
-        })
+        LinearBeta::new(beta_min, beta_max, t_max).map(SubVp)
     }
 
     /// `beta(t)`.
     pub fn beta(&self, t: f64) -> f64 {
-        self.beta_min + t * (self.beta_max - self.beta_min)
+        self.0.beta(t)
     }
 
     fn log_alpha(&self, t: f64) -> f64 {
-        -0.25 * t * t * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+        self.0.log_alpha(t)
     }
 
     /// `1 - alpha^2 = -expm1(2 ln alpha)`, accurate for small t.
@@ -67,10 +42,10 @@ impl SubVp {
 
 impl NoiseSchedule for SubVp {
     fn name(&self) -> String {
-        format!("sub-vp({},{},{})", self.beta_min, self.beta_max, self.t_max)
+        self.0.name("sub-vp")
     }
     fn t_range(&self) -> (f64, f64) {
-        (0.0, self.t_max)
+        (0.0, self.0.t_max)
     }
     fn alpha(&self, t: f64) -> f64 {
         self.log_alpha(t).exp()
@@ -92,8 +67,8 @@ impl NoiseSchedule for SubVp {
         };
         // Solve a t^2 + b t = c for t >= 0 with a = (beta_max - beta_min)/4, b = beta_min/2.
         let c = -log_alpha;
-        let a = 0.25 * (self.beta_max - self.beta_min);
-        let b = 0.5 * self.beta_min;
+        let a = 0.25 * (self.0.beta_max - self.0.beta_min);
+        let b = 0.5 * self.0.beta_min;
         if c <= 1.0 {
             2.0 * c / (b + (b * b + 4.0 * a * c).sqrt())
         } else {
@@ -115,6 +90,7 @@ impl NoiseSchedule for SubVp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::CoreError;
     use crate::schedule::testing::check_schedule;
     use crate::schedule::VpLinear;
     use proptest::prelude::*;

@@ -9,6 +9,7 @@
 //! `ln alpha = ln cos(theta(t)) - ln cos(theta(0))`, `f(t) = -pi / (2 (1 + s)) tan(theta(t))` and
 //! `g^2 = beta(t) = -2 f(t)`. The inverse of lambda is closed-form (an `acos`).
 
+use super::vp_linear::{vp_lambda, vp_sigma};
 use super::NoiseSchedule;
 use crate::error::{CoreError, Result};
 use std::f64::consts::FRAC_PI_2;
@@ -90,11 +91,10 @@ impl NoiseSchedule for VpCosine {
         self.log_alpha(t).exp()
     }
     fn sigma(&self, t: f64) -> f64 {
-        (-(2.0 * self.log_alpha(t)).exp_m1()).max(0.0).sqrt()
+        vp_sigma(self.log_alpha(t))
     }
     fn lambda(&self, t: f64) -> f64 {
-        let la = self.log_alpha(t);
-        la - 0.5 * (-(2.0 * la).exp_m1()).max(0.0).ln()
+        vp_lambda(self.log_alpha(t))
     }
     fn t_of_lambda(&self, lambda: f64) -> f64 {
         if lambda == f64::INFINITY {

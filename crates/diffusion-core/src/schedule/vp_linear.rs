@@ -7,21 +7,22 @@
 //! The closed-form inverse of lambda follows Lu et al. (2022), arXiv:2206.00927, Appendix (DPM-Solver
 //! `NoiseScheduleVP.inverse_lambda`).
 
+use super::vp_cosine::softplus;
 use super::{check_range, NoiseSchedule};
 use crate::error::{CoreError, Result};
 
-/// VP SDE with linear `beta(t)` on `t in [0, t_max]` (default `beta_min = 0.1`, `beta_max = 20`,
-/// `t_max = 1`, as in Score SDE and DPM-Solver).
+/// The linear `beta(t) = beta_min + t (beta_max - beta_min)` on `t in [0, t_max]` shared by the VP
+/// and sub-VP SDEs, with its integral `ln alpha(t) = -t^2 (beta_max - beta_min) / 4 - t beta_min / 2`.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct VpLinear {
-    beta_min: f64,
-    beta_max: f64,
-    t_max: f64,
+pub(crate) struct LinearBeta {
+    pub(crate) beta_min: f64,
+    pub(crate) beta_max: f64,
+    pub(crate) t_max: f64,
 }
 
-impl Default for VpLinear {
+impl Default for LinearBeta {
     fn default() -> Self {
-        VpLinear {
+        LinearBeta {
             beta_min: 0.1,
             beta_max: 20.0,
             t_max: 1.0,
@@ -29,9 +30,9 @@ impl Default for VpLinear {
     }
 }
 
-impl VpLinear {
-    /// A VP-linear schedule; needs `0 <= beta_min < beta_max` and `t_max > 0`.
-    pub fn new(beta_min: f64, beta_max: f64, t_max: f64) -> Result<Self> {
+impl LinearBeta {
+    /// Needs `0 <= beta_min < beta_max` and `t_max > 0`.
+    pub(crate) fn new(beta_min: f64, beta_max: f64, t_max: f64) -> Result<Self> {
         if beta_min.is_nan() || beta_min < 0.0 {
             return Err(CoreError::invalid(
                 "beta_min",
@@ -40,7 +41,7 @@ impl VpLinear {
         }
         check_range("beta_min < beta_max", beta_min, beta_max)?;
         check_range("t_max", 0.0, t_max)?;
-        Ok(VpLinear {
+        Ok(LinearBeta {
             beta_min,
             beta_max,
             t_max,
@@ -48,51 +49,75 @@ impl VpLinear {
     }
 
     /// `beta(t)`.
-    pub fn beta(&self, t: f64) -> f64 {
+    pub(crate) fn beta(&self, t: f64) -> f64 {
         self.beta_min + t * (self.beta_max - self.beta_min)
     }
 
-    fn log_alpha(&self, t: f64) -> f64 {
+    /// `ln alpha(t) = -1/2 int_0^t beta`.
+    pub(crate) fn log_alpha(&self, t: f64) -> f64 {
         -0.25 * t * t * (self.beta_max - self.beta_min) - 0.5 * t * self.beta_min
+    }
+
+    /// `(name, beta_min, beta_max, t_max)` as a schedule name.
+    pub(crate) fn name(&self, kind: &str) -> String {
+        format!("{kind}({},{},{})", self.beta_min, self.beta_max, self.t_max)
+    }
+}
+
+/// The VP standard deviation `sqrt(1 - alpha^2) = sqrt(-expm1(2 ln alpha))`, accurate for small t.
+pub(crate) fn vp_sigma(log_alpha: f64) -> f64 {
+    (-(2.0 * log_alpha).exp_m1()).max(0.0).sqrt()
+}
+
+/// The VP log-SNR `ln alpha - ln sqrt(1 - alpha^2)`.
+pub(crate) fn vp_lambda(log_alpha: f64) -> f64 {
+    log_alpha - 0.5 * (-(2.0 * log_alpha).exp_m1()).max(0.0).ln()
+}
+
+/// VP SDE with linear `beta(t)` on `t in [0, t_max]` (default `beta_min = 0.1`, `beta_max = 20`,
+/// `t_max = 1`, as in Score SDE and DPM-Solver).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct VpLinear(LinearBeta);
+
+impl VpLinear {
+    /// A VP-linear schedule; needs `0 <= beta_min < beta_max` and `t_max > 0`.
+    pub fn new(beta_min: f64, beta_max: f64, t_max: f64) -> Result<Self> {
+        LinearBeta::new(beta_min, beta_max, t_max).map(VpLinear)
+    }
+
+    /// `beta(t)`.
+    pub fn beta(&self, t: f64) -> f64 {
+        self.0.beta(t)
     }
 }
 
 impl NoiseSchedule for VpLinear {
     fn name(&self) -> String {
-        format!(
-            "vp-linear({},{},{})",
-            self.beta_min, self.beta_max, self.t_max
-        )
+        self.0.name("vp-linear")
     }
     fn t_range(&self) -> (f64, f64) {
-        (0.0, self.t_max)
+        (0.0, self.0.t_max)
     }
     fn alpha(&self, t: f64) -> f64 {
-        self.log_alpha(t).exp()
+        self.0.log_alpha(t).exp()
     }
     fn sigma(&self, t: f64) -> f64 {
-        // 1 - alpha^2 = -expm1(2 ln alpha), accurate for small t.
-        (-(2.0 * self.log_alpha(t)).exp_m1()).max(0.0).sqrt()
+        vp_sigma(self.0.log_alpha(t))
     }
     fn lambda(&self, t: f64) -> f64 {
-        let la = self.log_alpha(t);
-        la - 0.5 * (-(2.0 * la).exp_m1()).max(0.0).ln()
+        vp_lambda(self.0.log_alpha(t))
     }
     fn t_of_lambda(&self, lambda: f64) -> f64 {
         if lambda == f64::INFINITY {
             return 0.0;
         }
         // ln(1 + e^{-2 lambda}) computed stably.
-        let x = -2.0 * lambda;
-        let softplus = if x > 0.0 {
-            x + (-x).exp().ln_1p()
-        } else {
-            x.exp().ln_1p()
-        };
-        let db = self.beta_max - self.beta_min;
+        let softplus = softplus(-2.0 * lambda);
+        let (beta_min, beta_max) = (self.0.beta_min, self.0.beta_max);
+        let db = beta_max - beta_min;
         let tmp = 2.0 * db * softplus;
-        let delta = self.beta_min * self.beta_min + tmp;
-        tmp / (delta.sqrt() + self.beta_min) / db
+        let delta = beta_min * beta_min + tmp;
+        tmp / (delta.sqrt() + beta_min) / db
     }
     fn drift(&self, t: f64) -> f64 {
         -0.5 * self.beta(t)

@@ -22,9 +22,11 @@
 //! ending at `sigma = 0`.
 
 use super::controller::{PidController, StepSizeController};
-use super::{check_tolerances, integrate, scaled_error, AdaptiveStats, Attempts};
+use super::{
+    adaptive_interval, check_tolerances, integrate, scaled_error, AdaptiveStats, Attempts,
+};
 use crate::error::{Result, SolverError};
-use crate::ode::{dpm_solver_2, dpm_solver_3, evaluate, final_denoise, ExpStep};
+use crate::ode::{dpm_solver_2, dpm_solver_3, evaluate, ExpStep};
 use crate::solver::{Cache, Eval, Solver, Step};
 use diffusion_core::{BrownianPath, Denoiser, NoiseSchedule, State, TimeGrid};
 
@@ -103,6 +105,12 @@ struct DpmProblem<'a, S> {
 }
 
 impl<S: State> Attempts for DpmProblem<'_, S> {
+    type Candidate = (f64, S, S);
+
+    fn pending(&mut self) -> &mut Option<Self::Candidate> {
+        &mut self.candidate
+    }
+
     fn attempt(&mut self, _l0: f64, l1: f64, last: bool) -> Result<f64> {
         let sch = self.schedule;
         let t = if last {
@@ -148,18 +156,12 @@ impl<S: State> Attempts for DpmProblem<'_, S> {
         Ok(err)
     }
 
-    fn decide(&mut self, accept: bool) {
-        let (t, low, high) = self
-            .candidate
-            .take()
-            .expect("an attempt precedes every decision");
-        if accept {
-            self.x_prev = low;
-            self.x = high;
-            self.s = t;
-            self.e0 = None;
-            self.stats.times.push(t);
-        }
+    fn commit(&mut self, (t, low, high): Self::Candidate) -> f64 {
+        self.x_prev = low;
+        self.x = high;
+        self.s = t;
+        self.e0 = None;
+        t
     }
 
     fn current_t(&self) -> f64 {
@@ -260,20 +262,17 @@ impl<S: State> Solver<S> for DpmSolverAdaptive {
         _cache: &mut Cache<S>,
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
-        let sch = step.schedule;
-        if sch.sigma(step.t1) <= 0.0 {
-            return final_denoise(step, &x);
-        }
-        let mut controller = self.controller.clone();
-        let (x1, _) = dpm_solver_adaptive_with(
-            step.model,
-            sch,
-            step.t0,
-            step.t1,
-            x,
-            &self.opts,
-            &mut controller,
-        )?;
-        Ok(x1)
+        adaptive_interval(step, x, |x| {
+            let mut controller = self.controller.clone();
+            dpm_solver_adaptive_with(
+                step.model,
+                step.schedule,
+                step.t0,
+                step.t1,
+                x,
+                &self.opts,
+                &mut controller,
+            )
+        })
     }
 }

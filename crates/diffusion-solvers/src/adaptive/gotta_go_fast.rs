@@ -28,9 +28,11 @@
 //! with order 1 to the reverse SDE's solution along a Brownian tree.
 
 use super::controller::{Acceptance, Limiter, PidController, StepSizeController};
-use super::{check_tolerances, integrate, scaled_error, AdaptiveStats, Attempts};
+use super::{
+    adaptive_interval, check_tolerances, integrate, scaled_error, AdaptiveStats, Attempts,
+};
 use crate::error::{Result, SolverError};
-use crate::ode::{evaluate, final_denoise};
+use crate::ode::evaluate;
 use crate::solver::{Cache, Eval, Solver, Step};
 use diffusion_core::{BrownianPath, Denoiser, NoiseSchedule, State};
 
@@ -205,6 +207,12 @@ impl<S: State> GgfProblem<'_, '_, S> {
 }
 
 impl<S: State> Attempts for GgfProblem<'_, '_, S> {
+    type Candidate = (f64, S, S);
+
+    fn pending(&mut self) -> &mut Option<Self::Candidate> {
+        &mut self.candidate
+    }
+
     fn attempt(&mut self, t0: f64, t1: f64, _last: bool) -> Result<f64> {
         let h = t1 - t0;
         let e = match self.e0.take() {
@@ -231,18 +239,12 @@ impl<S: State> Attempts for GgfProblem<'_, '_, S> {
         Ok(error)
     }
 
-    fn decide(&mut self, accept: bool) {
-        let (t1, x_em, x_heun) = self
-            .candidate
-            .take()
-            .expect("an attempt precedes every decision");
-        if accept {
-            self.t = t1;
-            self.x = x_heun;
-            self.x_prev = x_em;
-            self.e0 = None;
-            self.stats.times.push(t1);
-        }
+    fn commit(&mut self, (t1, x_em, x_heun): Self::Candidate) -> f64 {
+        self.t = t1;
+        self.x = x_heun;
+        self.x_prev = x_em;
+        self.e0 = None;
+        t1
     }
 
     fn current_t(&self) -> f64 {
@@ -298,24 +300,22 @@ impl<S: State> Solver<S> for GottaGoFast {
         _cache: &mut Cache<S>,
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
-        if step.schedule.sigma(step.t1) <= 0.0 {
-            return final_denoise(step, &x);
-        }
-        let opts = GottaGoFastOptions {
-            denoise: false,
-            ..self.opts
-        };
-        let mut controller = self.controller.clone();
-        let (x1, _) = gotta_go_fast_with(
-            step.model,
-            step.schedule,
-            step.t0,
-            step.t1,
-            x,
-            noise,
-            &opts,
-            &mut controller,
-        )?;
-        Ok(x1)
+        adaptive_interval(step, x, |x| {
+            let opts = GottaGoFastOptions {
+                denoise: false,
+                ..self.opts
+            };
+            let mut controller = self.controller.clone();
+            gotta_go_fast_with(
+                step.model,
+                step.schedule,
+                step.t0,
+                step.t1,
+                x,
+                noise,
+                &opts,
+                &mut controller,
+            )
+        })
     }
 }

@@ -29,6 +29,8 @@ pub use gotta_go_fast::{gotta_go_fast, gotta_go_fast_with, GottaGoFast, GottaGoF
 pub use rk45::{pf_ode_rk45, pf_ode_rk45_with, OdeCoordinates, Rk45, Rk45Options};
 
 use crate::error::{Result, SolverError};
+use crate::ode::final_denoise;
+use crate::solver::Step;
 use diffusion_core::State;
 
 /// What an adaptive integration did.
@@ -113,8 +115,23 @@ pub(crate) trait Attempts {
     /// (`<= 1` meets the tolerance; a non-finite candidate should report `f64::INFINITY`).
     /// `last` is set when `u1` is exactly the end of the integration.
     fn attempt(&mut self, u0: f64, u1: f64, last: bool) -> Result<f64>;
-    /// Keeps (`accept`) or discards the last attempt.
-    fn decide(&mut self, accept: bool);
+    /// What an attempt leaves pending until the controller decides on it.
+    type Candidate;
+    /// The slot holding the last attempt's candidate.
+    fn pending(&mut self) -> &mut Option<Self::Candidate>;
+    /// Moves the state to an accepted candidate and returns the schedule time reached.
+    fn commit(&mut self, candidate: Self::Candidate) -> f64;
+    /// Keeps (`accept`, recording the time reached) or discards the last attempt.
+    fn decide(&mut self, accept: bool) {
+        let candidate = self
+            .pending()
+            .take()
+            .expect("an attempt precedes every decision");
+        if accept {
+            let t = self.commit(candidate);
+            self.stats().times.push(t);
+        }
+    }
     /// The schedule time reached so far (for error messages).
     fn current_t(&self) -> f64;
     /// The statistics of this integration ([`integrate`] counts accepted and rejected attempts).
@@ -126,8 +143,8 @@ pub(crate) trait Attempts {
 /// `u_end`, asking `controller` (reset first) for every decision and the next size, and failing
 /// after `max_attempts` attempts or on a step that does not point towards the end. Counts the
 /// accepted and rejected attempts in the problem's statistics; `name` names the solver in errors.
-pub(crate) fn integrate(
-    problem: &mut dyn Attempts,
+pub(crate) fn integrate<P: Attempts>(
+    problem: &mut P,
     (u_start, u_end): (f64, f64),
     h_init: f64,
     max_attempts: usize,
@@ -179,4 +196,17 @@ pub(crate) fn integrate(
         }
     }
     Ok(())
+}
+
+/// One grid interval of an adaptive grid solver: the denoising step `alpha1 x0_hat` when the
+/// interval ends at `sigma = 0`, else the adaptive integration `run` over `[t0, t1]` from `x`.
+pub(crate) fn adaptive_interval<S: State>(
+    step: &Step<'_, S>,
+    x: S,
+    run: impl FnOnce(S) -> Result<(S, AdaptiveStats)>,
+) -> Result<S> {
+    if step.schedule.sigma(step.t1) <= 0.0 {
+        return final_denoise(step, &x);
+    }
+    Ok(run(x)?.0)
 }

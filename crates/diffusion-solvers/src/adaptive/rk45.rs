@@ -27,9 +27,9 @@
 //! first-order denoising step `alpha1 x0_hat` on a grid step to `sigma = 0`.
 
 use super::controller::{PidController, StepSizeController};
-use super::{check_tolerances, integrate, scaled_norm, AdaptiveStats, Attempts};
+use super::{adaptive_interval, check_tolerances, integrate, scaled_norm, AdaptiveStats, Attempts};
 use crate::error::{Result, SolverError};
-use crate::ode::{evaluate, final_denoise, sum};
+use crate::ode::{evaluate, sum};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, Denoiser, NoiseSchedule, State, TimeGrid};
 
@@ -288,6 +288,12 @@ impl<S: State> Rk45Problem<'_, S> {
 }
 
 impl<S: State> Attempts for Rk45Problem<'_, S> {
+    type Candidate = (f64, S, S);
+
+    fn pending(&mut self) -> &mut Option<Self::Candidate> {
+        &mut self.candidate
+    }
+
     fn attempt(&mut self, u0: f64, u1: f64, _last: bool) -> Result<f64> {
         let h = u1 - u0;
         let mut k: Vec<S> = Vec::with_capacity(7);
@@ -333,17 +339,11 @@ impl<S: State> Attempts for Rk45Problem<'_, S> {
         Ok(error)
     }
 
-    fn decide(&mut self, accept: bool) {
-        let (u1, y1, k7) = self
-            .candidate
-            .take()
-            .expect("an attempt precedes every decision");
-        if accept {
-            self.t = self.time_of(u1);
-            self.y = y1;
-            self.k1 = Some(k7);
-            self.stats.times.push(self.t);
-        }
+    fn commit(&mut self, (u1, y1, k7): Self::Candidate) -> f64 {
+        self.t = self.time_of(u1);
+        self.y = y1;
+        self.k1 = Some(k7);
+        self.t
     }
 
     fn current_t(&self) -> f64 {
@@ -397,19 +397,17 @@ impl<S: State> Solver<S> for Rk45 {
         _cache: &mut Cache<S>,
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
-        if step.schedule.sigma(step.t1) <= 0.0 {
-            return final_denoise(step, &x);
-        }
-        let mut controller = self.controller.clone();
-        let (x1, _) = pf_ode_rk45_with(
-            step.model,
-            step.schedule,
-            step.t0,
-            step.t1,
-            x,
-            &self.opts,
-            &mut controller,
-        )?;
-        Ok(x1)
+        adaptive_interval(step, x, |x| {
+            let mut controller = self.controller.clone();
+            pf_ode_rk45_with(
+                step.model,
+                step.schedule,
+                step.t0,
+                step.t1,
+                x,
+                &self.opts,
+                &mut controller,
+            )
+        })
     }
 }

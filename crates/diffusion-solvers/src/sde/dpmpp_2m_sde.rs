@@ -46,10 +46,7 @@ pub struct DpmSolverPp2MSde {
 impl Default for DpmSolverPp2MSde {
     fn default() -> Self {
         DpmSolverPp2MSde {
-            ctl: NoiseControl {
-                eta: 1.0,
-                s_noise: 1.0,
-            },
+            ctl: NoiseControl::default(),
             form: SecondOrderForm::Midpoint,
         }
     }

@@ -22,20 +22,9 @@ use diffusion_core::{BrownianPath, State};
 
 /// DPM-Solver++(2S) ancestral with stochasticity `eta` and noise multiplier `s_noise`:
 /// 2 evaluations per step (1 on a step whose `sigma_down` is 0).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DpmSolverPp2SAncestral {
     ctl: NoiseControl,
-}
-
-impl Default for DpmSolverPp2SAncestral {
-    fn default() -> Self {
-        DpmSolverPp2SAncestral {
-            ctl: NoiseControl {
-                eta: 1.0,
-                s_noise: 1.0,
-            },
-        }
-    }
 }
 
 impl DpmSolverPp2SAncestral {
@@ -49,15 +38,7 @@ impl DpmSolverPp2SAncestral {
 }
 
 impl<S: State> Solver<S> for DpmSolverPp2SAncestral {
-    fn name(&self) -> String {
-        format!("dpmpp-2s-ancestral({})", self.ctl.describe())
-    }
-    fn order(&self) -> f64 {
-        self.ctl.order(2.0)
-    }
-    fn is_stochastic(&self) -> bool {
-        self.ctl.is_stochastic()
-    }
+    noise_control_solver_info!("dpmpp-2s-ancestral", 2.0);
     fn step(
         &self,
         step: &Step<'_, S>,

@@ -43,10 +43,7 @@ pub struct DpmSolverPp3MSde {
 impl Default for DpmSolverPp3MSde {
     fn default() -> Self {
         DpmSolverPp3MSde {
-            ctl: NoiseControl {
-                eta: 1.0,
-                s_noise: 1.0,
-            },
+            ctl: NoiseControl::default(),
             weight: Dpmpp3MWeight::Consistent,
         }
     }

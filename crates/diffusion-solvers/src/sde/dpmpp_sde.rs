@@ -36,20 +36,9 @@ const R: f64 = 0.5;
 
 /// DPM-Solver++ SDE (`r = 1/2`) with stochasticity `eta` and noise multiplier `s_noise`:
 /// 2 evaluations per step (1 on the step to noise level 0).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct DpmSolverPpSde {
     ctl: NoiseControl,
-}
-
-impl Default for DpmSolverPpSde {
-    fn default() -> Self {
-        DpmSolverPpSde {
-            ctl: NoiseControl {
-                eta: 1.0,
-                s_noise: 1.0,
-            },
-        }
-    }
 }
 
 impl DpmSolverPpSde {
@@ -63,15 +52,7 @@ impl DpmSolverPpSde {
 }
 
 impl<S: State> Solver<S> for DpmSolverPpSde {
-    fn name(&self) -> String {
-        format!("dpmpp-sde({})", self.ctl.describe())
-    }
-    fn order(&self) -> f64 {
-        self.ctl.order(2.0)
-    }
-    fn is_stochastic(&self) -> bool {
-        self.ctl.is_stochastic()
-    }
+    noise_control_solver_info!("dpmpp-sde", 2.0);
     fn step(
         &self,
         step: &Step<'_, S>,

@@ -21,20 +21,9 @@ use diffusion_core::{BrownianPath, State};
 
 /// Euler ancestral with stochasticity `eta` and noise multiplier `s_noise`: 1 evaluation per
 /// step.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct EulerAncestral {
     ctl: NoiseControl,
-}
-
-impl Default for EulerAncestral {
-    fn default() -> Self {
-        EulerAncestral {
-            ctl: NoiseControl {
-                eta: 1.0,
-                s_noise: 1.0,
-            },
-        }
-    }
 }
 
 impl EulerAncestral {
@@ -47,15 +36,7 @@ impl EulerAncestral {
 }
 
 impl<S: State> Solver<S> for EulerAncestral {
-    fn name(&self) -> String {
-        format!("euler-ancestral({})", self.ctl.describe())
-    }
-    fn order(&self) -> f64 {
-        self.ctl.order(1.0)
-    }
-    fn is_stochastic(&self) -> bool {
-        self.ctl.is_stochastic()
-    }
+    noise_control_solver_info!("euler-ancestral", 1.0);
     fn step(
         &self,
         step: &Step<'_, S>,

@@ -30,6 +30,23 @@
 //! [`Mrs`] (the MR Sampler) holds the exponential integrators of a mean-reverting SDE around a
 //! condition `mu`, in both ODE and SDE forms.
 
+/// The [`Solver`](crate::Solver) methods of a solver whose stochasticity is its `ctl:
+/// NoiseControl` field: `name` as `kind(eta=..,s_noise=..)`, `order` (`ode_order` at `eta = 0`)
+/// and `is_stochastic`.
+macro_rules! noise_control_solver_info {
+    ($kind:literal, $ode_order:expr) => {
+        fn name(&self) -> String {
+            format!(concat!($kind, "({})"), self.ctl.describe())
+        }
+        fn order(&self) -> f64 {
+            self.ctl.order($ode_order)
+        }
+        fn is_stochastic(&self) -> bool {
+            self.ctl.is_stochastic()
+        }
+    };
+}
+
 mod ddpm;
 mod dpmpp_2m_sde;
 mod dpmpp_2s_ancestral;
@@ -72,6 +89,16 @@ pub(crate) struct NoiseControl {
     pub eta: f64,
     /// Multiplier of every injected noise (1 is exact; k-diffusion's `s_noise`).
     pub s_noise: f64,
+}
+
+impl Default for NoiseControl {
+    /// k-diffusion's defaults, `eta = 1`, `s_noise = 1` (the exact reverse SDE).
+    fn default() -> Self {
+        NoiseControl {
+            eta: 1.0,
+            s_noise: 1.0,
+        }
+    }
 }
 
 impl NoiseControl {

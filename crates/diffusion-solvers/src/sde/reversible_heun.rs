@@ -61,20 +61,9 @@ pub struct ReversibleHeunState<S> {
 
 /// The reversible Heun method (Kidger et al. 2021, Alg. 1) with stochasticity `eta`:
 /// 1 evaluation per step, order 2 at `eta = 0`, strong order 1 otherwise.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct ReversibleHeun {
     ctl: NoiseControl,
-}
-
-impl Default for ReversibleHeun {
-    fn default() -> Self {
-        ReversibleHeun {
-            ctl: NoiseControl {
-                eta: 1.0,
-                s_noise: 1.0,
-            },
-        }
-    }
 }
 
 /// The coefficients of one step in `u = kappa x` against `tau` (see the module docs):
@@ -300,15 +289,7 @@ impl ReversibleHeun {
 }
 
 impl<S: State> Solver<S> for ReversibleHeun {
-    fn name(&self) -> String {
-        format!("reversible-heun({})", self.ctl.describe())
-    }
-    fn order(&self) -> f64 {
-        self.ctl.order(2.0)
-    }
-    fn is_stochastic(&self) -> bool {
-        self.ctl.is_stochastic()
-    }
+    noise_control_solver_info!("reversible-heun", 2.0);
     fn step(
         &self,
         step: &Step<'_, S>,

@@ -3,16 +3,84 @@
 #![allow(dead_code)] // each test file uses a subset
 
 use diffusion_core::metrics::gaussian_w2;
+use diffusion_core::schedule::{build as build_schedule, Edm, SCHEDULES};
 use diffusion_core::{
-    BrownianPath, Gaussian, GaussianMixture, HostNoise, IndependentIncrements, NoiseSchedule,
-    State, TimeGrid,
+    BrownianPath, CoreError, Counted, Denoiser, Gaussian, GaussianMixture, HostNoise,
+    IndependentIncrements, NoiseSchedule, State, TimeGrid,
 };
-use diffusion_solvers::{sample, NoObserver, Solver};
+use diffusion_solvers::{registry, sample, NoObserver, Solver};
 use ndarray::Array2;
 
 /// The 2-d Gaussian target every oracle test samples.
 pub fn target() -> Gaussian {
     Gaussian::new(vec![1.5, -0.5], vec![vec![0.4, 0.15], vec![0.15, 0.2]]).unwrap()
+}
+
+/// The registry's solver for `spec` on host arrays.
+pub fn build(spec: &str) -> Box<dyn Solver<Array2<f64>>> {
+    registry::build::<Array2<f64>>(spec).unwrap()
+}
+
+/// A Brownian path that refuses every query: proves that a solver drew no noise.
+pub struct NoNoise;
+
+impl BrownianPath<Array2<f64>> for NoNoise {
+    fn increment(
+        &mut self,
+        t0: f64,
+        t1: f64,
+        _like: &Array2<f64>,
+    ) -> diffusion_core::Result<Array2<f64>> {
+        Err(CoreError::invalid(
+            "t0/t1",
+            format!("unexpected noise draw on [{t0}, {t1}]"),
+        ))
+    }
+}
+
+/// Written in EDM coordinates, each solver of `specs` must give the same `y = x / alpha` on every
+/// registered schedule for the same noise-level grid and the same (normalized) noise, from `n`
+/// samples. Grid A (sigma 14 -> 0.03) runs on the schedules reaching `headroom * 14`, grid B
+/// (80 -> 0.002 -> 0) on those reaching `headroom * 80` and noise level 0. Each difference must be
+/// below `tol`, and at least `min_schedules` schedules per solver must be checked on each grid.
+pub fn assert_same_sampler_on_every_schedule(
+    specs: &[&str],
+    n: usize,
+    headroom: f64,
+    tol: f64,
+    min_schedules: usize,
+) {
+    let edm = Edm::default();
+    for (rho_max, rho_min, to_zero) in [(14.0, 0.03, false), (80.0, 0.002, true)] {
+        let y0 = init(n, 5, &edm, rho_max);
+        let mut checked = 0;
+        for &spec in specs {
+            let solver = build(spec);
+            let solve = |sch: &dyn NoiseSchedule| {
+                let grid = TimeGrid::karras(sch, rho_min, rho_max, 7.0, 25, to_zero).unwrap();
+                let (t0, t1) = (grid.times()[0], grid.times()[grid.steps()]);
+                let x0 = y0.scale(sch.alpha(t0));
+                let mut noise = IndependentIncrements::seeded(4);
+                run(solver.as_ref(), sch, &grid, x0, &mut noise).scale(1.0 / sch.alpha(t1))
+            };
+            let reference = solve(&edm);
+            for (name, _) in SCHEDULES {
+                let sch = build_schedule(name).unwrap();
+                let (lo, hi) = sch.t_range();
+                let (r_lo, r_hi) = (sch.noise_ratio(lo), sch.noise_ratio(hi));
+                if r_hi < headroom * rho_max || r_lo > rho_min || (to_zero && r_lo > 0.0) {
+                    continue;
+                }
+                let d = rms_diff(&solve(sch.as_ref()), &reference);
+                assert!(d < tol, "{spec} on {name}: {d} away from EDM");
+                checked += 1;
+            }
+        }
+        assert!(
+            checked >= min_schedules * specs.len(),
+            "only {checked} schedule checks"
+        );
+    }
 }
 
 /// `n` samples of the exact marginal at `t` (the true trajectory's law).
@@ -84,6 +152,30 @@ pub fn ode_error(
     )
 }
 
+/// [`ode_error`] of `s` (the registry's `spec`) on `sch` from `t0` to `t1` for each of `ns`
+/// steps; asserts that their fitted slope is within 0.3 of the declared order. Returns the errors.
+pub fn assert_declared_order(
+    spec: &str,
+    s: &dyn Solver<Array2<f64>>,
+    sch: &dyn NoiseSchedule,
+    (t0, t1): (f64, f64),
+    ns: &[usize],
+) -> Vec<f64> {
+    let errs: Vec<f64> = ns.iter().map(|&n| ode_error(s, sch, t0, t1, n)).collect();
+    let slope = fitted_slope(ns, &errs);
+    eprintln!(
+        "{spec} on {}: slope {slope:.3}, errors {errs:?}",
+        sch.name()
+    );
+    assert!(
+        (slope - s.order()).abs() <= 0.3,
+        "{spec} on {}: slope {slope:.3} vs order {}, errors {errs:?}",
+        sch.name(),
+        s.order()
+    );
+    errs
+}
+
 /// The least-squares slope of `-ln(error)` against `ln(steps)`.
 pub fn fitted_slope(ns: &[usize], errs: &[f64]) -> f64 {
     let xs: Vec<f64> = ns.iter().map(|&n| (n as f64).ln()).collect();
@@ -97,8 +189,8 @@ pub fn fitted_slope(ns: &[usize], errs: &[f64]) -> f64 {
     -num / den
 }
 
-/// W2 between the Gaussian fitted to `out` (2 columns) and the target.
-pub fn fitted_w2(out: &Array2<f64>) -> f64 {
+/// The Gaussian fitted to the rows of `out` (2 columns): sample mean and covariance (divisor n).
+pub fn fitted_gaussian(out: &Array2<f64>) -> Gaussian {
     let n = out.nrows() as f64;
     let mean: Vec<f64> = (0..2).map(|j| out.column(j).mean().unwrap()).collect();
     let cov: Vec<Vec<f64>> = (0..2)
@@ -115,7 +207,41 @@ pub fn fitted_w2(out: &Array2<f64>) -> f64 {
                 .collect()
         })
         .collect();
-    gaussian_w2(&Gaussian::new(mean, cov).unwrap(), &target())
+    Gaussian::new(mean, cov).unwrap()
+}
+
+/// Self-convergence: the RMS distances of `solve(n)` to `reference` for each of `ns`, and the
+/// fitted slope of those errors ([`fitted_slope`]).
+pub fn slope_against(
+    ns: &[usize],
+    reference: &Array2<f64>,
+    solve: impl Fn(usize) -> Array2<f64>,
+) -> (f64, Vec<f64>) {
+    let errs: Vec<f64> = ns.iter().map(|&n| rms_diff(&solve(n), reference)).collect();
+    (fitted_slope(ns, &errs), errs)
+}
+
+/// W2 between the Gaussian fitted to `out` (2 columns) and the target.
+pub fn fitted_w2(out: &Array2<f64>) -> f64 {
+    gaussian_w2(&fitted_gaussian(out), &target())
+}
+
+/// RMS error against the exact PF-ODE flow of the target from `t0` to `t1` of `solve`, run with
+/// the target's exact denoiser (counted) from 64 exact samples at `t0`; with `solve`'s statistics
+/// and the number of denoiser calls.
+pub fn counted_flow_error<T>(
+    schedule: &dyn NoiseSchedule,
+    (t0, t1): (f64, f64),
+    solve: impl FnOnce(&dyn Denoiser<Array2<f64>>, Array2<f64>) -> (Array2<f64>, T),
+) -> (f64, T, usize) {
+    let g = target();
+    let gmm = GaussianMixture::from_gaussian(g.clone());
+    let den = gmm.denoiser(schedule);
+    let counted = Counted::new(&den);
+    let x = init_of(&g, 64, 3, schedule, t0);
+    let (out, stats) = solve(&counted, x.clone());
+    let exact = g.pf_ode_flow(schedule, t0, t1, &x.view()).unwrap();
+    (rms_diff(&out, &exact), stats, counted.calls())
 }
 
 /// W2 of the law `solver` reaches over `grid` from `n` exact samples at the grid's first time,
