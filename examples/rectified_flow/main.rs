@@ -8,26 +8,10 @@
 use anyhow::Result;
 use clap::Parser;
 use diffusion::core::schedule::RectifiedFlow;
-use diffusion_examples::ScheduleShowcase;
-
-#[derive(Parser)]
-struct Args {
-    /// Heun steps (NFE = 2 steps).
-    #[arg(long, default_value_t = 18)]
-    steps: usize,
-    /// Euler-Maruyama steps of the law check.
-    #[arg(long, default_value_t = 500)]
-    sde_steps: usize,
-    /// Samples of the law check.
-    #[arg(long, default_value_t = 5000)]
-    n: usize,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-}
+use diffusion_examples::{ScheduleArgs, ScheduleShowcase};
 
 fn main() -> Result<()> {
-    let a = Args::parse();
+    let a = ScheduleArgs::parse();
     let schedule = RectifiedFlow::new();
     // x_t = (1 - t) x_0 + t eps.
     let formula = |t: f64| (1.0 - t, t);

@@ -1038,3 +1038,20 @@ pub fn mixture_quantiles_1d(target: &GaussianMixture, n: usize) -> Result<Vec<f6
         })
         .collect())
 }
+
+/// Command-line options shared by the schedule examples (sub-VP, VE, rectified flow, TrigFlow).
+#[derive(clap::Parser, Debug)]
+pub struct ScheduleArgs {
+    /// Heun steps (NFE = 2 steps).
+    #[arg(long, default_value_t = 18)]
+    pub steps: usize,
+    /// Euler-Maruyama steps of the law check.
+    #[arg(long, default_value_t = 500)]
+    pub sde_steps: usize,
+    /// Samples of the law check.
+    #[arg(long, default_value_t = 5000)]
+    pub n: usize,
+    /// Seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}

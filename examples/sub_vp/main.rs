@@ -7,26 +7,10 @@
 use anyhow::Result;
 use clap::Parser;
 use diffusion::core::schedule::SubVp;
-use diffusion_examples::ScheduleShowcase;
-
-#[derive(Parser)]
-struct Args {
-    /// Heun steps (NFE = 2 steps).
-    #[arg(long, default_value_t = 18)]
-    steps: usize,
-    /// Euler-Maruyama steps of the law check.
-    #[arg(long, default_value_t = 500)]
-    sde_steps: usize,
-    /// Samples of the law check.
-    #[arg(long, default_value_t = 5000)]
-    n: usize,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-}
+use diffusion_examples::{ScheduleArgs, ScheduleShowcase};
 
 fn main() -> Result<()> {
-    let a = Args::parse();
+    let a = ScheduleArgs::parse();
     let schedule = SubVp::default();
     // Song et al. Eq. 34: mean coefficient e^{-B/2}, std 1 - e^{-B}, B = int beta.
     let formula = |t: f64| {

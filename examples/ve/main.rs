@@ -8,26 +8,10 @@
 use anyhow::Result;
 use clap::Parser;
 use diffusion::core::schedule::Ve;
-use diffusion_examples::ScheduleShowcase;
-
-#[derive(Parser)]
-struct Args {
-    /// Heun steps (NFE = 2 steps).
-    #[arg(long, default_value_t = 18)]
-    steps: usize,
-    /// Euler-Maruyama steps of the law check.
-    #[arg(long, default_value_t = 500)]
-    sde_steps: usize,
-    /// Samples of the law check.
-    #[arg(long, default_value_t = 5000)]
-    n: usize,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-}
+use diffusion_examples::{ScheduleArgs, ScheduleShowcase};
 
 fn main() -> Result<()> {
-    let a = Args::parse();
+    let a = ScheduleArgs::parse();
     let schedule = Ve::default();
     // sigma(t) = sigma_min (sigma_max / sigma_min)^t, alpha = 1.
     let formula = |t: f64| (1.0, 0.01 * (50.0f64 / 0.01).powf(t));
