@@ -6,38 +6,12 @@
 
 use anyhow::Result;
 use clap::Parser;
-use diffusion::core::schedule::VpLinear;
-use diffusion_examples::SdeShowcase;
-
-#[derive(Parser)]
-struct Args {
-    /// Noise amount eta.
-    #[arg(long, default_value_t = 1.0)]
-    eta: f64,
-    /// Solver steps (NFE = 2 steps - 1).
-    #[arg(long, default_value_t = 50)]
-    steps: usize,
-    /// Samples.
-    #[arg(long, default_value_t = 5000)]
-    n: usize,
-    /// Seed.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-}
+use diffusion_examples::{ancestral_example, AncestralArgs};
 
 fn main() -> Result<()> {
-    let a = Args::parse();
-    let spec = format!("dpmpp-2s-ancestral:eta={}", a.eta);
-    SdeShowcase {
-        example: "dpmpp_2s_ancestral",
-        solver: &spec,
-        schedule: &VpLinear::default(),
-        steps: a.steps,
-        n: a.n,
-        seed: a.seed,
-        bound: 0.06,
-        ladder: &[32, 64, 128, 256],
-    }
-    .run()?
-    .finish()
+    ancestral_example(
+        "dpmpp_2s_ancestral",
+        "dpmpp-2s-ancestral",
+        &AncestralArgs::parse(),
+    )
 }
