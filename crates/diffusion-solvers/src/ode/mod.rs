@@ -18,7 +18,7 @@
 //!
 //! DPM-Solver-v3 ([`DpmSolverV3`]) needs the empirical model statistics of its model ([`Ems`],
 //! estimated by [`estimate_ems`]), so it is built in code, not from the registry; so is
-//! [`Iia`] (IIA-DDIM), whose per-step coefficients are fitted on pilot samples for one grid.
+//! [`Iia`] (IIA on DDIM, Heun or DPM-Solver++(2M)), whose per-step coefficients are fitted on pilot samples for one grid.
 
 mod ddim;
 mod deis;
@@ -49,7 +49,7 @@ pub use dpmpp_2s::DpmSolverPp2S;
 pub use dpmpp_3m::{DpmSolverPp3M, Dpmpp3MWeight};
 pub use euler::Euler;
 pub use heun::Heun;
-pub use iia::Iia;
+pub use iia::{Iia, IiaBase};
 pub use ipndm::Ipndm;
 pub(crate) use lms::GAUSS_LEGENDRE_4;
 pub use lms::{Lms, MAX_LMS_ORDER};
