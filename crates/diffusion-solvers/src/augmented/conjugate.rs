@@ -106,18 +106,18 @@ fn rule() -> &'static [(f64, f64)] {
 }
 
 /// `exp(-(B(u) - B(lo)) F)`: the forward mean map over `[lo, u]`, inverted.
-fn back_propagator(process: &Psld, lo: f64, u: f64) -> Result<Matrix2<f64>> {
+pub(super) fn back_propagator(process: &Psld, lo: f64, u: f64) -> Result<Matrix2<f64>> {
     let db = process.sde().time_change().integral_between(lo, u);
     Ok(mat2(&expm(&(process.sde().drift_matrix() * -db))?))
 }
 
 /// The lower Cholesky factor `L_u` of the perturbation covariance at `u`.
-fn kernel_factor(process: &Psld, u: f64) -> Result<Matrix2<f64>> {
+pub(super) fn kernel_factor(process: &Psld, u: f64) -> Result<Matrix2<f64>> {
     cholesky2(&process.mean_cov(u)?.cov())
 }
 
 /// `L_u^{-T}` (upper triangular); errors where `Sigma_u` is singular.
-fn inverse_transposed_factor(process: &Psld, u: f64) -> Result<Matrix2<f64>> {
+pub(super) fn inverse_transposed_factor(process: &Psld, u: f64) -> Result<Matrix2<f64>> {
     let l = kernel_factor(process, u)?;
     let (a, b, c) = (l[(0, 0)], l[(1, 0)], l[(1, 1)]);
     if !(a > 0.0 && c > 0.0) {

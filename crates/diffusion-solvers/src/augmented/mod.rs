@@ -20,8 +20,9 @@
 //!
 //! Samplers: [`PhaseEulerMaruyama`] (reverse SDE, or Euler on the PF-ODE), [`Sscs`] (the
 //! symmetric splitting CLD sampler, generalized to every recipe), [`ConjugateIntegrator`]
-//! (lambda-DDIM, Pandey et al. 2024) and [`VelocityVerlet`] (a naive splitting integrator of
-//! the PF-ODE). [`sample_phase`] is the loop.
+//! (lambda-DDIM, Pandey et al. 2024), [`VelocityVerlet`] (a naive splitting integrator of
+//! the PF-ODE), [`ReducedVelocityVerlet`] (its reduced form, one evaluation fewer) and
+//! [`ConjugateSplitting`] (exact linear half-steps around a score kick). [`sample_phase`] is the loop.
 //!
 //! Paper: Dockhorn, Vahdat & Kreis (2022), arXiv:2112.07068 (CLD, SSCS); Pandey & Mandt (2023),
 //! arXiv:2303.01748 (PSLD); Pandey, Rudolph & Mandt (2024), "Efficient Integrators for Diffusion
@@ -29,11 +30,13 @@
 
 mod conjugate;
 mod euler_maruyama;
+mod splitting;
 mod sscs;
 mod velocity_verlet;
 
 pub use conjugate::ConjugateIntegrator;
 pub use euler_maruyama::PhaseEulerMaruyama;
+pub use splitting::{ConjugateSplitting, ReducedVelocityVerlet};
 pub use sscs::Sscs;
 pub use velocity_verlet::VelocityVerlet;
 
