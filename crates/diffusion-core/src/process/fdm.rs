@@ -7,14 +7,29 @@
 //! What is pinned here: the mean coefficient `s(t) = e^{-B(t)} (1 + B(t))` with
 //! `B(t) = beta_min t + beta_d t^2 / 2` (defaults `beta_min = 0.1`, `beta_d = 19.9`), exactly the
 //! input scaling `s()` / `fdm_beta_fn()` of the reference code (sail-sg/FDM,
-//! `training/networks.py`, FDM_VPPrecond / FDM_VEPrecond / FDM_EDMPrecond). The paper's own noise
-//! term was not available to check, so this module implements the critically damped special case
-//! of [`MultivariateSde`] (CLD with `M = 1`, `Gamma = 2`, in `B`-time): noise enters through the
-//! momentum, the stationary law is `N(0, I)` in `(x, v)`, and the position marginal given `x0` is
-//! `N(s(t) x0, (1 - e^{-2B}(1 + 2B + 2B^2)) I)`. The [`NoiseSchedule`] impl exposes that position
-//! marginal (`alpha = s`, `sigma^2 = 1 - e^{-2B}(1 + 2B + 2B^2)`), which is all an x-only network
-//! sees; its `drift`/`diffusion_sq` are those of the x-only linear SDE with the same marginals,
-//! not the momentum process.
+//! `training/networks.py`, FDM_VPPrecond / FDM_VEPrecond / FDM_EDMPrecond).
+//!
+//! The noise term. The reference code does not implement a momentum noise term at all: its
+//! losses (`training/loss.py`) add the base process's noise `sigma n` (VP, VE or EDM sigma)
+//! and FDM only rescales the network input by `s(t)`. The paper's own kernel equation could not
+//! be read here (unverified). This module takes the process the paper's Sec. 4 describes, the
+//! critically damped oscillator driven through the momentum (CLD with `M = 1`, `Gamma = 2`, in
+//! `B`-time), `d(x, v) = beta F (x, v) dt + sqrt(beta) G dW`, `F = [[0, 1], [-1, -2]]`,
+//! `G = (0, 2)^T`, started at rest. Its kernel follows from `e^{F tau} = e^{-tau} [[1 + tau,
+//! tau], [-tau, 1 - tau]]` and the Lyapunov integral `Sigma(B) = int_0^B e^{F tau} G G^T
+//! e^{F^T tau} d tau = 4 int_0^B e^{-2 tau} [[tau^2, tau (1 - tau)], [tau (1 - tau),
+//! (1 - tau)^2]] d tau`:
+//!
+//! `Sigma_xx = 1 - e^{-2B} (1 + 2B + 2B^2)`, `Sigma_xv = 2 B^2 e^{-2B}`,
+//! `Sigma_vv = 1 - e^{-2B} (1 - 2B + 2B^2)` ([`Fdm::phase_cov`]),
+//!
+//! tested against the matrix-exponential (Van Loan) transition of [`MultivariateSde`] (the MDM
+//! oracle) and against an RK4 integration of the Lyapunov ODE `dSigma/dt = beta (F Sigma +
+//! Sigma F^T + G G^T)`. The stationary law is `N(0, I)` in `(x, v)`, and the position marginal
+//! given `x0` is `N(s(t) x0, Sigma_xx I)`. The [`NoiseSchedule`] impl exposes that position
+//! marginal (`alpha = s`, `sigma^2 = Sigma_xx`), which is all an x-only network sees; its
+//! `drift`/`diffusion_sq` are those of the x-only linear SDE with the same marginals, not the
+//! momentum process.
 
 use super::cld::{check_time, one_minus_exp_times_taylor2};
 use super::linear_sde::{MultivariateSde, PhaseKernel};
@@ -68,6 +83,18 @@ impl Fdm {
     /// The variance of `x_t` given `x0` (from rest): `1 - e^{-2B}(1 + 2B + 2B^2)`.
     pub fn x_variance(&self, t: f64) -> f64 {
         one_minus_exp_times_taylor2(2.0 * self.beta.integral(t))
+    }
+
+    /// The closed-form covariance `(Sigma_xx, Sigma_xv, Sigma_vv)` of `(x_t, v_t)` given a
+    /// deterministic start at time 0 (the Lyapunov integral, see the module docs).
+    pub fn phase_cov(&self, t: f64) -> (f64, f64, f64) {
+        let b = self.beta.integral(t);
+        let e = (-2.0 * b).exp();
+        (
+            self.x_variance(t),
+            2.0 * b * b * e,
+            1.0 - e * (1.0 - 2.0 * b + 2.0 * b * b),
+        )
     }
 
     /// The exact transition from a deterministic `(x0, v0)` at time 0 to `t` (matrix exponential).
@@ -144,6 +171,45 @@ mod tests {
         let (a, b) = (cld.transition(0.3).unwrap(), fdm.transition(0.3).unwrap());
         assert!((a.phi() - b.phi()).abs().max() < 1e-12);
         assert!((a.cov() - b.cov()).abs().max() < 1e-12);
+    }
+
+    #[test]
+    fn closed_form_covariance_is_the_lyapunov_integral() {
+        // Oracle 1: the Van Loan matrix exponential of the general linear SDE (MDM's transition).
+        // Oracle 2: RK4 on dSigma/dt = beta (F Sigma + Sigma F^T + Q), independent of expm.
+        let fdm = Fdm::default();
+        let sde = fdm.sde();
+        let f = sde.drift_matrix().clone();
+        let q = sde.noise_covariance().clone();
+        let rate = |t: f64, c: &DMatrix<f64>| (&f * c + c * f.transpose() + &q) * fdm.beta.beta(t);
+        let (mut c, mut t) = (DMatrix::<f64>::zeros(2, 2), 0.0);
+        let h = 1e-4;
+        for i in 1..=10_000 {
+            let k1 = rate(t, &c);
+            let k2 = rate(t + h / 2.0, &(&c + &k1 * (h / 2.0)));
+            let k3 = rate(t + h / 2.0, &(&c + &k2 * (h / 2.0)));
+            let k4 = rate(t + h, &(&c + &k3 * h));
+            c += (k1 + k2 * 2.0 + k3 * 2.0 + k4) * (h / 6.0);
+            t = i as f64 * h;
+            if i % 500 == 0 {
+                let (xx, xv, vv) = fdm.phase_cov(t);
+                let k = fdm.transition(t).unwrap().cov();
+                for (got, vl, rk) in [
+                    (xx, k[(0, 0)], c[(0, 0)]),
+                    (xv, k[(0, 1)], c[(0, 1)]),
+                    (vv, k[(1, 1)], c[(1, 1)]),
+                ] {
+                    assert!((got - vl).abs() < 1e-12, "t {t}: {got} vs Van Loan {vl}");
+                    assert!((got - rk).abs() < 1e-9, "t {t}: {got} vs Lyapunov RK4 {rk}");
+                }
+            }
+        }
+        // Stationary N(0, I) at t = 1 (B = 10.05), and a wrong sign of Sigma_xv is far off.
+        let (xx, xv, vv) = fdm.phase_cov(1.0);
+        assert!((xx - 1.0).abs() < 1e-6 && xv.abs() < 1e-6 && (vv - 1.0).abs() < 1e-6);
+        assert!(sde.lyapunov_residual(&DMatrix::identity(2, 2)).abs().max() < 1e-15);
+        let (_, xv, _) = fdm.phase_cov(0.2);
+        assert!(xv > 0.05, "{xv}");
     }
 
     #[test]
