@@ -101,4 +101,5 @@ fn every_example_meets_its_expected_metric() {
     example!("fdm");
     example!("score_calibration");
     example!("sscs");
+    example!("splitting_integrators");
 }

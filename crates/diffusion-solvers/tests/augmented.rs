@@ -396,8 +396,10 @@ fn reduced_and_conjugate_splitting_converge_and_beat_euler_at_equal_nfe() {
     //   conjugate split.   2.18   0.555    0.0030  0.312   0.466
     //   euler              -      0.829    0.058   2.88    1.43
     let euler = PhaseEulerMaruyama::ode();
-    let solvers: Vec<Box<dyn PhaseSolver<Array2<f64>>>> =
-        vec![Box::new(ReducedVelocityVerlet), Box::new(ConjugateSplitting)];
+    let solvers: Vec<Box<dyn PhaseSolver<Array2<f64>>>> = vec![
+        Box::new(ReducedVelocityVerlet),
+        Box::new(ConjugateSplitting),
+    ];
     let ns = [40, 80, 160, 320];
     for (name, o) in processes() {
         let z = o.sample(T, 64, 1);

@@ -237,12 +237,21 @@ fn heun_and_dpmpp_2m_bases_fit_and_zero_to_the_base() {
                  {l_base:.4?}; gammas {:?}",
                 iia.gammas()
             );
-            assert!(e < global_bound * e_base, "{base:?} K={history}: {e} vs {e_base}");
+            assert!(
+                e < global_bound * e_base,
+                "{base:?} K={history}: {e} vs {e_base}"
+            );
             let (sl, sb): (f64, f64) = (l.iter().sum(), l_base.iter().sum());
-            assert!(sl < local_bound * sb, "{base:?} K={history}: local {l:?} vs {l_base:?}");
+            assert!(
+                sl < local_bound * sb,
+                "{base:?} K={history}: local {l:?} vs {l_base:?}"
+            );
             // Zero coefficients: the base solver, bit for bit, at every step.
             let zeroed = trajectory(&iia.zeroed(), &grid, held_out.clone());
-            assert_eq!(zeroed, plain, "{base:?}: zeroed IIA differs from the base solver");
+            assert_eq!(
+                zeroed, plain,
+                "{base:?}: zeroed IIA differs from the base solver"
+            );
         }
     }
 }
@@ -278,6 +287,8 @@ fn heun_base_on_a_grid_ending_at_sigma_zero() {
     );
     eprintln!("karras 5 Heun steps: iia {ea:.3e} heun {eb:.3e}");
     assert!(ea < 0.7 * eb, "iia {ea} vs heun {eb}");
-    let z = trajectory(&iia.zeroed(), &grid, held_out.clone()).pop().unwrap();
+    let z = trajectory(&iia.zeroed(), &grid, held_out.clone())
+        .pop()
+        .unwrap();
     assert_eq!(z, b);
 }

@@ -2,7 +2,8 @@
 //!
 //! Paper: Pandey, Rudolph & Mandt (2024), "Efficient Integrators for Diffusion Generative Models",
 //! arXiv:2310.07894, Sec. 3 (conjugate integrators, Def. 3.1, and the choice `B_t = lambda I`,
-//! "lambda-DDIM"; equation numbers not re-checked here). With the score written through the
+//! "lambda-DDIM"; Def. 3.1 is the conjugate integrator in the public text, other equation numbers
+//! not re-checked here). With the score written through the
 //! perturbation kernel's covariance `Sigma_t = L_t L_t^T`, `s = -L_t^{-T} eps`, the PF-ODE is
 //! `dz/dt = beta F z + (1/2) beta Q L_t^{-T} eps(z, t)`. The conjugate map
 //! `z_hat = A_t z`, `A_t = exp(int_0^t (B_u - beta_u F) du)`, with `B_t = lambda I` gives
