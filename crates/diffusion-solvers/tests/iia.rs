@@ -187,6 +187,9 @@ fn a_grid_ending_at_sigma_zero_is_fitted_too() {
     assert!(ea < 0.5 * eb, "iia {ea} vs ddim {eb}");
 }
 
+/// (base, base solver, steps, bound on the global error ratio, bound on the summed local ratio).
+type Case<'a> = (IiaBase, &'a dyn Solver<Array2<f64>>, usize, f64, f64);
+
 /// IIA-EDM (Heun) and IIA-DPM-Solver++(2M): fitted on 1000 pilot samples, evaluated on 256
 /// held-out samples (other seeds) against the converged PF-ODE solution; local errors along each
 /// run's own path; zero coefficients are the base solver bit for bit. Measured (final RMS error,
@@ -200,7 +203,7 @@ fn heun_and_dpmpp_2m_bases_fit_and_zero_to_the_base() {
     let held_out = starts(256, 12, T0);
     let reference = exact(&held_out, T0, T1);
     let err = |tr: &[Array2<f64>]| tr.last().unwrap().lincomb(1.0, &reference, -1.0).rms();
-    let cases: [(IiaBase, &dyn Solver<Array2<f64>>, usize, f64, f64); 2] = [
+    let cases: [Case<'_>; 2] = [
         // (base, base solver, steps, bound on global ratio, bound on summed local ratio)
         (IiaBase::Heun, &Heun, 4, 0.3, 0.5),
         (IiaBase::DpmPp2M, &DpmSolverPp2M, 6, 0.9, 0.7),
