@@ -15,8 +15,8 @@
 //! `V_v` depends on `v` (friction and the velocity score), the explicit momentum half-steps are
 //! not each other's adjoints: the local error keeps a `(h^2 / 4) (dV_v/dv) V_v` term and the
 //! scheme is first order (fitted slopes 1.3-1.4 over 40-320 steps against the exact Gaussian
-//! flow, still pre-asymptotic, with errors 20-40x below Euler's on the same grid). The paper's
-//! reduced variants, which reuse score evaluations, are not implemented.
+//! flow, still pre-asymptotic, with errors 20-40x below Euler's on the same grid). The reduced
+//! form, which drops the middle evaluation, is [`super::ReducedVelocityVerlet`].
 
 use super::{check_step, PhaseSolver, PhaseStep};
 use crate::error::Result;
