@@ -28,8 +28,8 @@
 //! `z_mid = M(t0 -> t_mid) z + C(t0 -> t_mid) s(z, t0)`,
 //! `z1 = M(t0 -> t1) z + P(t0 -> t1) L_{t_mid}^T s(z_mid, t_mid)`,
 //!
-//! with `M`, `P` the conjugate integrator's mean map and score weight ([`ConjugateIntegrator::
-//! coefficients`], `C = P L_{t0}^T`). Measured against the exact Gaussian flow (CLD and PSLD):
+//! with `M`, `P` the conjugate integrator's mean map and score weight
+//! ([`ConjugateIntegrator::coefficients`], `C = P L_{t0}^T`). Measured against the exact Gaussian flow (CLD and PSLD):
 //! fitted slope 2.18 over 40-320 quadratic steps.
 
 use super::conjugate::{inverse_transposed_factor, kernel_factor};
