@@ -64,6 +64,7 @@ fn unet_matches_pytorch_in_eval_and_train_mode() {
     let out = net.forward_t(x, t, Some(y)).unwrap();
     assert_eq!(out.kind(), Kind::Double);
     let e = rel_err(&out, &d["out"]);
+    println!("unet eval: relative error {e:e}");
     assert!(e < 1e-10, "eval output differs from PyTorch by {e:e}");
     let null = net.forward_t(x, t, None).unwrap();
     assert!(rel_err(&null, &d["out_null"]) < 1e-10);
@@ -71,7 +72,11 @@ fn unet_matches_pytorch_in_eval_and_train_mode() {
     let k = net.null_class().unwrap();
     assert_eq!(k, 3);
     let explicit = net
-        .forward_t(x, t, Some(&Tensor::full([3], k, (Kind::Int64, Device::Cpu))))
+        .forward_t(
+            x,
+            t,
+            Some(&Tensor::full([3], k, (Kind::Int64, Device::Cpu))),
+        )
         .unwrap();
     assert!(explicit.equal(&null));
     assert!(rel_err(&out, &null) > 1e-3);
@@ -85,6 +90,7 @@ fn unet_matches_pytorch_in_eval_and_train_mode() {
     net.set_dropout_seed(seed);
     let train = net.forward_t(x, t, Some(y)).unwrap();
     let e = rel_err(&train, &d["out_train"]);
+    println!("unet train: relative error {e:e}");
     assert!(e < 1e-10, "train output differs from PyTorch by {e:e}");
     assert_eq!(
         net.dropout_state(),
@@ -107,6 +113,7 @@ fn unet_in_float32_is_close_to_the_float64_reference() {
     let out = net.forward_t(&d["x"], &d["t"], Some(&d["class"])).unwrap();
     assert_eq!(out.kind(), Kind::Float);
     let e = rel_err(&out, &d["out"]);
+    println!("unet float32: relative error {e:e}");
     assert!(e < 1e-5, "float32 output differs by {e:e}");
 }
 
@@ -118,6 +125,7 @@ fn plain_unet_matches_pytorch() {
     assert_eq!(net.null_class(), None);
     let out = net.forward_t(&d["x"], &d["t"], None).unwrap();
     let e = rel_err(&out, &d["out"]);
+    println!("unet_plain: relative error {e:e}");
     assert!(e < 1e-10, "{e:e}");
     // Dropout 0: train mode changes nothing.
     net.set_train(true);
@@ -136,11 +144,15 @@ fn dit_matches_pytorch_and_its_positional_embedding_is_the_reference_one() {
     let theirs = load_weights(&fixture("dit.safetensors")).unwrap();
     let theirs = &theirs.iter().find(|(n, _)| n == "pos_embed").unwrap().1;
     assert!(rel_err(&ours, theirs) < 1e-7);
-    assert!(!vs.trainable_variables().iter().any(|v| v.size() == ours.size()));
+    assert!(!vs
+        .trainable_variables()
+        .iter()
+        .any(|v| v.size() == ours.size()));
     load_safetensors(&vs, &fixture("dit.safetensors")).unwrap();
     let out = net.forward_t(&d["x"], &d["t"], Some(&d["class"])).unwrap();
     assert_eq!(out.size(), [3, 3, 8, 8]);
     let e = rel_err(&out, &d["out"]);
+    println!("dit: relative error {e:e}");
     assert!(e < 1e-10, "{e:e}");
     let null = net.forward_t(&d["x"], &d["t"], None).unwrap();
     assert!(rel_err(&null, &d["out_null"]) < 1e-10);
@@ -159,6 +171,7 @@ fn sequence_transformer_matches_pytorch() {
     let out = net.forward(tokens, &d["t"]).unwrap();
     assert_eq!(out.size(), [3, 9, 7]);
     let e = rel_err(&out, &d["out"]);
+    println!("seq: relative error {e:e}");
     assert!(e < 1e-10, "{e:e}");
     assert!(net.forward_t(tokens, &d["t"], None).unwrap().equal(&out));
 }
@@ -173,7 +186,11 @@ fn gradients_reach_every_parameter() {
         .unwrap()
         .square()
         .mean(Kind::Float)
-        + net.log_variance(&d["t"]).unwrap().square().mean(Kind::Float);
+        + net
+            .log_variance(&d["t"])
+            .unwrap()
+            .square()
+            .mean(Kind::Float);
     loss.backward();
     let mut n = 0;
     for (name, v) in state_dict(&vs) {
@@ -240,8 +257,10 @@ fn bad_state_dicts_are_clear_errors_and_change_nothing() {
     };
 
     // A tensor of the wrong shape.
-    let mut bad: Vec<(String, Tensor)> =
-        good.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
+    let mut bad: Vec<(String, Tensor)> = good
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shallow_clone()))
+        .collect();
     let i = bad.iter().position(|(n, _)| n == "conv_in.weight").unwrap();
     bad[i].1 = Tensor::zeros([8, 1, 5, 5], (Kind::Float, Device::Cpu));
     assert!(matches!(
@@ -249,12 +268,20 @@ fn bad_state_dicts_are_clear_errors_and_change_nothing() {
         Err(ModelError::Shape { .. })
     ));
     let m = msg(&bad);
-    assert!(m.contains("conv_in.weight") && m.contains("[8, 1, 3, 3]"), "{m}");
+    assert!(
+        m.contains("conv_in.weight") && m.contains("[8, 1, 3, 3]"),
+        "{m}"
+    );
 
     // An unknown name and a missing one.
-    let mut bad: Vec<(String, Tensor)> =
-        good.iter().map(|(n, t)| (n.clone(), t.shallow_clone())).collect();
-    bad.push(("decoder.extra".into(), Tensor::zeros([2], (Kind::Float, Device::Cpu))));
+    let mut bad: Vec<(String, Tensor)> = good
+        .iter()
+        .map(|(n, t)| (n.clone(), t.shallow_clone()))
+        .collect();
+    bad.push((
+        "decoder.extra".into(),
+        Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+    ));
     let m = msg(&bad);
     assert!(m.contains("unknown") && m.contains("decoder.extra"), "{m}");
     let bad: Vec<(String, Tensor)> = good
@@ -263,7 +290,10 @@ fn bad_state_dicts_are_clear_errors_and_change_nothing() {
         .map(|(n, t)| (n.clone(), t.shallow_clone()))
         .collect();
     let m = msg(&bad);
-    assert!(m.contains("missing") && m.contains("mid.attn.qkv.bias"), "{m}");
+    assert!(
+        m.contains("missing") && m.contains("mid.attn.qkv.bias"),
+        "{m}"
+    );
     assert!(unchanged(&vs), "a failed load must not copy anything");
 
     // Files: a missing file, and another net's weights, name the file.
@@ -274,7 +304,10 @@ fn bad_state_dicts_are_clear_errors_and_change_nothing() {
     match load_safetensors(&vs, &fixture("dit.safetensors")) {
         Err(e @ ModelError::Checkpoint { .. }) => {
             let m = e.to_string();
-            assert!(m.contains("dit.safetensors") && m.contains("x_embedder.proj.weight"), "{m}");
+            assert!(
+                m.contains("dit.safetensors") && m.contains("x_embedder.proj.weight"),
+                "{m}"
+            );
         }
         other => panic!("{other:?}"),
     }

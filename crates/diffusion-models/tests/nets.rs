@@ -94,7 +94,9 @@ fn same_seed_same_weights_and_zero_output_at_init() {
     let t = Tensor::from_slice(&[0.2f32, 0.7]);
     type Build = fn(&nn::Path<'_>, u64) -> Box<dyn TimeNet>;
     let builders: [(&str, Build); 3] = [
-        ("unet", |p, s| Box::new(UNet::new(p, &tiny_unet(), s).unwrap())),
+        ("unet", |p, s| {
+            Box::new(UNet::new(p, &tiny_unet(), s).unwrap())
+        }),
         ("dit", |p, s| Box::new(Dit::new(p, &tiny_dit(), s).unwrap())),
         ("seq", |p, s| {
             Box::new(SeqTransformer::new(p, &tiny_seq(), s).unwrap())
@@ -183,7 +185,11 @@ fn bad_inputs_are_errors() {
     let x = input(&[2, 2, 8, 8], 1);
     let t = Tensor::from_slice(&[0.2f32, 0.7]);
     for net in [&unet as &dyn TimeNet, &dit] {
-        for bad in [input(&[2, 3, 8, 8], 1), input(&[2, 2, 8, 4], 1), input(&[2, 128], 1)] {
+        for bad in [
+            input(&[2, 3, 8, 8], 1),
+            input(&[2, 2, 8, 4], 1),
+            input(&[2, 128], 1),
+        ] {
             assert!(matches!(
                 net.forward_t(&bad, &t, None),
                 Err(ModelError::Shape { .. })
@@ -194,7 +200,10 @@ fn bad_inputs_are_errors() {
             Err(ModelError::Shape { .. })
         ));
         let labels = |v: &[i64]| Tensor::from_slice(v);
-        assert!(net.forward_t(&x, &t, Some(&labels(&[0, 2]))).is_ok(), "null label");
+        assert!(
+            net.forward_t(&x, &t, Some(&labels(&[0, 2]))).is_ok(),
+            "null label"
+        );
         let e = net.forward_t(&x, &t, Some(&labels(&[0, 3]))).unwrap_err();
         assert!(e.to_string().contains("0..=2"), "{e}");
         assert!(net.forward_t(&x, &t, Some(&labels(&[-1, 0]))).is_err());
@@ -225,7 +234,11 @@ fn bad_inputs_are_errors() {
         .forward(&tok(&[0, 1, 2, 0], 2), &Tensor::from_slice(&[0.1f32]))
         .is_err());
     assert!(seq
-        .forward_t(&tok(&[0, 1, 2, 0], 2), &t, Some(&Tensor::from_slice(&[0i64, 0])))
+        .forward_t(
+            &tok(&[0, 1, 2, 0], 2),
+            &t,
+            Some(&Tensor::from_slice(&[0i64, 0]))
+        )
         .is_err());
 }
 
@@ -238,16 +251,77 @@ fn bad_configurations_name_the_field() {
     let u = tiny_unet();
     assert!(u.validate().is_ok());
     let cases = [
-        (UNetConfig { image_size: 10, channel_mult: vec![1, 2, 2], ..u.clone() }, "model.image_size"),
-        (UNetConfig { groups: 3, ..u.clone() }, "model.groups"),
-        (UNetConfig { num_heads: 3, ..u.clone() }, "model.num_heads"),
-        (UNetConfig { attention_resolutions: vec![5], ..u.clone() }, "model.attention_resolutions"),
-        (UNetConfig { channel_mult: vec![], ..u.clone() }, "model.channel_mult"),
-        (UNetConfig { dropout: 1.0, ..u.clone() }, "model.dropout"),
-        (UNetConfig { num_classes: Some(0), ..u.clone() }, "model.num_classes"),
-        (UNetConfig { time_scale: f64::NAN, ..u.clone() }, "model.time_scale"),
-        (UNetConfig { model_channels: 0, ..u.clone() }, "model.model_channels"),
-        (UNetConfig { logvar_channels: 3, ..u.clone() }, "model.logvar_channels"),
+        (
+            UNetConfig {
+                image_size: 10,
+                channel_mult: vec![1, 2, 2],
+                ..u.clone()
+            },
+            "model.image_size",
+        ),
+        (
+            UNetConfig {
+                groups: 3,
+                ..u.clone()
+            },
+            "model.groups",
+        ),
+        (
+            UNetConfig {
+                num_heads: 3,
+                ..u.clone()
+            },
+            "model.num_heads",
+        ),
+        (
+            UNetConfig {
+                attention_resolutions: vec![5],
+                ..u.clone()
+            },
+            "model.attention_resolutions",
+        ),
+        (
+            UNetConfig {
+                channel_mult: vec![],
+                ..u.clone()
+            },
+            "model.channel_mult",
+        ),
+        (
+            UNetConfig {
+                dropout: 1.0,
+                ..u.clone()
+            },
+            "model.dropout",
+        ),
+        (
+            UNetConfig {
+                num_classes: Some(0),
+                ..u.clone()
+            },
+            "model.num_classes",
+        ),
+        (
+            UNetConfig {
+                time_scale: f64::NAN,
+                ..u.clone()
+            },
+            "model.time_scale",
+        ),
+        (
+            UNetConfig {
+                model_channels: 0,
+                ..u.clone()
+            },
+            "model.model_channels",
+        ),
+        (
+            UNetConfig {
+                logvar_channels: 3,
+                ..u.clone()
+            },
+            "model.logvar_channels",
+        ),
     ];
     for (cfg, name) in cases {
         assert_eq!(field(cfg.validate()), name);
@@ -257,22 +331,65 @@ fn bad_configurations_name_the_field() {
     let d = tiny_dit();
     assert!(d.validate().is_ok());
     let cases = [
-        (DitConfig { patch_size: 3, ..d.clone() }, "model.patch_size"),
-        (DitConfig { hidden: 18, num_heads: 3, ..d.clone() }, "model.hidden"),
-        (DitConfig { num_heads: 3, ..d.clone() }, "model.num_heads"),
-        (DitConfig { depth: 0, ..d.clone() }, "model.depth"),
-        (DitConfig { mlp_ratio: 0.0, ..d.clone() }, "model.mlp_ratio"),
+        (
+            DitConfig {
+                patch_size: 3,
+                ..d.clone()
+            },
+            "model.patch_size",
+        ),
+        (
+            DitConfig {
+                hidden: 18,
+                num_heads: 3,
+                ..d.clone()
+            },
+            "model.hidden",
+        ),
+        (
+            DitConfig {
+                num_heads: 3,
+                ..d.clone()
+            },
+            "model.num_heads",
+        ),
+        (
+            DitConfig {
+                depth: 0,
+                ..d.clone()
+            },
+            "model.depth",
+        ),
+        (
+            DitConfig {
+                mlp_ratio: 0.0,
+                ..d.clone()
+            },
+            "model.mlp_ratio",
+        ),
     ];
     for (cfg, name) in cases {
         assert_eq!(field(cfg.validate()), name);
     }
     let s = tiny_seq();
     assert_eq!(
-        field(SeqTransformerConfig { vocab_size: 1, ..s.clone() }.validate()),
+        field(
+            SeqTransformerConfig {
+                vocab_size: 1,
+                ..s.clone()
+            }
+            .validate()
+        ),
         "model.vocab_size"
     );
     assert_eq!(
-        field(SeqTransformerConfig { num_heads: 3, ..s.clone() }.validate()),
+        field(
+            SeqTransformerConfig {
+                num_heads: 3,
+                ..s.clone()
+            }
+            .validate()
+        ),
         "model.num_heads"
     );
     // TOML: unknown fields are rejected, missing ones take the defaults.

@@ -262,8 +262,7 @@ impl DitBlock {
             .reshape([b, l, 3, self.heads, d / self.heads])
             .permute([2, 0, 3, 1, 4]);
         let a = attention(&qkv.get(0), &qkv.get(1), &qkv.get(2));
-        self.proj
-            .forward(&a.transpose(1, 2).reshape([b, l, d]))
+        self.proj.forward(&a.transpose(1, 2).reshape([b, l, d]))
     }
 
     /// `x`: `[B, L, D]` tokens; `c_act`: `silu(c)`, `[B, D]`.
@@ -271,9 +270,12 @@ impl DitBlock {
         let m = self.ada.forward(c_act).chunk(6, 1);
         let h = self.attn(&modulate(&layer_norm(x), &m[0], &m[1]));
         let x = x + m[2].unsqueeze(1) * h;
-        let h = self
-            .fc2
-            .forward(&self.fc1.forward(&modulate(&layer_norm(&x), &m[3], &m[4])).gelu("tanh"));
+        let h = self.fc2.forward(
+            &self
+                .fc1
+                .forward(&modulate(&layer_norm(&x), &m[3], &m[4]))
+                .gelu("tanh"),
+        );
         &x + m[5].unsqueeze(1) * h
     }
 }
@@ -397,12 +399,7 @@ impl TimeNet for Dit {
         let x = x.to_kind(kind).to_device(self.device);
         let t = t.to_kind(kind).to_device(self.device);
         // [B, D, g, g] -> [B, g g, D]
-        let mut h = self
-            .x_embedder
-            .forward(&x)
-            .flatten(2, 3)
-            .transpose(1, 2)
-            + &self.pos_embed;
+        let mut h = self.x_embedder.forward(&x).flatten(2, 3).transpose(1, 2) + &self.pos_embed;
         let mut c = self.t_embedder.forward(&t);
         if let (Some(table), Some(l)) = (&self.y_embedder, &labels) {
             c = c + table.index_select(0, l);

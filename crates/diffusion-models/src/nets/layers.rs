@@ -301,7 +301,10 @@ mod tests {
         let (lo, hi) = (u.min().double_value(&[]), u.max().double_value(&[]));
         assert!((0.0..1.0).contains(&lo) && hi < 1.0);
         // Ten equal bins hold about n / 10 each (chi-square with 9 degrees of freedom).
-        let counts = (u * 10.0).floor().to_kind(Kind::Int64).bincount::<Tensor>(None, 10);
+        let counts = (u * 10.0)
+            .floor()
+            .to_kind(Kind::Int64)
+            .bincount::<Tensor>(None, 10);
         let c: Vec<i64> = Vec::try_from(counts).unwrap();
         let chi2: f64 = c
             .iter()
@@ -325,7 +328,9 @@ mod tests {
         let mean = y.mean(Kind::Double).double_value(&[]);
         assert!((mean - 1.0).abs() < 0.02, "{mean}");
         let vals: Vec<f32> = Vec::try_from(y.reshape([-1])).unwrap();
-        assert!(vals.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
+        assert!(vals
+            .iter()
+            .all(|&v| v == 0.0 || (v - 1.0 / 0.75).abs() < 1e-6));
         assert!(hash_dropout(&x, 0.0, 1).equal(&x));
         assert_ne!(dropout_key(3, 0), dropout_key(3, 1));
     }

@@ -128,7 +128,11 @@ impl SeqTransformer {
         let d = cfg.hidden;
         let tok_embed = embedding_table(path / "tok_embed", "weight", cfg.vocab_size, d, 1.0, n);
         let pos_embed = path.zeros("pos_embed", &[1, cfg.seq_len as i64, d as i64]);
-        let v: Vec<f64> = n.normals(pos_embed.numel()).iter().map(|z| z * 0.02).collect();
+        let v: Vec<f64> = n
+            .normals(pos_embed.numel())
+            .iter()
+            .map(|z| z * 0.02)
+            .collect();
         fill_from_host(&pos_embed, &v);
         let t_embedder = TimeMlp::new(
             &(path / "t_embedder"),
@@ -180,17 +184,11 @@ impl SeqTransformer {
         let b = check_time(tokens, t, "SeqTransformer")?;
         let tokens = tokens.to_kind(Kind::Int64).to_device(self.device);
         if tokens.numel() > 0 {
-            let (lo, hi) = (
-                tokens.min().int64_value(&[]),
-                tokens.max().int64_value(&[]),
-            );
+            let (lo, hi) = (tokens.min().int64_value(&[]), tokens.max().int64_value(&[]));
             if lo < 0 || hi >= cfg.vocab_size as i64 {
                 return Err(ModelError::invalid(
                     "tokens",
-                    format!(
-                        "values must lie in 0..{}, got {lo}..={hi}",
-                        cfg.vocab_size
-                    ),
+                    format!("values must lie in 0..{}, got {lo}..={hi}", cfg.vocab_size),
                 ));
             }
         }

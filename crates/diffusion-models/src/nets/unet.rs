@@ -195,7 +195,11 @@ impl UNetConfig {
             if (c * m) % self.groups != 0 {
                 return Err(ModelError::invalid(
                     "model.groups",
-                    format!("{} does not divide the channel count {}", self.groups, c * m),
+                    format!(
+                        "{} does not divide the channel count {}",
+                        self.groups,
+                        c * m
+                    ),
                 ));
             }
         }
@@ -304,7 +308,7 @@ impl ResBlock {
         let e = self.emb.forward(ctx.emb).unsqueeze(-1).unsqueeze(-1);
         let h = if cfg.scale_shift {
             let parts = e.chunk(2, 1);
-            self.norm2.forward(&h) * (1.0 + &parts[0]) + &parts[1]
+            self.norm2.forward(&h) * (&parts[0] + 1.0) + &parts[1]
         } else {
             self.norm2.forward(&(h + e))
         };
@@ -593,7 +597,9 @@ impl UNet {
             });
         }
         let t = t.to_kind(self.kind()).to_device(self.device);
-        Ok(lin.forward(&f.forward(&(t * self.config.time_scale))).squeeze_dim(1))
+        Ok(lin
+            .forward(&f.forward(&(t * self.config.time_scale)))
+            .squeeze_dim(1))
     }
 }
 
@@ -653,7 +659,11 @@ impl TimeNet for UNet {
             }
             if let Some(u) = &level.resample {
                 let sz = h.size();
-                h = u.forward(&h.upsample_nearest2d([2 * sz[2], 2 * sz[3]], None, None));
+                h = u.forward(&h.upsample_nearest2d(
+                    [2 * sz[2], 2 * sz[3]],
+                    None::<f64>,
+                    None::<f64>,
+                ));
             }
         }
         Ok(self.conv_out.forward(&self.norm_out.forward(&h).silu()))
