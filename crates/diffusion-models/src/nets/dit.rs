@@ -400,10 +400,11 @@ impl TimeNet for Dit {
         let t = t.to_kind(kind).to_device(self.device);
         // [B, D, g, g] -> [B, g g, D]
         let mut h = self.x_embedder.forward(&x).flatten(2, 3).transpose(1, 2) + &self.pos_embed;
-        let mut c = self.t_embedder.forward(&t);
-        if let (Some(table), Some(l)) = (&self.y_embedder, &labels) {
-            c = c + table.index_select(0, l);
-        }
+        let c = self.t_embedder.forward(&t);
+        let c = match (&self.y_embedder, &labels) {
+            (Some(table), Some(l)) => c + table.index_select(0, l),
+            _ => c,
+        };
         let c_act = c.silu();
         for blk in &self.blocks {
             h = blk.forward(&h, &c_act);

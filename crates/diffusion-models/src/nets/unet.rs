@@ -620,10 +620,11 @@ impl TimeNet for UNet {
         let kind = self.kind();
         let x = x.to_kind(kind).to_device(self.device);
         let t = t.to_kind(kind).to_device(self.device);
-        let mut emb = self.time.forward(&t);
-        if let (Some(table), Some(l)) = (&self.class_embed, &labels) {
-            emb = emb + table.index_select(0, l);
-        }
+        let emb = self.time.forward(&t);
+        let emb = match (&self.class_embed, &labels) {
+            (Some(table), Some(l)) => emb + table.index_select(0, l),
+            _ => emb,
+        };
         let emb = emb.silu();
         let ctx = Ctx {
             emb: &emb,
