@@ -341,3 +341,65 @@ fn rust_weights_round_trip_through_safetensors() {
     assert!(a.equal(&b));
     assert!(a.abs().max().double_value(&[]) > 0.0);
 }
+
+/// On a CUDA device (skipped without one): the same fixtures, in float64, including the
+/// train-mode output, whose dropout masks must be the CPU's (the hash is device-independent).
+#[test]
+fn cuda_matches_the_pytorch_reference() {
+    if !tch::Cuda::is_available() {
+        println!("cuda_matches_the_pytorch_reference: skipped (no CUDA device)");
+        return;
+    }
+    let dev = Device::Cuda(0);
+    let on = |kind: Kind| {
+        let mut vs = nn::VarStore::new(dev);
+        vs.set_kind(kind);
+        vs
+    };
+    let d = io("unet");
+    let vs = on(Kind::Double);
+    let net = UNet::new(&vs.root(), &config("unet"), 0).unwrap();
+    load_safetensors(&vs, &fixture("unet.safetensors")).unwrap();
+    let (x, t, y) = (&d["x"], &d["t"], &d["class"]);
+    let out = net.forward_t(x, t, Some(y)).unwrap();
+    assert_eq!(out.device(), dev);
+    let e = rel_err(&out.to_device(Device::Cpu), &d["out"]);
+    println!("cuda unet eval: relative error {e:e}");
+    assert!(e < 1e-10);
+    net.set_train(true);
+    net.set_dropout_seed(d["dropout_seed"].int64_value(&[0]) as u64);
+    let train = net.forward_t(x, t, Some(y)).unwrap().to_device(Device::Cpu);
+    let e = rel_err(&train, &d["out_train"]);
+    println!("cuda unet train: relative error {e:e}");
+    assert!(e < 1e-10);
+    let lv = net.log_variance(t).unwrap().to_device(Device::Cpu);
+    assert!(rel_err(&lv, &d["logvar"]) < 1e-10);
+
+    let d = io("dit");
+    let vs = on(Kind::Double);
+    let net = Dit::new(&vs.root(), &config("dit"), 0).unwrap();
+    load_safetensors(&vs, &fixture("dit.safetensors")).unwrap();
+    let out = net.forward_t(&d["x"], &d["t"], Some(&d["class"])).unwrap();
+    let e = rel_err(&out.to_device(Device::Cpu), &d["out"]);
+    println!("cuda dit: relative error {e:e}");
+    assert!(e < 1e-10);
+
+    let d = io("seq");
+    let vs = on(Kind::Double);
+    let net = SeqTransformer::new(&vs.root(), &config("seq"), 0).unwrap();
+    load_safetensors(&vs, &fixture("seq.safetensors")).unwrap();
+    let out = net.forward(&d["tokens"], &d["t"]).unwrap();
+    let e = rel_err(&out.to_device(Device::Cpu), &d["out"]);
+    println!("cuda seq: relative error {e:e}");
+    assert!(e < 1e-10);
+
+    // Float32 on the GPU (TF32 convolutions may be on): informational bound only.
+    let d = io("unet");
+    let vs = on(Kind::Float);
+    let net = UNet::new(&vs.root(), &config("unet"), 0).unwrap();
+    load_safetensors(&vs, &fixture("unet.safetensors")).unwrap();
+    let out = net.forward_t(&d["x"], &d["t"], Some(&d["class"])).unwrap();
+    let e = rel_err(&out.to_device(Device::Cpu), &d["out"]);
+    println!("cuda unet float32: relative error {e:e}");
+    assert!(e < 1e-2);
+}
