@@ -168,9 +168,14 @@ fn dropout_only_in_train_mode_and_reproducible() {
     let vs2 = nn::VarStore::new(Device::Cpu);
     let net2 = UNet::new(&vs2.root(), &tiny_unet(), 3).unwrap();
     load_same(&vs, &vs2);
-    net2.set_train(true);
-    net2.set_dropout_seed(42);
-    assert!(net2.forward_t(&x, &t, None).unwrap().equal(&a));
+    // Through the trait, as a trainer holding `&dyn TimeNet` would.
+    let dyn_net: &dyn TimeNet = &net2;
+    dyn_net.set_train(true);
+    dyn_net.set_dropout_seed(42);
+    assert!(net2.is_train());
+    assert!(dyn_net.forward_t(&x, &t, None).unwrap().equal(&a));
+    dyn_net.set_train(false);
+    assert!(dyn_net.forward_t(&x, &t, None).unwrap().equal(&eval));
 }
 
 fn load_same(from: &nn::VarStore, to: &nn::VarStore) {

@@ -44,6 +44,13 @@ pub trait TimeNet {
     fn null_class(&self) -> Option<i64> {
         None
     }
+    /// Switches train-mode behaviour (dropout) on or off; nets without any do nothing (the
+    /// default).
+    fn set_train(&self, _train: bool) {}
+    /// Seeds the train-mode randomness (dropout masks) and restarts its stream; nets without
+    /// any do nothing (the default). A trainer can call it every step with a seed from its own
+    /// stream so resumed runs are exact.
+    fn set_dropout_seed(&self, _seed: u64) {}
 }
 
 /// Checks that `t` holds one value per row of `x`.

@@ -681,4 +681,12 @@ impl TimeNet for UNet {
     fn null_class(&self) -> Option<i64> {
         self.config.num_classes.map(|k| k as i64)
     }
+
+    fn set_train(&self, train: bool) {
+        UNet::set_train(self, train);
+    }
+
+    fn set_dropout_seed(&self, seed: u64) {
+        UNet::set_dropout_seed(self, seed);
+    }
 }
