@@ -7,14 +7,15 @@
 //! (2017), "Attention Is All You Need", arXiv:1706.03762, Eq. 1 (scaled dot-product attention);
 //! Wu & He (2018), "Group Normalization", arXiv:1803.08494.
 //!
-//! Dropout masks come neither from torch's global generator (shared by all threads, different
-//! between CPU and CUDA) nor from host draws (a host round trip for every activation). Each
+//! Dropout masks do not come from torch's global generator (shared by all threads, different
+//! between CPU and CUDA) but from a counter-based hash. Each
 //! dropout call gets a 64-bit key (the network's dropout seed mixed with a per-network call
 //! counter through SplitMix64), and the mask of element `i` (flat row-major index) is
 //! `hash32(hash32((i mod 2^32) xor k_lo) xor k_hi) / 2^32 >= p`, where `k_lo`, `k_hi` are the low
 //! and high 32 bits of the key and `hash32` is the integer mixer
 //! `x ^= x >> 16; x = (x * 0x45d9f3b) mod 2^32; x ^= x >> 16; x = (x * 0x45d9f3b) mod 2^32;
-//! x ^= x >> 16`, evaluated with `Int64` tensor operations (every product stays below `2^63`).
+//! x ^= x >> 16`, evaluated by a host loop for CPU tensors and with `Int64` tensor operations on
+//! other devices (every product stays below `2^63`).
 //! The same seed and call order give the same masks on every device and thread count, and
 //! `tools/torch_ref/nets.py` reproduces them bit for bit.
 
@@ -253,33 +254,76 @@ pub fn dropout_key(seed: u64, call: u64) -> u64 {
 
 const MASK32: i64 = 0xffff_ffff;
 
-fn hash32(x: &Tensor) -> Tensor {
+/// `hash32` in place on `x` (values in `[0, 2^32)`), with `tmp` (same shape) as scratch: no
+/// allocation per step (this runs on every activation of every dropout layer).
+fn hash32_(x: &mut Tensor, tmp: &mut Tensor) {
     let m = 0x045d_9f3b_i64;
-    let x = x.bitwise_xor_tensor(&x.bitwise_right_shift_tensor_scalar(16));
-    let x = (x * m).bitwise_and(MASK32);
-    let x = x.bitwise_xor_tensor(&x.bitwise_right_shift_tensor_scalar(16));
-    let x = (x * m).bitwise_and(MASK32);
-    x.bitwise_xor_tensor(&x.bitwise_right_shift_tensor_scalar(16))
+    for round in 0..3 {
+        let _ = x.bitwise_right_shift_tensor_scalar_out(tmp, 16);
+        let _ = x.bitwise_xor_tensor_(tmp);
+        if round < 2 {
+            let _ = x.g_mul_scalar_(m);
+            let _ = x.bitwise_and_(MASK32);
+        }
+    }
+}
+
+/// The 32-bit hashes (as `Int64`, flat) behind [`hash_uniform`] and [`hash_dropout`].
+fn hash_bits(numel: i64, device: Device, key: u64) -> Tensor {
+    let (lo, hi) = ((key & 0xffff_ffff) as i64, (key >> 32) as i64);
+    let mut x = Tensor::arange(numel, (Kind::Int64, device));
+    let _ = x.bitwise_and_(MASK32);
+    let _ = x.bitwise_xor_(lo);
+    let mut tmp = x.empty_like();
+    hash32_(&mut x, &mut tmp);
+    let _ = x.bitwise_xor_(hi);
+    hash32_(&mut x, &mut tmp);
+    x
 }
 
 /// Uniform numbers on `[0, 1)` (multiples of `2^-32`, `Double`) with the shape of `like` and on
 /// its device, a function of `key` and each element's flat index only (see the module
 /// documentation).
 pub fn hash_uniform(like: &Tensor, key: u64) -> Tensor {
-    let (lo, hi) = ((key & 0xffff_ffff) as i64, (key >> 32) as i64);
-    let idx = Tensor::arange(like.numel() as i64, (Kind::Int64, like.device())).bitwise_and(MASK32);
-    let h = hash32(&hash32(&idx.bitwise_xor(lo)).bitwise_xor(hi));
+    let h = hash_bits(like.numel() as i64, like.device(), key);
     (h.to_kind(Kind::Double) * (1.0 / 4_294_967_296.0)).reshape(like.size())
 }
 
+/// The same hash on the host, one element (the reference for the tensor version).
+fn hash32_host(mut x: u32) -> u32 {
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x045d_9f3b);
+    x ^= x >> 16;
+    x = x.wrapping_mul(0x045d_9f3b);
+    x ^ (x >> 16)
+}
+
 /// Inverted dropout with rate `p` and the mask of [`hash_uniform`]`(x, key)`: an element is kept
-/// (and scaled by `1 / (1 - p)`) when its uniform number is at least `p`.
+/// (and scaled by `1 / (1 - p)`) when its uniform number is at least `p` (computed exactly, as
+/// `hash >= ceil(p 2^32)`).
+///
+/// On the CPU the mask is computed by a plain loop (libtorch's `Int64` multiplications and
+/// shifts are not vectorised there, which made the tensor version as slow as the rest of the
+/// forward pass); elsewhere by `Int64` tensor operations on the device. Both give the same bits.
 pub fn hash_dropout(x: &Tensor, p: f64, key: u64) -> Tensor {
     if p <= 0.0 {
         return x.shallow_clone();
     }
-    let keep = hash_uniform(x, key).ge(p).to_kind(x.kind());
-    x * keep * (1.0 / (1.0 - p))
+    let threshold = (p * 4_294_967_296.0).ceil() as i64;
+    let keep = if x.device() == Device::Cpu {
+        let (lo, hi) = (key as u32, (key >> 32) as u32);
+        let mask: Vec<u8> = (0..x.numel())
+            .map(|i| {
+                let h = hash32_host(hash32_host(i as u32 ^ lo) ^ hi);
+                u8::from(h as i64 >= threshold)
+            })
+            .collect();
+        Tensor::from_slice(&mask)
+    } else {
+        hash_bits(x.numel() as i64, x.device(), key).ge(threshold)
+    };
+    let keep = keep.reshape(x.size()).to_kind(x.kind());
+    x * (keep * (1.0 / (1.0 - p)))
 }
 
 #[cfg(test)]
@@ -317,6 +361,21 @@ mod tests {
         let y = a.narrow(0, 1, 199_999) - 0.5;
         let corr = (x * y).mean(Kind::Double).double_value(&[]) * 12.0;
         assert!(corr.abs() < 0.02, "{corr}");
+    }
+
+    #[test]
+    fn host_and_tensor_hashes_agree() {
+        let like = Tensor::zeros([5000], (Kind::Double, Device::Cpu));
+        let key = dropout_key(99, 3);
+        let bits: Vec<i64> = Vec::try_from(hash_bits(5000, Device::Cpu, key)).unwrap();
+        let (lo, hi) = (key as u32, (key >> 32) as u32);
+        for (i, &b) in bits.iter().enumerate() {
+            assert_eq!(b, hash32_host(hash32_host(i as u32 ^ lo) ^ hi) as i64);
+        }
+        // The CPU dropout mask is the tensor hash's.
+        let u = hash_uniform(&like, key);
+        let kept = hash_dropout(&(like.ones_like()), 0.3, key).gt(0.0);
+        assert!(kept.equal(&u.ge(0.3)));
     }
 
     #[test]
