@@ -374,6 +374,11 @@ fn cuda_matches_the_pytorch_reference() {
     assert!(e < 1e-10);
     let lv = net.log_variance(t).unwrap().to_device(Device::Cpu);
     assert!(rel_err(&lv, &d["logvar"]) < 1e-10);
+    // The device's tensor hash and the CPU's host loop give the same masks.
+    let big = Tensor::randn([4, 64, 32, 32], (Kind::Float, Device::Cpu));
+    let a = diffusion_models::nets::layers::hash_dropout(&big, 0.1, 77);
+    let b = diffusion_models::nets::layers::hash_dropout(&big.to_device(dev), 0.1, 77);
+    assert!(a.equal(&b.to_device(Device::Cpu)));
 
     let d = io("dit");
     let vs = on(Kind::Double);
