@@ -1,16 +1,27 @@
 //! Networks: the [`TimeNet`] interface every time-conditioned network implements, the time
-//! embeddings and the MLP score network for low-dimensional (toy) data.
+//! embeddings, the MLP score network for low-dimensional (toy) data, the image U-Net
+//! (DDPM++ / ADM), the DiT, a time-conditioned sequence transformer for discrete diffusion, and
+//! [`load_state_dict`] / [`load_safetensors`] to fill a `VarStore` from PyTorch weights.
 //!
 //! Parameters are created in a `tch::nn::VarStore` under the names of the equivalent PyTorch
 //! module's `state_dict`, so weights move between the two through safetensors. Initial values
 //! are drawn on the host from a seeded [`HostNoise`] (not from torch's global generator), so a
 //! seed gives the same network on every device and in every thread.
 
+pub mod dit;
 pub mod embedding;
+pub mod layers;
 pub mod mlp;
+pub mod state;
+pub mod transformer;
+pub mod unet;
 
+pub use dit::{Dit, DitConfig};
 pub use embedding::{FourierEmbedding, SinusoidalEmbedding, TimeEmbedding};
 pub use mlp::{Mlp, MlpConfig};
+pub use state::{load_safetensors, load_state_dict, num_parameters, state_dict};
+pub use transformer::{SeqTransformer, SeqTransformerConfig};
+pub use unet::{UNet, UNetConfig};
 
 use crate::error::{ModelError, Result};
 use diffusion_core::HostNoise;
@@ -33,6 +44,13 @@ pub trait TimeNet {
     fn null_class(&self) -> Option<i64> {
         None
     }
+    /// Switches train-mode behaviour (dropout) on or off; nets without any do nothing (the
+    /// default).
+    fn set_train(&self, _train: bool) {}
+    /// Seeds the train-mode randomness (dropout masks) and restarts its stream; nets without
+    /// any do nothing (the default). A trainer can call it every step with a seed from its own
+    /// stream so resumed runs are exact.
+    fn set_dropout_seed(&self, _seed: u64) {}
 }
 
 /// Checks that `t` holds one value per row of `x`.
