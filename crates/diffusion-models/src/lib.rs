@@ -3,8 +3,8 @@
 //! The part of the workspace that always needs libtorch (through `tch`): devices and the
 //! libtorch health check, networks ([`nets`]), the adapter that lets every solver sample a
 //! network ([`TchDenoiser`]), EDM preconditioning ([`precond`]), classifier-free guidance
-//! ([`guidance`]), training losses ([`losses`]) and the trainer with exact-resume checkpoints
-//! ([`train`]). Solvers from `diffusion-solvers` run on `tch::Tensor` directly because
+//! ([`guidance`]), training losses ([`losses`]), the trainer with exact-resume checkpoints
+//! ([`train`]) and evaluation ([`eval`]: PF-ODE likelihoods). Solvers from `diffusion-solvers` run on `tch::Tensor` directly because
 //! `diffusion-core` implements `State` for it (feature `tch`).
 //!
 //! All randomness (initial weights, data, training times and noise) comes from seeded
@@ -14,6 +14,7 @@
 pub mod denoiser;
 pub mod device;
 pub mod error;
+pub mod eval;
 pub mod guidance;
 pub mod losses;
 pub mod nets;

@@ -1,14 +1,17 @@
 //! Networks: the [`TimeNet`] interface every time-conditioned network implements, the time
-//! embeddings and the MLP score network for low-dimensional (toy) data.
+//! embeddings, the MLP score network for low-dimensional (toy) data and the exact mixture
+//! denoiser [`GmmNet`] (an analytic oracle with autograd).
 //!
 //! Parameters are created in a `tch::nn::VarStore` under the names of the equivalent PyTorch
 //! module's `state_dict`, so weights move between the two through safetensors. Initial values
 //! are drawn on the host from a seeded [`HostNoise`] (not from torch's global generator), so a
 //! seed gives the same network on every device and in every thread.
 
+pub mod analytic;
 pub mod embedding;
 pub mod mlp;
 
+pub use analytic::GmmNet;
 pub use embedding::{FourierEmbedding, SinusoidalEmbedding, TimeEmbedding};
 pub use mlp::{Mlp, MlpConfig};
 
