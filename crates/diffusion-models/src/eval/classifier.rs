@@ -545,6 +545,69 @@ mod tests {
         .is_err());
     }
 
+    /// 200 synthetic images whose class is the brightness of a stripe (learnable in a few
+    /// updates), as (train, test).
+    fn synthetic() -> Result<(LabeledImages, LabeledImages)> {
+        let mut noise = HostNoise::new(7);
+        let make = |noise: &mut HostNoise, n: usize| {
+            let labels: Vec<i64> = (0..n).map(|i| (i % 10) as i64).collect();
+            let mut px = noise.normals(n * 784);
+            for (i, &l) in labels.iter().enumerate() {
+                for v in &mut px[i * 784 + 28 * 10..i * 784 + 28 * 12] {
+                    *v = l as f64 / 5.0 - 1.0;
+                }
+            }
+            LabeledImages {
+                images: Tensor::from_slice(&px)
+                    .reshape([n as i64, 1, 28, 28])
+                    .to_kind(Kind::Float)
+                    .clamp(-1.0, 1.0),
+                labels: Tensor::from_slice(&labels),
+            }
+        };
+        Ok((make(&mut noise, 200), make(&mut noise, 100)))
+    }
+
+    #[test]
+    fn load_or_train_caches_and_retrains_a_corrupt_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = ClassifierRecipe::tiny();
+        let (clf, status) = Classifier::load_or_train(&r, dir.path(), synthetic).unwrap();
+        assert_eq!(status, CacheStatus::Trained);
+        let acc = clf.test_accuracy().unwrap();
+        let (again, status) =
+            Classifier::load_or_train(&r, dir.path(), || panic!("the cache must be used")).unwrap();
+        assert_eq!(status, CacheStatus::Loaded);
+        assert_eq!(again.test_accuracy(), Some(acc));
+        // Deterministic: a second training from scratch gives the same weights.
+        let (train, test) = synthetic().unwrap();
+        let twin = Classifier::train(&r, &train, &test).unwrap();
+        let (f1, _) = clf.features_and_logits(&test.images).unwrap();
+        let (f2, _) = twin.features_and_logits(&test.images).unwrap();
+        assert!(f1.equal(&f2));
+        // One flipped bit: retrained, saying why.
+        let path = dir.path().join(r.file_name());
+        let mut bytes = std::fs::read(&path).unwrap();
+        let k = bytes.len() - 100;
+        bytes[k] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, status) = Classifier::load_or_train(&r, dir.path(), synthetic).unwrap();
+        assert!(
+            matches!(status, CacheStatus::Retrained(ref why) if why.contains("checksum")),
+            "{status:?}"
+        );
+        assert!(
+            Classifier::load(&r, &path).is_ok(),
+            "the retrained file replaced it"
+        );
+        // Too few images for one batch is an error.
+        let small = ClassifierRecipe {
+            batch_size: 1000,
+            ..r
+        };
+        assert!(Classifier::train(&small, &train, &test).is_err());
+    }
+
     #[test]
     fn saves_loads_and_detects_corruption() {
         let dir = tempfile::tempdir().unwrap();
