@@ -48,8 +48,8 @@ pub struct EvalArgs {
     /// Number of toy samples for --nll without --data.
     #[arg(long, default_value_t = 500)]
     pub n: usize,
-    /// EMA decay of the weights for --nll (default: the first tracked one; `raw` weights with
-    /// --raw-weights).
+    /// EMA decay of the weights for --nll (default: the run's `sample.ema`, else its first
+    /// tracked decay, as `diffusion train` samples).
     #[arg(long)]
     pub ema: Option<f64>,
     /// Use the raw (not averaged) weights for --nll.

@@ -69,7 +69,9 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let decay = if a.raw_weights {
         None
     } else {
-        a.ema.or(cfg.train.ema_decays.first().copied())
+        a.ema
+            .or(cfg.sample.ema)
+            .or(cfg.train.ema_decays.first().copied())
     };
     let ema = decay.map(|d| trainer.ema_model(d)).transpose()?;
     let net: &dyn TimeNet = match &ema {
