@@ -12,6 +12,6 @@ pub use fd::{
     frechet_distance, mean_entropy, reference_stats, sample_metrics, FeatureStats, SampleMetrics,
 };
 pub use nll::{
-    bits_per_dim, log_likelihood, Dequantization, Divergence, Likelihood, NllOptions, OdeMethod,
-    Prior, Probe,
+    bits_per_dim, log_likelihood, Dequantization, Divergence, Likelihood, LogDensityFn, NllOptions,
+    OdeMethod, Prior, Probe,
 };

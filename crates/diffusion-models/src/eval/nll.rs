@@ -85,6 +85,9 @@ pub enum OdeMethod {
     },
 }
 
+/// A log-density of the rows of a `[B, ...]` tensor, returning `[B]`.
+pub type LogDensityFn<'a> = Box<dyn Fn(&Tensor) -> Result<Tensor> + 'a>;
+
 /// The density at the end of the integration.
 pub enum Prior<'a> {
     /// `N(0, std^2 I)`.
@@ -93,7 +96,7 @@ pub enum Prior<'a> {
         std: f64,
     },
     /// Any log-density of the rows of a `[B, ...]` tensor, returning `[B]`.
-    Custom(Box<dyn Fn(&Tensor) -> Result<Tensor> + 'a>),
+    Custom(LogDensityFn<'a>),
 }
 
 impl std::fmt::Debug for Prior<'_> {
@@ -299,7 +302,7 @@ impl Drift<'_, '_> {
     fn eval(&mut self, t: f64, x: &Tensor) -> Result<Phase<Tensor>> {
         let schedule = self.den.schedule();
         let c = Coeffs::at(schedule, t);
-        if !(c.sigma > 0.0) {
+        if c.sigma.is_nan() || c.sigma <= 0.0 {
             return Err(ModelError::invalid(
                 "t",
                 format!(
@@ -383,7 +386,9 @@ pub fn log_likelihood(
     let (lo, hi) = schedule.t_range();
     let t0 = opts.t_start;
     let t1 = opts.t_end.unwrap_or(hi);
-    if !(t0 >= lo && t1 <= hi && t0 < t1) || !(schedule.sigma(t0) > 0.0) {
+    let sigma0 = schedule.sigma(t0);
+    let ordered = t0 >= lo && t1 <= hi && t0 < t1;
+    if !ordered || sigma0.is_nan() || sigma0 <= 0.0 {
         return Err(ModelError::invalid(
             "t_start/t_end",
             format!(
