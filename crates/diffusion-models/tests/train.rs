@@ -145,10 +145,35 @@ fn damaged_or_mismatched_checkpoints_are_clear_errors() {
     // A different network or EMA set does not fit.
     std::fs::write(&ck, &bytes).unwrap();
     let mut wider = tiny(4);
-    wider.model.hidden = 32;
+    wider.model.mlp_mut().unwrap().hidden = 32;
     assert!(reason(Trainer::resume(wider, &ck)).contains("shape"));
     let mut other_ema = tiny(4);
     other_ema.train.ema_decays = vec![0.9];
     assert!(reason(Trainer::resume(other_ema, &ck)).contains("EMA decays"));
     assert!(Trainer::resume(tiny(4), &ck).is_ok());
+}
+
+#[test]
+fn sample_pictures_are_written_every_sample_every_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny(20);
+    cfg.train.sample_every = 10;
+    cfg.sample.grid_n = 50;
+    cfg.sample.steps = 4;
+    let mut t = Trainer::new(cfg).unwrap();
+    t.set_samples_dir(Some(dir.path().join("samples")));
+    t.run(&mut RunOptions::default()).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["step_0000010.png", "step_0000020.png"]);
+    let bytes = std::fs::read(dir.path().join("samples/step_0000020.png")).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // The samples behind the picture: 50 points of the configured shape, the same each time.
+    let (a, labels) = t.sample(50, 7).unwrap();
+    assert!(labels.is_none());
+    assert_eq!(a.size(), [50, 2]);
+    assert!(a.equal(&t.sample(50, 7).unwrap().0));
 }

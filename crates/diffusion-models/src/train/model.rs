@@ -1,0 +1,142 @@
+//! The `[model]` section of a training configuration: which network, with its configuration.
+//!
+//! ```toml
+//! [model]
+//! kind = "mlp"        # "mlp" (the default when `kind` is absent), "unet" or "dit"
+//! hidden = 128        # the rest are the fields of the chosen network's configuration
+//! ```
+//!
+//! Each kind's fields are those of its configuration struct ([`MlpConfig`], ...), with the same
+//! defaults; unknown keys are errors.
+
+use crate::error::{ModelError, Result};
+use crate::nets::{Mlp, MlpConfig, TimeNet};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use tch::nn;
+
+/// A network and its configuration (TOML `[model]`, tagged by `kind`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelConfig {
+    /// The residual MLP for low-dimensional data (`kind = "mlp"`, the default).
+    Mlp(MlpConfig),
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        ModelConfig::Mlp(MlpConfig::default())
+    }
+}
+
+impl ModelConfig {
+    /// The `kind` tag: `mlp`, `unet` or `dit`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ModelConfig::Mlp(_) => "mlp",
+        }
+    }
+
+    /// A human-readable name for messages (`MLP`, `U-Net`, `DiT`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            ModelConfig::Mlp(_) => "MLP",
+        }
+    }
+
+    /// Checks the network's configuration.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            ModelConfig::Mlp(c) => c.validate(),
+        }
+    }
+
+    /// Number of classes the network is conditioned on (0: unconditional).
+    pub fn num_classes(&self) -> usize {
+        match self {
+            ModelConfig::Mlp(c) => c.num_classes,
+        }
+    }
+
+    /// The shape of one input item the network takes (`[data_dim]` for the MLP, `[C, H, W]`
+    /// for image networks).
+    pub fn item_shape(&self) -> Vec<i64> {
+        match self {
+            ModelConfig::Mlp(c) => vec![c.data_dim as i64],
+        }
+    }
+
+    /// The MLP configuration, if this is one.
+    pub fn mlp(&self) -> Option<&MlpConfig> {
+        match self {
+            ModelConfig::Mlp(c) => Some(c),
+        }
+    }
+
+    /// The MLP configuration, mutable, if this is one.
+    pub fn mlp_mut(&mut self) -> Option<&mut MlpConfig> {
+        match self {
+            ModelConfig::Mlp(c) => Some(c),
+        }
+    }
+
+    /// Builds the network under `path` with initial weights from `seed`.
+    pub fn build(&self, path: &nn::Path<'_>, seed: u64) -> Result<Box<dyn TimeNet>> {
+        Ok(match self {
+            ModelConfig::Mlp(c) => Box::new(Mlp::new(path, c, seed)?),
+        })
+    }
+}
+
+fn config_error(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Config(format!("[model]: {e}"))
+}
+
+impl ModelConfig {
+    /// Reads the section from a TOML table (`kind` selects the network, `mlp` when absent).
+    pub fn from_table(mut table: toml::Table) -> Result<Self> {
+        let kind = match table.remove("kind") {
+            None => "mlp".to_string(),
+            Some(toml::Value::String(s)) => s,
+            Some(other) => {
+                return Err(config_error(format!(
+                    "`kind` must be a string (\"mlp\", \"unet\" or \"dit\"), got {other}"
+                )))
+            }
+        };
+        let rest = toml::Value::Table(table);
+        Ok(match kind.as_str() {
+            "mlp" => ModelConfig::Mlp(rest.try_into().map_err(config_error)?),
+            other => {
+                return Err(config_error(format!(
+                    "unknown kind `{other}` (expected \"mlp\", \"unet\" or \"dit\")"
+                )))
+            }
+        })
+    }
+
+    /// The section as a TOML table, `kind` first.
+    pub fn to_table(&self) -> Result<toml::Table> {
+        let inner = match self {
+            ModelConfig::Mlp(c) => toml::Table::try_from(c),
+        }
+        .map_err(config_error)?;
+        let mut t = toml::Table::new();
+        t.insert("kind".into(), toml::Value::String(self.kind().into()));
+        t.extend(inner);
+        Ok(t)
+    }
+}
+
+impl Serialize for ModelConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.to_table()
+            .map_err(serde::ser::Error::custom)?
+            .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let table = toml::Table::deserialize(d)?;
+        ModelConfig::from_table(table).map_err(serde::de::Error::custom)
+    }
+}
