@@ -18,5 +18,5 @@ pub use config::{
 pub use ema::Ema;
 pub use log::{LogFormat, MetricsLog};
 pub use lr::WarmupCosine;
-pub use model::ModelConfig;
+pub use model::{ModelConfig, Net};
 pub use trainer::{RunOptions, StepStats, Trainer};

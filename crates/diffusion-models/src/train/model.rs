@@ -6,19 +6,75 @@
 //! hidden = 128        # the rest are the fields of the chosen network's configuration
 //! ```
 //!
-//! Each kind's fields are those of its configuration struct ([`MlpConfig`], ...), with the same
-//! defaults; unknown keys are errors.
+//! Each kind's fields are those of its configuration struct ([`MlpConfig`], [`UNetConfig`],
+//! [`DitConfig`]), with the same defaults; unknown keys are errors. [`ModelConfig::build`] gives a
+//! [`Net`], which the trainer switches into train mode (dropout) with a per-update dropout seed.
 
 use crate::error::{ModelError, Result};
-use crate::nets::{Mlp, MlpConfig, TimeNet};
+use crate::nets::{Dit, DitConfig, Mlp, MlpConfig, TimeNet, UNet, UNetConfig};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use tch::nn;
+use tch::{nn, Device, Kind, Tensor};
 
 /// A network and its configuration (TOML `[model]`, tagged by `kind`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum ModelConfig {
     /// The residual MLP for low-dimensional data (`kind = "mlp"`, the default).
     Mlp(MlpConfig),
+    /// The image U-Net (`kind = "unet"`).
+    UNet(UNetConfig),
+    /// The diffusion transformer (`kind = "dit"`).
+    Dit(DitConfig),
+}
+
+/// A network built from a [`ModelConfig`].
+#[derive(Debug)]
+pub enum Net {
+    /// An MLP.
+    Mlp(Mlp),
+    /// A U-Net.
+    UNet(UNet),
+    /// A DiT.
+    Dit(Dit),
+}
+
+impl Net {
+    /// The network as a [`TimeNet`].
+    pub fn as_time_net(&self) -> &dyn TimeNet {
+        match self {
+            Net::Mlp(n) => n,
+            Net::UNet(n) => n,
+            Net::Dit(n) => n,
+        }
+    }
+
+    /// Train mode (dropout on) or eval mode; a no-op for networks without dropout.
+    pub fn set_train(&self, train: bool) {
+        if let Net::UNet(n) = self {
+            n.set_train(train);
+        }
+    }
+
+    /// Seeds the dropout masks of the next forward passes (a no-op without dropout).
+    pub fn set_dropout_seed(&self, seed: u64) {
+        if let Net::UNet(n) = self {
+            n.set_dropout_seed(seed);
+        }
+    }
+}
+
+impl TimeNet for Net {
+    fn forward_t(&self, x: &Tensor, t: &Tensor, class: Option<&Tensor>) -> Result<Tensor> {
+        self.as_time_net().forward_t(x, t, class)
+    }
+    fn kind(&self) -> Kind {
+        self.as_time_net().kind()
+    }
+    fn device(&self) -> Device {
+        self.as_time_net().device()
+    }
+    fn null_class(&self) -> Option<i64> {
+        self.as_time_net().null_class()
+    }
 }
 
 impl Default for ModelConfig {
@@ -32,6 +88,8 @@ impl ModelConfig {
     pub fn kind(&self) -> &'static str {
         match self {
             ModelConfig::Mlp(_) => "mlp",
+            ModelConfig::UNet(_) => "unet",
+            ModelConfig::Dit(_) => "dit",
         }
     }
 
@@ -39,6 +97,8 @@ impl ModelConfig {
     pub fn label(&self) -> &'static str {
         match self {
             ModelConfig::Mlp(_) => "MLP",
+            ModelConfig::UNet(_) => "U-Net",
+            ModelConfig::Dit(_) => "DiT",
         }
     }
 
@@ -46,6 +106,8 @@ impl ModelConfig {
     pub fn validate(&self) -> Result<()> {
         match self {
             ModelConfig::Mlp(c) => c.validate(),
+            ModelConfig::UNet(c) => c.validate(),
+            ModelConfig::Dit(c) => c.validate(),
         }
     }
 
@@ -53,6 +115,8 @@ impl ModelConfig {
     pub fn num_classes(&self) -> usize {
         match self {
             ModelConfig::Mlp(c) => c.num_classes,
+            ModelConfig::UNet(c) => c.num_classes.unwrap_or(0),
+            ModelConfig::Dit(c) => c.num_classes.unwrap_or(0),
         }
     }
 
@@ -61,6 +125,20 @@ impl ModelConfig {
     pub fn item_shape(&self) -> Vec<i64> {
         match self {
             ModelConfig::Mlp(c) => vec![c.data_dim as i64],
+            ModelConfig::UNet(c) => {
+                vec![
+                    c.in_channels as i64,
+                    c.image_size as i64,
+                    c.image_size as i64,
+                ]
+            }
+            ModelConfig::Dit(c) => {
+                vec![
+                    c.in_channels as i64,
+                    c.image_size as i64,
+                    c.image_size as i64,
+                ]
+            }
         }
     }
 
@@ -68,6 +146,15 @@ impl ModelConfig {
     pub fn mlp(&self) -> Option<&MlpConfig> {
         match self {
             ModelConfig::Mlp(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The U-Net configuration, if this is one.
+    pub fn unet(&self) -> Option<&UNetConfig> {
+        match self {
+            ModelConfig::UNet(c) => Some(c),
+            _ => None,
         }
     }
 
@@ -75,13 +162,16 @@ impl ModelConfig {
     pub fn mlp_mut(&mut self) -> Option<&mut MlpConfig> {
         match self {
             ModelConfig::Mlp(c) => Some(c),
+            _ => None,
         }
     }
 
     /// Builds the network under `path` with initial weights from `seed`.
-    pub fn build(&self, path: &nn::Path<'_>, seed: u64) -> Result<Box<dyn TimeNet>> {
+    pub fn build(&self, path: &nn::Path<'_>, seed: u64) -> Result<Net> {
         Ok(match self {
-            ModelConfig::Mlp(c) => Box::new(Mlp::new(path, c, seed)?),
+            ModelConfig::Mlp(c) => Net::Mlp(Mlp::new(path, c, seed)?),
+            ModelConfig::UNet(c) => Net::UNet(UNet::new(path, c, seed)?),
+            ModelConfig::Dit(c) => Net::Dit(Dit::new(path, c, seed)?),
         })
     }
 }
@@ -105,6 +195,8 @@ impl ModelConfig {
         let rest = toml::Value::Table(table);
         Ok(match kind.as_str() {
             "mlp" => ModelConfig::Mlp(rest.try_into().map_err(config_error)?),
+            "unet" => ModelConfig::UNet(rest.try_into().map_err(config_error)?),
+            "dit" => ModelConfig::Dit(rest.try_into().map_err(config_error)?),
             other => {
                 return Err(config_error(format!(
                     "unknown kind `{other}` (expected \"mlp\", \"unet\" or \"dit\")"
@@ -117,6 +209,8 @@ impl ModelConfig {
     pub fn to_table(&self) -> Result<toml::Table> {
         let inner = match self {
             ModelConfig::Mlp(c) => toml::Table::try_from(c),
+            ModelConfig::UNet(c) => toml::Table::try_from(c),
+            ModelConfig::Dit(c) => toml::Table::try_from(c),
         }
         .map_err(config_error)?;
         let mut t = toml::Table::new();

@@ -30,6 +30,7 @@ use super::config::{Precision, TrainConfig};
 use super::ema::Ema;
 use super::log::MetricsLog;
 use super::lr::WarmupCosine;
+use super::model::Net;
 use crate::data::{grid, Batch, DataSource};
 use crate::denoiser::TchDenoiser;
 use crate::device::parse_device;
@@ -43,6 +44,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
+
+/// XORed into the seed for the per-update dropout seeds.
+const DROPOUT_SALT: u64 = 0xd509_0f7a_11ce_5eed;
 
 /// What one update did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -71,7 +75,7 @@ pub struct RunOptions<'a> {
 /// The bfloat16 copy of the network that computes the passes under `precision = "bf16"`.
 struct LowPrecision {
     _vs: nn::VarStore,
-    net: Box<dyn TimeNet>,
+    net: Net,
     /// Every variable, in the order of the master store's sorted variables.
     vars: Vec<Tensor>,
     /// The trainable ones, in the order of the master parameters.
@@ -84,7 +88,7 @@ pub struct Trainer {
     device: Device,
     precision: Precision,
     vs: nn::VarStore,
-    net: Box<dyn TimeNet>,
+    net: Net,
     low: Option<LowPrecision>,
     names: Vec<String>,
     params: Vec<Tensor>,
@@ -292,7 +296,7 @@ impl Trainer {
 
     /// The network (raw, not averaged, weights).
     pub fn net(&self) -> &dyn TimeNet {
-        self.net.as_ref()
+        self.net.as_time_net()
     }
 
     /// Where [`Trainer::run`] writes the sample pictures of `train.sample_every`
@@ -338,7 +342,8 @@ impl Trainer {
             )
         })?;
         let vs = nn::VarStore::new(self.device);
-        let net = self.config.model.build(&vs.root(), self.config.seed)?;
+        let net: Box<dyn TimeNet> =
+            Box::new(self.config.model.build(&vs.root(), self.config.seed)?);
         let own = sorted_variables(&self.vs);
         for (name, dst) in sorted_variables(&vs) {
             let src = match self.names.iter().position(|n| *n == name) {
@@ -431,13 +436,20 @@ impl Trainer {
         for p in &mut self.params {
             p.zero_grad();
         }
+        // Dropout masks of this update: seeded by the run's seed and the update index.
+        let dropout_seed = HostNoise::with_stream(self.config.seed ^ DROPOUT_SALT, k)
+            .uniform()
+            .to_bits();
         let loss = match &mut self.low {
-            None => self.objective.loss(
-                self.net.as_ref(),
-                &batch.x,
-                batch.class.as_ref(),
-                &mut noise,
-            )?,
+            None => {
+                self.net.set_train(true);
+                self.net.set_dropout_seed(dropout_seed);
+                let l = self
+                    .objective
+                    .loss(&self.net, &batch.x, batch.class.as_ref(), &mut noise);
+                self.net.set_train(false);
+                l?
+            }
             Some(low) => {
                 let master = sorted_variables(&self.vs);
                 tch::no_grad(|| {
@@ -448,9 +460,13 @@ impl Trainer {
                 for p in &mut low.params {
                     p.zero_grad();
                 }
-                self.objective
-                    .loss(low.net.as_ref(), &batch.x, batch.class.as_ref(), &mut noise)?
-                    .to_kind(Kind::Float)
+                low.net.set_train(true);
+                low.net.set_dropout_seed(dropout_seed);
+                let l = self
+                    .objective
+                    .loss(&low.net, &batch.x, batch.class.as_ref(), &mut noise);
+                low.net.set_train(false);
+                l?.to_kind(Kind::Float)
             }
         };
         let value = loss.double_value(&[]);
@@ -505,7 +521,7 @@ impl Trainer {
         let ema = decay.map(|d| self.ema_model(d)).transpose()?;
         let net: &dyn TimeNet = match &ema {
             Some((_, n)) => n.as_ref(),
-            None => self.net.as_ref(),
+            None => self.net.as_time_net(),
         };
         let schedule = self.objective.schedule();
         let grid = TimeGrid::build(&cfg.grid, schedule, cfg.steps)?;
