@@ -47,13 +47,22 @@ struct Args {
     data_dir: PathBuf,
 }
 
+/// `, <fields>` when there are any.
+fn extra(fields: &str) -> String {
+    if fields.trim().is_empty() {
+        String::new()
+    } else {
+        format!(", {fields}")
+    }
+}
+
 fn main() -> Result<()> {
     let a = Args::parse();
     let total = a.warmup + a.steps;
     let (data, model, sigma_data) = match a.net.as_str() {
         "mlp" => (
             "toy = \"8gaussians\"".to_string(),
-            format!("kind = \"mlp\"\n{}", a.model.replace(", ", "\n")),
+            format!("kind = \"mlp\"{}", extra(&a.model)),
             2.0,
         ),
         "unet" => {
@@ -82,10 +91,7 @@ fn main() -> Result<()> {
                     "fmnist = {{ dir = {:?}, flip = false, sampling = \"replacement\" }}",
                     a.data_dir.to_string_lossy()
                 ),
-                format!(
-                    "kind = \"unet\"\ndropout = 0.0\n{}",
-                    a.model.replace(", ", "\n")
-                ),
+                format!("kind = \"unet\", dropout = 0.0{}", extra(&a.model)),
                 0.5,
             )
         }
@@ -96,10 +102,9 @@ fn main() -> Result<()> {
 seed = 0
 device = "{device}"
 cpu_threads = {threads}
+model = {{ {model} }}
 [data]
 {data}
-[model]
-{model}
 [loss]
 kind = "edm"
 sigma_data = {sigma_data}
