@@ -9,7 +9,8 @@
 //! - `env`: shell `export` lines that let plain `cargo` commands find libtorch.
 //! - `run -- <cargo args>`: any cargo command with libtorch wired in.
 //! - `refdata`: install the Python anchors (diffusers, k-diffusion, torchsde) into the venv and
-//!   regenerate the committed reference fixtures of diffusion-solvers (see `refdata.rs`).
+//!   regenerate the committed reference fixtures of diffusion-solvers and the network interop
+//!   fixtures of diffusion-models (see `refdata.rs`).
 //! - `bench`: the project and the Python anchors side by side (per-step time, accuracy per NFE),
 //!   written to docs/results.md and docs/accuracy_*.png (see `bench.rs`).
 //!
@@ -40,6 +41,7 @@ const USAGE: &str = "usage: cargo xtask <setup|demo|test|ci|doctor|env|run|refda
   run -- <args>    run any cargo command with libtorch wired in
   refdata [args]   install diffusers/k-diffusion/torchsde into the venv and regenerate
                    crates/diffusion-solvers/tests/fixtures (args go to make_fixtures.py)
+                   and crates/diffusion-models/tests/fixtures (make_net_fixtures.py)
   bench [opts]     the project and k-diffusion/diffusers side by side: per-step time and
                    accuracy per NFE, into docs/results.md and docs/accuracy_*.png (2-5 min);
                    --no-python (Rust side only), --quick (smoke test), --no-timing,

@@ -1,7 +1,7 @@
 //! # diffusion-models
 //!
 //! The part of the workspace that always needs libtorch (through `tch`): devices and the
-//! libtorch health check, networks ([`nets`]), the adapter that lets every solver sample a
+//! libtorch health check, networks ([`nets`]: MLP, U-Net, DiT, sequence transformer), the adapter that lets every solver sample a
 //! network ([`TchDenoiser`]), EDM preconditioning ([`precond`]), classifier-free guidance
 //! ([`guidance`]), training losses ([`losses`]), the trainer with exact-resume checkpoints
 //! ([`train`]) and its data: 2-D toys, Fashion-MNIST and PNG sample grids ([`data`]), and
@@ -29,6 +29,9 @@ pub use device::{doctor, parse_device, DoctorReport};
 pub use error::{ModelError, Result};
 pub use guidance::Guided;
 pub use losses::{DsmLoss, EdmLoss, FlowMatchingLoss, Objective, TimeSampling, Weighting};
-pub use nets::{Mlp, MlpConfig, TimeEmbedding, TimeNet};
+pub use nets::{
+    Dit, DitConfig, Mlp, MlpConfig, SeqTransformer, SeqTransformerConfig, TimeEmbedding, TimeNet,
+    UNet, UNetConfig,
+};
 pub use precond::EdmPrecond;
 pub use tch;

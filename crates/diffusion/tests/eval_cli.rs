@@ -152,7 +152,7 @@ fn nll_of_a_trained_run_is_near_the_data_entropy() {
         None,
     );
     assert!(
-        !o.status.success() && text(&o).contains("columns"),
+        !o.status.success() && text(&o).contains("items of shape"),
         "{}",
         text(&o)
     );

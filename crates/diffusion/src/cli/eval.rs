@@ -42,7 +42,9 @@ pub struct EvalArgs {
     /// this folder (`diffusion train --out`: config.toml and checkpoint.safetensors).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["samples", "target"])]
     pub nll: Option<PathBuf>,
-    /// Data for --nll as an (n, d) .npy array (default: --n fresh samples of the run's toy).
+    /// Data for --nll as .npy, one item per row (default: --n fresh samples of the run's toy, or
+    /// the first --n Fashion-MNIST test images for an image run; image data is dequantized and
+    /// bits/dim include the 8-bit offset).
     #[arg(long, requires = "nll")]
     pub data: Option<PathBuf>,
     /// Number of toy samples for --nll without --data.
@@ -55,8 +57,9 @@ pub struct EvalArgs {
     /// Use the raw (not averaged) weights for --nll.
     #[arg(long, conflicts_with = "ema")]
     pub raw_weights: bool,
-    /// Divergence for --nll: `exact`, `hutchinson` (Rademacher probes) or `hutchinson-gaussian`.
-    #[arg(long, default_value = "exact")]
+    /// Divergence for --nll: `auto` (exact up to 16 dimensions, else Hutchinson), `exact`,
+    /// `hutchinson` (Rademacher probes) or `hutchinson-gaussian`.
+    #[arg(long, default_value = "auto")]
     pub divergence: String,
     /// RK45 relative and absolute tolerance for --nll.
     #[arg(long, default_value_t = 1e-5)]
