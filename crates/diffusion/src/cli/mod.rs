@@ -28,7 +28,8 @@ enum Command {
     Doctor,
     /// Sample an analytic Gaussian-mixture target with its exact denoiser.
     Sample(sample::SampleArgs),
-    /// Compare samples (.npy) with an analytic target: distances and likelihood.
+    /// Evaluate: samples (.npy) against an analytic target (distances), generated images by
+    /// FMNIST-FD (--fmnist-fd), or a trained run's likelihood through the PF-ODE (--nll).
     Eval(eval::EvalArgs),
     /// List every solver with its paper, order and parameters (and the schedules and grids).
     Solvers,
