@@ -207,8 +207,9 @@ pub fn test_stats_file_name(recipe: &ClassifierRecipe) -> String {
 }
 
 /// The feature statistics of the test images `test` under `clf`, from
-/// `cache_dir/`[`test_stats_file_name`] when present and valid for `n` images, else computed and
-/// saved there.
+/// `cache_dir/`[`test_stats_file_name`] when present and valid, else computed and saved there.
+/// The file is keyed by the classifier recipe only, so a cache folder must always be given the
+/// same reference images (the CLI: the whole Fashion-MNIST test set).
 pub fn reference_stats(
     clf: &Classifier,
     cache_dir: &Path,
