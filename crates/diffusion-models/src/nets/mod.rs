@@ -1,13 +1,15 @@
 //! Networks: the [`TimeNet`] interface every time-conditioned network implements, the time
 //! embeddings, the MLP score network for low-dimensional (toy) data, the image U-Net
-//! (DDPM++ / ADM), the DiT, a time-conditioned sequence transformer for discrete diffusion, and
-//! [`load_state_dict`] / [`load_safetensors`] to fill a `VarStore` from PyTorch weights.
+//! (DDPM++ / ADM), the DiT, a time-conditioned sequence transformer for discrete diffusion,
+//! [`load_state_dict`] / [`load_safetensors`] to fill a `VarStore` from PyTorch weights, and the
+//! exact mixture denoiser [`GmmNet`] (an analytic oracle with autograd).
 //!
 //! Parameters are created in a `tch::nn::VarStore` under the names of the equivalent PyTorch
 //! module's `state_dict`, so weights move between the two through safetensors. Initial values
 //! are drawn on the host from a seeded [`HostNoise`] (not from torch's global generator), so a
 //! seed gives the same network on every device and in every thread.
 
+pub mod analytic;
 pub mod dit;
 pub mod embedding;
 pub mod layers;
@@ -16,6 +18,7 @@ pub mod state;
 pub mod transformer;
 pub mod unet;
 
+pub use analytic::GmmNet;
 pub use dit::{Dit, DitConfig};
 pub use embedding::{FourierEmbedding, SinusoidalEmbedding, TimeEmbedding};
 pub use mlp::{Mlp, MlpConfig};
