@@ -47,6 +47,29 @@ impl State for Tensor {
             .reshape([-1]);
         Vec::<f64>::try_from(&flat).expect("a flat double CPU tensor converts to Vec<f64>")
     }
+    // In-place forms with in-place torch ops and the arithmetic of the allocating ones
+    // (`round(a s) + round(b o)`, no fused multiply-add), so both give the same bits. A tensor
+    // never reports itself exclusive (`State::is_exclusive`): shallow clones share storage.
+    fn lincomb_assign(&mut self, a: f64, other: &Self, b: f64) {
+        let _ = self.g_mul_scalar_(a);
+        let _ = self.g_add_(&(other * b));
+    }
+    fn lincomb3_assign(&mut self, a: f64, x: &Self, b: f64, y: &Self, c: f64) {
+        let _ = self.g_mul_scalar_(a);
+        let _ = self.g_add_(&(x * b));
+        let _ = self.g_add_(&(y * c));
+    }
+    fn scale_assign(&mut self, a: f64) {
+        let _ = self.g_mul_scalar_(a);
+    }
+    fn lincomb_into(&self, a: f64, other: &Self, b: f64, out: &mut Self) {
+        let _ = out.copy_(self);
+        out.lincomb_assign(a, other, b);
+    }
+    fn scale_into(&self, a: f64, out: &mut Self) {
+        let _ = out.copy_(self);
+        let _ = out.g_mul_scalar_(a);
+    }
     fn is_finite(&self) -> bool {
         if self.numel() == 0 {
             return true;

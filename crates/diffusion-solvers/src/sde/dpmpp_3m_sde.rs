@@ -131,9 +131,9 @@ impl<S: State> Solver<S> for DpmSolverPp3MSde {
                 if let Some(p2) = p2 {
                     terms.push((w[2], &p2.x0));
                 }
-                exp_sde_step(&x, &from, &to, &self.ctl, &e.x0, &terms, noise)?
+                exp_sde_step(x, &from, &to, &self.ctl, &e.x0, &terms, noise)?
             }
-            _ => exp_sde_step(&x, &from, &to, &self.ctl, &e.x0, &[], noise)?,
+            _ => exp_sde_step(x, &from, &to, &self.ctl, &e.x0, &[], noise)?,
         };
         cache.push(e, 2);
         Ok(out)
