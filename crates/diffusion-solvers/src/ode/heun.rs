@@ -5,7 +5,7 @@
 //! falls back to Euler, as in the paper (line 6), so a grid ending at sigma = 0 costs
 //! `2 N - 1` evaluations. Global order 2.
 
-use super::{edm_euler_move_owned, edm_euler_to, Level};
+use super::{edm_euler_move_owned, edm_euler_to_reusing, Level};
 use crate::error::Result;
 use crate::ops::lincomb_owned;
 use crate::solver::{Cache, Eval, Solver, Step};
@@ -37,7 +37,7 @@ impl<S: State> Solver<S> for Heun {
             return Ok(out);
         }
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
-        let x_pred = edm_euler_to(&x, &from, to.rho, to.alpha, &e0.eps);
+        let x_pred = edm_euler_to_reusing(&x, &from, to, &e0.eps, cache.scratch_like(&x));
         let e1 = step.eval_reusing(&x_pred, step.t1, cache)?;
         cache.recycle(x_pred);
         let Eval { x0, eps: d, .. } = e0;

@@ -60,7 +60,7 @@ pub use unipc::{UniPc, UniPcVariant};
 pub(crate) use dpm_solver::{dpm_solver_2, dpm_solver_3};
 
 use crate::error::{Result, SolverError};
-use crate::ops::{lincomb_owned, scale_reusing};
+use crate::ops::{lincomb_owned, lincomb_reusing, scale_reusing};
 use crate::solver::{Cache, Eval, Step};
 use diffusion_core::{denoise, Denoiser, NoiseSchedule, State};
 
@@ -142,6 +142,13 @@ pub(crate) fn edm_euler_to_owned<S: State>(
 ) -> S {
     let (a, b) = edm_euler_coefs(from, rho_to, a_out);
     lincomb_owned(x, a, d, b)
+}
+
+/// [`edm_euler_move`] from `from` to the level `to`, written into the storage of `buf` (whose
+/// values are discarded) when it owns it exclusively (same bits).
+pub(crate) fn edm_euler_to_reusing<S: State>(x: &S, from: &Level, to: Level, d: &S, buf: S) -> S {
+    let (a, b) = edm_euler_coefs(from, to.rho, to.alpha);
+    lincomb_reusing(x, a, d, b, buf)
 }
 
 /// The Euler move of [`edm_euler_move`] to an arbitrary noise level `rho_to` (ancestral samplers
@@ -343,7 +350,7 @@ pub(crate) fn ensure_current<S: State>(
 ) -> Result<usize> {
     let have = cache.back(0).is_some_and(|e| e.t == step.t0);
     if !have {
-        let e = step.eval(x, step.t0)?;
+        let e = step.eval_reusing(x, step.t0, cache)?;
         cache.push(e, keep);
     }
     Ok(cache.len() - 1)
