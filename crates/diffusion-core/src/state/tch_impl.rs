@@ -63,11 +63,11 @@ impl State for Tensor {
         let _ = self.g_mul_scalar_(a);
     }
     fn lincomb_into(&self, a: f64, other: &Self, b: f64, out: &mut Self) {
-        let _ = out.copy_(self);
+        out.copy_(self);
         out.lincomb_assign(a, other, b);
     }
     fn scale_into(&self, a: f64, out: &mut Self) {
-        let _ = out.copy_(self);
+        out.copy_(self);
         let _ = out.g_mul_scalar_(a);
     }
     fn is_finite(&self) -> bool {
