@@ -600,6 +600,10 @@ pub fn accuracy_markdown(
                     av / pv,
                     if kind == "sde" && (av - pv).abs() < 0.25 * meta.sw2_floor {
                         "tie: the difference is below a quarter of the sliced-W2 noise floor"
+                    } else if (av - pv).abs() <= 1e-3 * av.max(pv) {
+                        // The same algorithm on both sides agrees to ~1e-12 (the "same
+                        // algorithm, same numbers" line); no winner at rounding level.
+                        "tie: equal to 0.1%"
                     } else if pv < av {
                         "project better"
                     } else {

@@ -79,6 +79,28 @@ impl<S: State> Prediction<S> {
         }
     }
 
+    /// [`Prediction::resolve`] that writes the half it computes into `spare` (a state of the
+    /// shape of `x` that the caller owns exclusively, see [`State::is_exclusive`]) instead of a
+    /// new allocation, when one is given. The same arithmetic, so the same bits. Sampling loops
+    /// pass a buffer recycled from an earlier step, so a step allocates nothing here.
+    pub fn resolve_reusing(self, x: &S, c: &Coeffs, spare: Option<S>) -> Result<(S, S)> {
+        let Some(mut buf) = spare else {
+            return self.resolve(x, c);
+        };
+        let (alpha, sigma) = (c.alpha, c.sigma);
+        match self {
+            Prediction::Epsilon(eps) if alpha != 0.0 => {
+                x.lincomb_into(1.0 / alpha, &eps, -sigma / alpha, &mut buf);
+                Ok((buf, eps))
+            }
+            Prediction::Sample(x0) if sigma > 0.0 => {
+                x.lincomb_into(1.0 / sigma, &x0, -alpha / sigma, &mut buf);
+                Ok((x0, buf))
+            }
+            other => other.resolve(x, c),
+        }
+    }
+
     /// Converts to `(x0_hat, eps_hat)` at state `x` with coefficients `c`.
     ///
     /// Errors when the conversion is singular: `Epsilon`/`Score` at `alpha = 0`, `Sample` at

@@ -22,6 +22,7 @@ pub mod augmented;
 pub mod error;
 pub mod inversion;
 pub mod ode;
+mod ops;
 pub mod registry;
 pub mod sampler;
 pub mod schedule_opt;

@@ -43,7 +43,9 @@ impl<S: State> Observer<S> for Trajectory {
 /// Runs `solver` over `grid` from the initial state `x` (at `grid.times()[0]`).
 ///
 /// Errors: a grid outside the schedule's time range, any model or solver error, and a non-finite
-/// state after a step ([`SolverError::NonFinite`] names the step and time).
+/// state after a step ([`SolverError::NonFinite`] names the step and time). This is the one
+/// finiteness check of a step: a non-finite model output propagates into the step's result
+/// ([`Step::eval`] does not check it separately).
 pub fn sample<S: State>(
     solver: &dyn Solver<S>,
     model: &dyn Denoiser<S>,

@@ -1,7 +1,7 @@
 //! The one-step rule every sampler implements, and the per-trajectory cache of model outputs.
 
 use crate::error::Result;
-use diffusion_core::{denoise, BrownianPath, Denoiser, NoiseSchedule, State};
+use diffusion_core::{BrownianPath, Coeffs, Denoiser, NoiseSchedule, State};
 use std::collections::VecDeque;
 
 /// Everything one step needs besides the state: the model, the schedule and the step's times.
@@ -22,8 +22,24 @@ pub struct Step<'a, S> {
 
 impl<S: State> Step<'_, S> {
     /// Evaluates the model at `(x, t)` and resolves it into an [`Eval`].
+    ///
+    /// The outputs are not checked for finiteness here: a non-finite model output makes the
+    /// step's result non-finite (`0 * NaN` and `0 * inf` are NaN), and the driver checks every
+    /// state once per step ([`crate::sample`] does), so each step pays one check, not one per
+    /// evaluation plus one for the state.
     pub fn eval(&self, x: &S, t: f64) -> Result<Eval<S>> {
-        let (x0, eps) = denoise(self.model, self.schedule, x, t)?;
+        self.eval_with(x, t, None)
+    }
+
+    /// [`Step::eval`] that resolves into a buffer recycled by `cache` ([`Cache::recycle`]), so
+    /// the conversion to `(x0_hat, eps_hat)` allocates nothing once the cache holds a spare.
+    pub fn eval_reusing(&self, x: &S, t: f64, cache: &mut Cache<S>) -> Result<Eval<S>> {
+        self.eval_with(x, t, cache.take_spare())
+    }
+
+    fn eval_with(&self, x: &S, t: f64, spare: Option<S>) -> Result<Eval<S>> {
+        let c = Coeffs::at(self.schedule, t);
+        let (x0, eps) = self.model.predict(x, t)?.resolve_reusing(x, &c, spare)?;
         Ok(Eval { t, x0, eps })
     }
 
@@ -49,18 +65,63 @@ pub struct Eval<S> {
 ///
 /// Solvers that carry a second state between steps (reversible Heun's `x_hat`) keep it in the
 /// auxiliary slot ([`Cache::set_aux`]), tagged with the time it belongs to.
+///
+/// The cache also keeps a few spare states (buffers) for reuse: evaluations that fall out of
+/// the history and states a solver hands back with [`Cache::recycle`] are kept (only when they
+/// own their storage exclusively, [`State::is_exclusive`]) and handed out again by
+/// [`Cache::take_spare`], so that a step in a long run allocates nothing.
 #[derive(Debug)]
 pub struct Cache<S> {
     evals: VecDeque<Eval<S>>,
     aux: Option<(f64, S)>,
+    spare: Vec<S>,
 }
+
+/// The most spare buffers a [`Cache`] keeps (enough for the scratch states of every solver here).
+const MAX_SPARE: usize = 4;
 
 impl<S> Default for Cache<S> {
     fn default() -> Self {
         Cache {
             evals: VecDeque::new(),
             aux: None,
+            spare: Vec::new(),
         }
+    }
+}
+
+impl<S: State> Cache<S> {
+    /// Appends an evaluation, keeping at most `keep` of the newest (the dropped ones' buffers
+    /// become spares).
+    pub fn push(&mut self, e: Eval<S>, keep: usize) {
+        self.evals.push_back(e);
+        while self.evals.len() > keep {
+            if let Some(old) = self.evals.pop_front() {
+                self.recycle_eval(old);
+            }
+        }
+    }
+    /// Keeps `s` as a spare buffer when it owns its storage exclusively and the pool has room;
+    /// drops it otherwise. Its values are irrelevant (spares are overwritten before use).
+    pub fn recycle(&mut self, s: S) {
+        if self.spare.len() < MAX_SPARE && s.is_exclusive() {
+            self.spare.push(s);
+        }
+    }
+    /// Recycles both states of an evaluation that is no longer needed.
+    pub fn recycle_eval(&mut self, e: Eval<S>) {
+        self.recycle(e.x0);
+        self.recycle(e.eps);
+    }
+    /// A spare buffer (exclusively owned, shaped like the trajectory's states, arbitrary values),
+    /// if one was recycled.
+    pub fn take_spare(&mut self) -> Option<S> {
+        self.spare.pop()
+    }
+    /// A spare buffer, or a new one shaped like `like` when none is left (its values are
+    /// arbitrary either way: overwrite it with an `_into` operation).
+    pub fn scratch_like(&mut self, like: &S) -> S {
+        self.take_spare().unwrap_or_else(|| like.zeros_like())
     }
 }
 
@@ -68,13 +129,6 @@ impl<S> Cache<S> {
     /// An empty cache.
     pub fn new() -> Self {
         Self::default()
-    }
-    /// Appends an evaluation, keeping at most `keep` of the newest.
-    pub fn push(&mut self, e: Eval<S>, keep: usize) {
-        self.evals.push_back(e);
-        while self.evals.len() > keep {
-            self.evals.pop_front();
-        }
     }
     /// The `k`-th newest evaluation (`k = 0` is the newest).
     pub fn back(&self, k: usize) -> Option<&Eval<S>> {
@@ -91,10 +145,11 @@ impl<S> Cache<S> {
     pub fn is_empty(&self) -> bool {
         self.evals.is_empty()
     }
-    /// Forgets everything, the auxiliary state included.
+    /// Forgets everything, the auxiliary state and the spare buffers included.
     pub fn clear(&mut self) {
         self.evals.clear();
         self.aux = None;
+        self.spare.clear();
     }
     /// Stores the solver's auxiliary state belonging to time `t` (replacing any previous one).
     pub fn set_aux(&mut self, t: f64, state: S) {

@@ -50,4 +50,37 @@ pub trait State: Sized + Send + 'static {
     fn is_finite(&self) -> bool {
         self.rms().is_finite()
     }
+
+    /// `true` when no other live value can observe an in-place change of `self` (it owns its
+    /// storage exclusively). Owned `ndarray` arrays always do; a `tch::Tensor` may share its
+    /// storage with shallow clones, so it answers `false` and solvers fall back to allocating
+    /// operations. The in-place methods below are correct either way; this only tells a solver
+    /// whether it may use them on a value it received (see `diffusion_solvers`' in-place steps).
+    fn is_exclusive(&self) -> bool {
+        false
+    }
+    /// `self = a * self + b * other`, in place; the same arithmetic (and so the same bits) as
+    /// [`State::lincomb`].
+    fn lincomb_assign(&mut self, a: f64, other: &Self, b: f64) {
+        *self = self.lincomb(a, other, b);
+    }
+    /// `self = a * self + b * x + c * y`, in place; the same arithmetic as [`State::lincomb3`].
+    fn lincomb3_assign(&mut self, a: f64, x: &Self, b: f64, y: &Self, c: f64) {
+        *self = self.lincomb3(a, x, b, y, c);
+    }
+    /// `self = a * self`, in place; the same arithmetic as [`State::scale`].
+    fn scale_assign(&mut self, a: f64) {
+        *self = self.scale(a);
+    }
+    /// `out = a * self + b * other`, written into the storage of `out` (which must have the
+    /// shape of `self` and own its storage exclusively); the same arithmetic as
+    /// [`State::lincomb`].
+    fn lincomb_into(&self, a: f64, other: &Self, b: f64, out: &mut Self) {
+        *out = self.lincomb(a, other, b);
+    }
+    /// `out = a * self`, written into the storage of `out` (same shape, exclusively owned); the
+    /// same arithmetic as [`State::scale`].
+    fn scale_into(&self, a: f64, out: &mut Self) {
+        *out = self.scale(a);
+    }
 }

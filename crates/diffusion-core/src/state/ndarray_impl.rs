@@ -97,14 +97,85 @@ where
     }
 
     fn is_finite(&self) -> bool {
-        self.iter().all(|&x| x.to_f64().is_finite())
+        // `v * 0` is NaN exactly when `v` is NaN or infinite (and a signed zero otherwise), so
+        // a sum of them is NaN iff some entry is not finite. Eight independent partial sums
+        // let the compiler vectorize the pass; there is no early exit on purpose (the common
+        // case is all finite, where a branch per entry only costs).
+        let probe = |acc: &mut [f64; 8], chunk: &[A]| {
+            for (a, &v) in acc.iter_mut().zip(chunk) {
+                *a += v.to_f64() * 0.0;
+            }
+        };
+        let mut acc = [0.0_f64; 8];
+        match self.as_slice_memory_order() {
+            Some(s) => {
+                let mut chunks = s.chunks_exact(8);
+                for c in &mut chunks {
+                    probe(&mut acc, c);
+                }
+                probe(&mut acc, chunks.remainder());
+            }
+            None => {
+                for &v in self.iter() {
+                    acc[0] += v.to_f64() * 0.0;
+                }
+            }
+        }
+        acc.iter().sum::<f64>() == 0.0
+    }
+
+    fn is_exclusive(&self) -> bool {
+        true
+    }
+
+    fn lincomb_assign(&mut self, a: f64, other: &Self, b: f64) {
+        assert_eq!(self.shape(), other.shape(), "State::lincomb shape mismatch");
+        Zip::from(self)
+            .and(other)
+            .for_each(|s, &y| *s = A::from_f64(a * s.to_f64() + b * y.to_f64()));
+    }
+
+    fn lincomb3_assign(&mut self, a: f64, x: &Self, b: f64, y: &Self, c: f64) {
+        assert_eq!(self.shape(), x.shape(), "State::lincomb3 shape mismatch");
+        assert_eq!(self.shape(), y.shape(), "State::lincomb3 shape mismatch");
+        Zip::from(self).and(x).and(y).for_each(|s, &u, &v| {
+            *s = A::from_f64(a * s.to_f64() + b * u.to_f64() + c * v.to_f64())
+        });
+    }
+
+    fn scale_assign(&mut self, a: f64) {
+        self.mapv_inplace(|x| A::from_f64(a * x.to_f64()));
+    }
+
+    fn lincomb_into(&self, a: f64, other: &Self, b: f64, out: &mut Self) {
+        assert_eq!(self.shape(), other.shape(), "State::lincomb shape mismatch");
+        assert_eq!(
+            self.shape(),
+            out.shape(),
+            "State::lincomb_into shape mismatch"
+        );
+        Zip::from(out)
+            .and(self)
+            .and(other)
+            .for_each(|o, &x, &y| *o = A::from_f64(a * x.to_f64() + b * y.to_f64()));
+    }
+
+    fn scale_into(&self, a: f64, out: &mut Self) {
+        assert_eq!(
+            self.shape(),
+            out.shape(),
+            "State::scale_into shape mismatch"
+        );
+        Zip::from(out)
+            .and(self)
+            .for_each(|o, &x| *o = A::from_f64(a * x.to_f64()));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::{array, Array2, Array3};
+    use ndarray::{array, Array1, Array2, Array3};
 
     #[test]
     fn lincomb_scale_and_rms_on_f64_and_f32() {
@@ -131,6 +202,61 @@ mod tests {
         assert_eq!(y.to_host(), vals);
         assert_eq!(y.numel(), 24);
         assert_eq!(y.zeros_like().rms(), 0.0);
+    }
+
+    #[test]
+    fn in_place_and_into_forms_give_the_same_bits_as_the_allocating_ones() {
+        let x = Array3::<f64>::zeros((3, 5, 7)).from_host_like(
+            &(0..105)
+                .map(|i| (i as f64 * 0.37).sin() * 3.1)
+                .collect::<Vec<_>>(),
+        );
+        let y = x.mapv(|v| (v * 1.7).cos() - 0.2);
+        let z = x.mapv(|v| v * v - 0.9);
+        let (a, b, c) = (0.731_f64, -1.0 / 3.0, 2.0_f64.sqrt());
+        let mut s = x.clone();
+        s.lincomb_assign(a, &y, b);
+        assert_eq!(s, x.lincomb(a, &y, b));
+        let mut s = x.clone();
+        s.lincomb3_assign(a, &y, b, &z, c);
+        assert_eq!(s, x.lincomb3(a, &y, b, &z, c));
+        let mut s = x.clone();
+        s.scale_assign(c);
+        assert_eq!(s, x.scale(c));
+        let mut out = z.clone();
+        x.lincomb_into(a, &y, b, &mut out);
+        assert_eq!(out, x.lincomb(a, &y, b));
+        x.scale_into(b, &mut out);
+        assert_eq!(out, x.scale(b));
+        assert!(x.is_exclusive());
+        let xf: Array2<f32> = array![[1.5_f32, -2.0], [0.25, 4.0]];
+        let yf: Array2<f32> = array![[0.5_f32, 3.0], [-1.0, 0.125]];
+        let mut sf = xf.clone();
+        sf.lincomb_assign(a, &yf, b);
+        assert_eq!(sf, xf.lincomb(a, &yf, b));
+    }
+
+    #[test]
+    fn non_finite_entries_are_detected_anywhere_and_in_any_layout() {
+        for n in [1_usize, 7, 8, 9, 64, 101] {
+            for i in [0, n / 2, n - 1] {
+                for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                    let mut x = Array1::<f64>::from_elem(n, 1.0e300);
+                    assert!(x.is_finite());
+                    x[i] = bad;
+                    assert!(!x.is_finite(), "n = {n}, i = {i}, {bad}");
+                    let xf = x.mapv(|v| v as f32);
+                    assert!(!xf.is_finite());
+                }
+            }
+        }
+        // A non-contiguous (transposed, sliced) view owned again keeps its answer.
+        let mut m = Array2::<f64>::zeros((4, 6));
+        m[[3, 1]] = f64::NAN;
+        let t = m.t().to_owned();
+        assert!(!t.is_finite());
+        m[[3, 1]] = 0.0;
+        assert!(m.t().to_owned().is_finite());
     }
 
     #[test]

@@ -73,6 +73,29 @@ impl<S: State> State for Phase<S> {
     fn is_finite(&self) -> bool {
         self.x.is_finite() && self.v.is_finite()
     }
+    fn is_exclusive(&self) -> bool {
+        self.x.is_exclusive() && self.v.is_exclusive()
+    }
+    fn lincomb_assign(&mut self, a: f64, other: &Self, b: f64) {
+        self.x.lincomb_assign(a, &other.x, b);
+        self.v.lincomb_assign(a, &other.v, b);
+    }
+    fn lincomb3_assign(&mut self, a: f64, x: &Self, b: f64, y: &Self, c: f64) {
+        self.x.lincomb3_assign(a, &x.x, b, &y.x, c);
+        self.v.lincomb3_assign(a, &x.v, b, &y.v, c);
+    }
+    fn scale_assign(&mut self, a: f64) {
+        self.x.scale_assign(a);
+        self.v.scale_assign(a);
+    }
+    fn lincomb_into(&self, a: f64, other: &Self, b: f64, out: &mut Self) {
+        self.x.lincomb_into(a, &other.x, b, &mut out.x);
+        self.v.lincomb_into(a, &other.v, b, &mut out.v);
+    }
+    fn scale_into(&self, a: f64, out: &mut Self) {
+        self.x.scale_into(a, &mut out.x);
+        self.v.scale_into(a, &mut out.v);
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,8 @@
 //! Brownian tree (additive noise; `crate::sde::Ddpm` at eta = 1 is tested for it).
 
 use crate::error::{Result, SolverError};
-use crate::solver::{Cache, Solver, Step};
+use crate::ops::{lincomb3_owned, lincomb_owned};
+use crate::solver::{Cache, Eval, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
 /// DDIM with stochasticity `eta >= 0`.
@@ -48,18 +49,23 @@ impl<S: State> Solver<S> for Ddim {
         &self,
         step: &Step<'_, S>,
         x: S,
-        _cache: &mut Cache<S>,
+        cache: &mut Cache<S>,
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval(&x, step.t0)?;
+        let e = step.eval_reusing(&x, step.t0, cache)?;
         let (a1, s1) = (sch.alpha(step.t1), sch.sigma(step.t1));
-        if s1 <= 0.0 || self.eta == 0.0 {
-            return Ok(e.x0.lincomb(a1, &e.eps, s1));
-        }
-        let ratio = (2.0 * (sch.lambda(step.t0) - sch.lambda(step.t1))).exp();
-        let s = (self.eta * s1 * (1.0 - ratio).max(0.0).sqrt()).min(s1);
-        let z = noise.normalized(step.t0, step.t1, &x)?;
-        Ok(e.x0.lincomb3(a1, &e.eps, (s1 * s1 - s * s).max(0.0).sqrt(), &z, s))
+        let Eval { x0, eps, .. } = e;
+        let out = if s1 <= 0.0 || self.eta == 0.0 {
+            lincomb_owned(x0, a1, &eps, s1)
+        } else {
+            let ratio = (2.0 * (sch.lambda(step.t0) - sch.lambda(step.t1))).exp();
+            let s = (self.eta * s1 * (1.0 - ratio).max(0.0).sqrt()).min(s1);
+            let z = noise.normalized(step.t0, step.t1, &x)?;
+            lincomb3_owned(x0, a1, &eps, (s1 * s1 - s * s).max(0.0).sqrt(), &z, s)
+        };
+        cache.recycle(eps);
+        cache.recycle(x);
+        Ok(out)
     }
 }

@@ -27,7 +27,7 @@
 //! per step.
 
 use super::{
-    adams_weights, combine_eps, edm_euler_move, ensure_current, multistep_order,
+    adams_weights, combine_eps, edm_euler_move_owned, ensure_current, multistep_order,
     LOWER_ORDER_FINAL_DIFFUSERS, LOWER_ORDER_FINAL_DPM_SOLVER,
 };
 use crate::error::{Result, SolverError};
@@ -109,7 +109,7 @@ impl<S: State> Solver<S> for Deis {
             return Ok(e0.x0.scale(sch.alpha(step.t1)));
         }
         if k == 1 {
-            return Ok(edm_euler_move(sch, &x, step.t0, step.t1, &e0.eps));
+            return Ok(edm_euler_move_owned(sch, x, step.t0, step.t1, &e0.eps));
         }
         let times = (0..k).map(|j| cache.back(j).expect("history").t);
         let span = (sch.lambda(step.t0), sch.lambda(step.t1));
@@ -129,7 +129,7 @@ impl<S: State> Solver<S> for Deis {
         // The weights sum to 1: write the constant part exactly so that order 1 is DDIM.
         w[0] = 1.0 - w[1..].iter().sum::<f64>();
         let d = combine_eps(cache, &w);
-        Ok(edm_euler_move(sch, &x, step.t0, step.t1, &d))
+        Ok(edm_euler_move_owned(sch, x, step.t0, step.t1, &d))
     }
 }
 

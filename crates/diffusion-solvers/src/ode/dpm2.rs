@@ -11,7 +11,7 @@
 //! and is a single Euler step (which returns `alpha1 x0_hat`), as in k-diffusion, so a grid
 //! ending at 0 costs `2 N - 1` evaluations. Global order 2.
 
-use super::{edm_euler_move, Level};
+use super::{edm_euler_move, edm_euler_move_owned, Level};
 use crate::error::Result;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
@@ -39,11 +39,11 @@ impl<S: State> Solver<S> for Dpm2 {
         let e0 = step.eval(&x, t0)?;
         let (l0, l1) = (Level::at(sch, t0), Level::at(sch, t1));
         if l1.is_data() || l0.is_data() {
-            return Ok(edm_euler_move(sch, &x, t0, t1, &e0.eps));
+            return Ok(edm_euler_move_owned(sch, x, t0, t1, &e0.eps));
         }
         let t_mid = sch.t_of_lambda(0.5 * (l0.lambda + l1.lambda));
         let x_mid = edm_euler_move(sch, &x, t0, t_mid, &e0.eps);
         let e_mid = step.eval(&x_mid, t_mid)?;
-        Ok(edm_euler_move(sch, &x, t0, t1, &e_mid.eps))
+        Ok(edm_euler_move_owned(sch, x, t0, t1, &e_mid.eps))
     }
 }

@@ -7,6 +7,7 @@
 //! use the first-order update (`D = x0_hat`), as k-diffusion's `sample_dpmpp_2m` does. Order 2.
 
 use crate::error::Result;
+use crate::ops::{lincomb_owned, lincomb_reusing, scale_reusing};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -29,21 +30,25 @@ impl<S: State> Solver<S> for DpmSolverPp2M {
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval(&x, step.t0)?;
+        let e = step.eval_reusing(&x, step.t0, cache)?;
         let (s0, s1, a1) = (sch.sigma(step.t0), sch.sigma(step.t1), sch.alpha(step.t1));
         let out = if s1 <= 0.0 {
-            e.x0.scale(a1)
+            scale_reusing(&e.x0, a1, x)
         } else {
             let (l0, l1) = (sch.lambda(step.t0), sch.lambda(step.t1));
             let h = l1 - l0;
-            let d = match cache.back(0) {
-                Some(prev) => {
-                    let r = (l0 - sch.lambda(prev.t)) / h;
-                    e.x0.lincomb(1.0 + 0.5 / r, &prev.x0, -0.5 / r)
-                }
-                None => e.x0.dup(),
-            };
-            x.lincomb(s1 / s0, &d, -a1 * (-h).exp_m1())
+            let c = -a1 * (-h).exp_m1();
+            if cache.is_empty() {
+                lincomb_owned(x, s1 / s0, &e.x0, c)
+            } else {
+                let buf = cache.scratch_like(&x);
+                let prev = cache.back(0).expect("the cache is not empty");
+                let r = (l0 - sch.lambda(prev.t)) / h;
+                let d = lincomb_reusing(&e.x0, 1.0 + 0.5 / r, &prev.x0, -0.5 / r, buf);
+                let out = lincomb_owned(x, s1 / s0, &d, c);
+                cache.recycle(d);
+                out
+            }
         };
         cache.push(e, 1);
         Ok(out)

@@ -7,7 +7,7 @@
 //! this coincides with DDIM (Song et al. 2021, arXiv:2010.02502, Eq. 13), which `Ddim` reuses.
 //! Global order 1.
 
-use super::edm_euler_move;
+use super::edm_euler_move_owned;
 use crate::error::Result;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
@@ -27,10 +27,12 @@ impl<S: State> Solver<S> for Euler {
         &self,
         step: &Step<'_, S>,
         x: S,
-        _cache: &mut Cache<S>,
+        cache: &mut Cache<S>,
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
-        let e = step.eval(&x, step.t0)?;
-        Ok(edm_euler_move(step.schedule, &x, step.t0, step.t1, &e.eps))
+        let e = step.eval_reusing(&x, step.t0, cache)?;
+        let out = edm_euler_move_owned(step.schedule, x, step.t0, step.t1, &e.eps);
+        cache.recycle_eval(e);
+        Ok(out)
     }
 }

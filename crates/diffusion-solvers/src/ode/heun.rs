@@ -5,9 +5,10 @@
 //! falls back to Euler, as in the paper (line 6), so a grid ending at sigma = 0 costs
 //! `2 N - 1` evaluations. Global order 2.
 
-use super::edm_euler_move;
+use super::{edm_euler_move_owned, edm_euler_to_reusing, Level};
 use crate::error::Result;
-use crate::solver::{Cache, Solver, Step};
+use crate::ops::lincomb_owned;
+use crate::solver::{Cache, Eval, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
 /// Heun (explicit trapezoid) in EDM coordinates: 2 evaluations per step, order 2.
@@ -25,17 +26,26 @@ impl<S: State> Solver<S> for Heun {
         &self,
         step: &Step<'_, S>,
         x: S,
-        _cache: &mut Cache<S>,
+        cache: &mut Cache<S>,
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e0 = step.eval(&x, step.t0)?;
-        let x_pred = edm_euler_move(sch, &x, step.t0, step.t1, &e0.eps);
+        let e0 = step.eval_reusing(&x, step.t0, cache)?;
         if sch.sigma(step.t1) <= 0.0 {
-            return Ok(x_pred);
+            let out = edm_euler_move_owned(sch, x, step.t0, step.t1, &e0.eps);
+            cache.recycle_eval(e0);
+            return Ok(out);
         }
-        let e1 = step.eval(&x_pred, step.t1)?;
-        let d = e0.eps.lincomb(0.5, &e1.eps, 0.5);
-        Ok(edm_euler_move(sch, &x, step.t0, step.t1, &d))
+        let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
+        let x_pred = edm_euler_to_reusing(&x, &from, to, &e0.eps, cache.scratch_like(&x));
+        let e1 = step.eval_reusing(&x_pred, step.t1, cache)?;
+        cache.recycle(x_pred);
+        let Eval { x0, eps: d, .. } = e0;
+        cache.recycle(x0);
+        let d = lincomb_owned(d, 0.5, &e1.eps, 0.5);
+        let out = edm_euler_move_owned(sch, x, step.t0, step.t1, &d);
+        cache.recycle(d);
+        cache.recycle_eval(e1);
+        Ok(out)
     }
 }

@@ -16,7 +16,8 @@
 //! `alpha1 x0_hat` (the reference's denoising step). One evaluation per step.
 
 use super::{
-    adams_weights, combine_eps, edm_euler_move, ensure_current, multistep_order, ADAMS_BASHFORTH,
+    adams_weights, combine_eps, edm_euler_move_owned, ensure_current, multistep_order,
+    ADAMS_BASHFORTH,
 };
 use crate::error::{Result, SolverError};
 use crate::solver::{Cache, Solver, Step};
@@ -80,6 +81,6 @@ impl<S: State> Solver<S> for Ipndm {
             ADAMS_BASHFORTH[k - 1].to_vec()
         };
         let d = combine_eps(cache, &w);
-        Ok(edm_euler_move(sch, &x, step.t0, step.t1, &d))
+        Ok(edm_euler_move_owned(sch, x, step.t0, step.t1, &d))
     }
 }

@@ -99,7 +99,7 @@ impl<S: State> Solver<S> for Lms {
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval(&x, step.t0)?;
+        let e = step.eval_reusing(&x, step.t0, cache)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
         let m = self.order.min(cache.len() + 1);
         let past: Vec<_> = (0..m - 1).filter_map(|k| cache.back(k)).collect();

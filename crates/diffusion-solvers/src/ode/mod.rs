@@ -60,6 +60,7 @@ pub use unipc::{UniPc, UniPcVariant};
 pub(crate) use dpm_solver::{dpm_solver_2, dpm_solver_3};
 
 use crate::error::{Result, SolverError};
+use crate::ops::{lincomb_owned, lincomb_reusing, scale_reusing};
 use crate::solver::{Cache, Eval, Step};
 use diffusion_core::{denoise, Denoiser, NoiseSchedule, State};
 
@@ -112,11 +113,50 @@ pub(crate) fn edm_euler_move<S: State>(
     edm_euler_to(x, &Level::at(schedule, t0), to.rho, to.alpha, d)
 }
 
+/// [`edm_euler_move`] for a step's last use of `x`: the result is written into the storage of
+/// `x` when it owns it exclusively (same bits).
+pub(crate) fn edm_euler_move_owned<S: State>(
+    schedule: &dyn NoiseSchedule,
+    x: S,
+    t0: f64,
+    t1: f64,
+    d: &S,
+) -> S {
+    let (from, to) = (Level::at(schedule, t0), Level::at(schedule, t1));
+    let (a, b) = edm_euler_coefs(&from, to.rho, to.alpha);
+    lincomb_owned(x, a, d, b)
+}
+
+/// The coefficients `(a_out / alpha0, a_out (rho_to - rho0))` of the EDM-coordinate Euler move.
+fn edm_euler_coefs(from: &Level, rho_to: f64, a_out: f64) -> (f64, f64) {
+    (a_out / from.alpha, a_out * (rho_to - from.rho))
+}
+
+/// [`edm_euler_to`] for a step's last use of `x` (written into its storage when exclusive).
+pub(crate) fn edm_euler_to_owned<S: State>(
+    x: S,
+    from: &Level,
+    rho_to: f64,
+    a_out: f64,
+    d: &S,
+) -> S {
+    let (a, b) = edm_euler_coefs(from, rho_to, a_out);
+    lincomb_owned(x, a, d, b)
+}
+
+/// [`edm_euler_move`] from `from` to the level `to`, written into the storage of `buf` (whose
+/// values are discarded) when it owns it exclusively (same bits).
+pub(crate) fn edm_euler_to_reusing<S: State>(x: &S, from: &Level, to: Level, d: &S, buf: S) -> S {
+    let (a, b) = edm_euler_coefs(from, to.rho, to.alpha);
+    lincomb_reusing(x, a, d, b, buf)
+}
+
 /// The Euler move of [`edm_euler_move`] to an arbitrary noise level `rho_to` (ancestral samplers
 /// step to `sigma_down`, which is no grid time), scaled by `a_out`:
 /// `a_out (x / alpha0 + (rho_to - rho0) d)`.
 pub(crate) fn edm_euler_to<S: State>(x: &S, from: &Level, rho_to: f64, a_out: f64, d: &S) -> S {
-    x.lincomb(a_out / from.alpha, d, a_out * (rho_to - from.rho))
+    let (a, b) = edm_euler_coefs(from, rho_to, a_out);
+    x.lincomb(a, d, b)
 }
 
 /// The first-order data-prediction exponential-integrator move of DPM-Solver++ from `from` to
@@ -133,8 +173,29 @@ pub(crate) fn data_pred_move<S: State>(
     if lambda_to == f64::INFINITY {
         return d.scale(a_out);
     }
+    let (a, b) = data_pred_coefs(from, lambda_to, a_out);
+    x.lincomb(a, d, b)
+}
+
+/// The coefficients of [`data_pred_move`] away from noise level 0.
+fn data_pred_coefs(from: &Level, lambda_to: f64, a_out: f64) -> (f64, f64) {
     let h = lambda_to - from.lambda;
-    x.lincomb(a_out * (-h).exp() / from.alpha, d, -a_out * (-h).exp_m1())
+    (a_out * (-h).exp() / from.alpha, -a_out * (-h).exp_m1())
+}
+
+/// [`data_pred_move`] for a step's last use of `x` (written into its storage when exclusive).
+pub(crate) fn data_pred_move_owned<S: State>(
+    x: S,
+    from: &Level,
+    lambda_to: f64,
+    a_out: f64,
+    d: &S,
+) -> S {
+    if lambda_to == f64::INFINITY {
+        return scale_reusing(d, a_out, x);
+    }
+    let (a, b) = data_pred_coefs(from, lambda_to, a_out);
+    lincomb_owned(x, a, d, b)
 }
 
 /// Evaluates `model` at `(x, t)` and resolves it into an [`Eval`] (the free-standing form of
@@ -162,7 +223,7 @@ pub(crate) fn sum<S: State>(terms: &[(f64, &S)]) -> S {
     let (c0, s0) = terms[0];
     let mut acc = s0.scale(c0);
     for &(c, s) in &terms[1..] {
-        acc = acc.lincomb(1.0, s, c);
+        acc = lincomb_owned(acc, 1.0, s, c);
     }
     acc
 }
@@ -289,7 +350,7 @@ pub(crate) fn ensure_current<S: State>(
 ) -> Result<usize> {
     let have = cache.back(0).is_some_and(|e| e.t == step.t0);
     if !have {
-        let e = step.eval(x, step.t0)?;
+        let e = step.eval_reusing(x, step.t0, cache)?;
         cache.push(e, keep);
     }
     Ok(cache.len() - 1)

@@ -15,7 +15,7 @@
 //! weights' order only on grids uniform in `rho` (`tests/dpm_family.rs` measures both). A step to
 //! `sigma = 0` returns `alpha1 x0_hat`.
 
-use super::{combine_eps, edm_euler_move, ensure_current, ADAMS_BASHFORTH};
+use super::{combine_eps, edm_euler_move, edm_euler_move_owned, ensure_current, ADAMS_BASHFORTH};
 use crate::error::Result;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
@@ -49,10 +49,10 @@ impl<S: State> Solver<S> for Plms {
             let x_pred = edm_euler_move(sch, &x, step.t0, step.t1, &e0.eps);
             let e1 = step.eval(&x_pred, step.t1)?;
             let d = e0.eps.lincomb(0.5, &e1.eps, 0.5);
-            return Ok(edm_euler_move(sch, &x, step.t0, step.t1, &d));
+            return Ok(edm_euler_move_owned(sch, x, step.t0, step.t1, &d));
         }
         let k = (history + 1).min(4);
         let d = combine_eps(cache, ADAMS_BASHFORTH[k - 1]);
-        Ok(edm_euler_move(sch, &x, step.t0, step.t1, &d))
+        Ok(edm_euler_move_owned(sch, x, step.t0, step.t1, &d))
     }
 }

@@ -15,8 +15,9 @@
 //! `(1 - e^{-h}) h / (2 h_prev)`. The first step (no history) and a step to `sigma = 0` are the
 //! first-order Euler / DDIM step, as in ComfyUI. One evaluation per step, order 2.
 
-use super::{data_pred_move, phi, Level};
+use super::{data_pred_move_owned, phi, Level};
 use crate::error::Result;
+use crate::ops::lincomb3_owned;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -39,14 +40,14 @@ impl<S: State> Solver<S> for ResMultistep {
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval(&x, step.t0)?;
+        let e = step.eval_reusing(&x, step.t0, cache)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
-        let mut out = data_pred_move(&x, &from, to.lambda, to.alpha, &e.x0);
+        let mut out = data_pred_move_owned(x, &from, to.lambda, to.alpha, &e.x0);
         if let (Some(prev), false) = (cache.back(0), to.is_data()) {
             let h = to.lambda - from.lambda;
             let h_prev = from.lambda - sch.lambda(prev.t);
             let w = to.alpha * h * h * phi(2, -h) / h_prev;
-            out = out.lincomb3(1.0, &e.x0, w, &prev.x0, -w);
+            out = lincomb3_owned(out, 1.0, &e.x0, w, &prev.x0, -w);
         }
         cache.push(e, 1);
         Ok(out)

@@ -26,6 +26,7 @@ use super::{
     ensure_current, multistep_order, phi, solve_dense, ExpStep, LOWER_ORDER_FINAL_DPM_SOLVER,
 };
 use crate::error::{Result, SolverError};
+use crate::ops::lincomb_owned;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -122,9 +123,9 @@ impl<S: State> Solver<S> for UniPc {
         let base = st.data_move(&x, m0);
         let c = -st.a1 * b_h;
         let with_residuals = |rhos: &[f64], base: &S| -> S {
-            ds.iter()
-                .zip(rhos)
-                .fold(base.dup(), |acc, (d, &rho)| acc.lincomb(1.0, d, c * rho))
+            ds.iter().zip(rhos).fold(base.dup(), |acc, (d, &rho)| {
+                lincomb_owned(acc, 1.0, d, c * rho)
+            })
         };
         let pred = match k {
             1 => base.dup(),
@@ -147,8 +148,12 @@ impl<S: State> Solver<S> for UniPc {
             solve_dense(r_mat, b)?
         };
         let d1_t = e1.x0.lincomb(1.0, m0, -1.0);
-        let corrected =
-            with_residuals(&rhos_c[..k - 1], &base).lincomb(1.0, &d1_t, c * rhos_c[k - 1]);
+        let corrected = lincomb_owned(
+            with_residuals(&rhos_c[..k - 1], &base),
+            1.0,
+            &d1_t,
+            c * rhos_c[k - 1],
+        );
         cache.push(e1, self.order);
         Ok(corrected)
     }

@@ -99,7 +99,7 @@ impl<S: State> Solver<S> for DpmSolverPp2MSde {
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval(&x, step.t0)?;
+        let e = step.eval_reusing(&x, step.t0, cache)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
         let correction = match (cache.back(0), to.is_data()) {
             (Some(prev), false) => {
@@ -116,7 +116,7 @@ impl<S: State> Solver<S> for DpmSolverPp2MSde {
         };
         let out = match correction {
             Some((w, prev)) => exp_sde_step(
-                &x,
+                x,
                 &from,
                 &to,
                 &self.ctl,
@@ -124,7 +124,7 @@ impl<S: State> Solver<S> for DpmSolverPp2MSde {
                 &[(w, &e.x0), (-w, &prev.x0)],
                 noise,
             )?,
-            None => exp_sde_step(&x, &from, &to, &self.ctl, &e.x0, &[], noise)?,
+            None => exp_sde_step(x, &from, &to, &self.ctl, &e.x0, &[], noise)?,
         };
         cache.push(e, 1);
         Ok(out)

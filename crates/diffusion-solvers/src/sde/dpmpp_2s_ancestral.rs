@@ -16,7 +16,7 @@
 
 use super::{add_noise, ancestral_split, NoiseControl};
 use crate::error::Result;
-use crate::ode::{data_pred_move, Level};
+use crate::ode::{data_pred_move, data_pred_move_owned, Level};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -51,13 +51,13 @@ impl<S: State> Solver<S> for DpmSolverPp2SAncestral {
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
         let split = ancestral_split(&from, &to, self.ctl.eta);
         let out = if split.lambda_down == f64::INFINITY {
-            data_pred_move(&x, &from, split.lambda_down, to.alpha, &e0.x0)
+            data_pred_move_owned(x, &from, split.lambda_down, to.alpha, &e0.x0)
         } else {
             let t_s = sch.t_of_lambda(0.5 * (from.lambda + split.lambda_down));
             let mid = Level::at(sch, t_s);
             let x_s = data_pred_move(&x, &from, mid.lambda, mid.alpha, &e0.x0);
             let e_s = step.eval(&x_s, t_s)?;
-            data_pred_move(&x, &from, split.lambda_down, to.alpha, &e_s.x0)
+            data_pred_move_owned(x, &from, split.lambda_down, to.alpha, &e_s.x0)
         };
         let coef = to.alpha * self.ctl.s_noise * split.rho_up;
         add_noise(out, coef, noise, step.t0, step.t1)

@@ -112,7 +112,7 @@ impl<S: State> Solver<S> for DpmSolverPp3MSde {
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval(&x, step.t0)?;
+        let e = step.eval_reusing(&x, step.t0, cache)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
         let out = match (cache.back(0), to.is_data()) {
             (Some(p1), false) => {
@@ -131,9 +131,9 @@ impl<S: State> Solver<S> for DpmSolverPp3MSde {
                 if let Some(p2) = p2 {
                     terms.push((w[2], &p2.x0));
                 }
-                exp_sde_step(&x, &from, &to, &self.ctl, &e.x0, &terms, noise)?
+                exp_sde_step(x, &from, &to, &self.ctl, &e.x0, &terms, noise)?
             }
-            _ => exp_sde_step(&x, &from, &to, &self.ctl, &e.x0, &[], noise)?,
+            _ => exp_sde_step(x, &from, &to, &self.ctl, &e.x0, &[], noise)?,
         };
         cache.push(e, 2);
         Ok(out)

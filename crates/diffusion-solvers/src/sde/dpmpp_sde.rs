@@ -27,7 +27,8 @@
 
 use super::{ancestral_split, NoiseControl};
 use crate::error::Result;
-use crate::ode::{data_pred_move, Level};
+use crate::ode::{data_pred_move, data_pred_move_owned, Level};
+use crate::ops::lincomb_owned;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -65,7 +66,13 @@ impl<S: State> Solver<S> for DpmSolverPpSde {
         let e0 = step.eval(&x, t0)?;
         let (from, to) = (Level::at(sch, t0), Level::at(sch, t1));
         if to.is_data() {
-            return Ok(data_pred_move(&x, &from, f64::INFINITY, to.alpha, &e0.x0));
+            return Ok(data_pred_move_owned(
+                x,
+                &from,
+                f64::INFINITY,
+                to.alpha,
+                &e0.x0,
+            ));
         }
         let (eta, s_noise) = (self.ctl.eta, self.ctl.s_noise);
         let t_s = sch.t_of_lambda(from.lambda + R * (to.lambda - from.lambda));
@@ -87,16 +94,16 @@ impl<S: State> Solver<S> for DpmSolverPpSde {
         let split = ancestral_split(&from, &mid, eta);
         let mut x_s = data_pred_move(&x, &from, split.lambda_down, mid.alpha, &e0.x0);
         if let Some((z_s, _)) = &z {
-            x_s = x_s.lincomb(1.0, z_s, mid.alpha * s_noise * split.rho_up);
+            x_s = lincomb_owned(x_s, 1.0, z_s, mid.alpha * s_noise * split.rho_up);
         }
         let e_s = step.eval(&x_s, t_s)?;
 
         let split = ancestral_split(&from, &to, eta);
         let fac = 0.5 / R;
         let d = e0.x0.lincomb(1.0 - fac, &e_s.x0, fac);
-        let out = data_pred_move(&x, &from, split.lambda_down, to.alpha, &d);
+        let out = data_pred_move_owned(x, &from, split.lambda_down, to.alpha, &d);
         Ok(match &z {
-            Some((_, z1)) => out.lincomb(1.0, z1, to.alpha * s_noise * split.rho_up),
+            Some((_, z1)) => lincomb_owned(out, 1.0, z1, to.alpha * s_noise * split.rho_up),
             None => out,
         })
     }

@@ -15,7 +15,7 @@
 
 use super::{add_noise, ancestral_split, NoiseControl};
 use crate::error::Result;
-use crate::ode::{edm_euler_to, Level};
+use crate::ode::{edm_euler_to_owned, Level};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -50,7 +50,7 @@ impl<S: State> Solver<S> for EulerAncestral {
             Level::at(step.schedule, step.t1),
         );
         let split = ancestral_split(&from, &to, self.ctl.eta);
-        let out = edm_euler_to(&x, &from, split.rho_down, to.alpha, &e.eps);
+        let out = edm_euler_to_owned(x, &from, split.rho_down, to.alpha, &e.eps);
         let coef = to.alpha * self.ctl.s_noise * split.rho_up;
         add_noise(out, coef, noise, step.t0, step.t1)
     }

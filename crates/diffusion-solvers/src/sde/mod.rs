@@ -80,6 +80,7 @@ pub use sa_solver::{SaSolver, MAX_SA_ORDER};
 
 use crate::error::{Result, SolverError};
 use crate::ode::{Level, GAUSS_LEGENDRE_4};
+use crate::ops::{lincomb_owned, scale_owned, scale_reusing};
 use diffusion_core::{BrownianPath, State};
 
 /// The noise controls shared by k-diffusion's stochastic samplers, validated.
@@ -192,7 +193,7 @@ pub(crate) fn add_noise<S: State>(
         return Ok(x);
     }
     let z = noise.normalized(t0, t1, &x)?;
-    Ok(x.lincomb(1.0, &z, coef))
+    Ok(lincomb_owned(x, 1.0, &z, coef))
 }
 
 /// `phi_2(z) = (e^{-z} - 1 + z) / z`: the weight of the first divided difference in the
@@ -214,7 +215,7 @@ pub(crate) fn phi_3(z: f64) -> f64 {
 /// predictions `D_k`. A step to noise level 0 returns `alpha1 D0` (k-diffusion's denoising
 /// step). Built from [`exp_mean`] and [`exp_noise_coef`].
 pub(crate) fn exp_sde_step<S: State>(
-    x: &S,
+    x: S,
     from: &Level,
     to: &Level,
     ctl: &NoiseControl,
@@ -223,13 +224,14 @@ pub(crate) fn exp_sde_step<S: State>(
     noise: &mut dyn BrownianPath<S>,
 ) -> Result<S> {
     if to.is_data() {
-        return Ok(d0.scale(to.alpha));
+        return Ok(scale_reusing(d0, to.alpha, x));
     }
     let h_eta = (1.0 + ctl.eta) * (to.lambda - from.lambda);
-    let mut combo = Vec::with_capacity(terms.len() + 1);
-    combo.push((-(-h_eta).exp_m1(), d0));
-    combo.extend_from_slice(terms);
-    let out = exp_mean(x, from, to, h_eta, &combo);
+    let mut out = scale_owned(x, to.alpha / from.alpha * (-h_eta).exp());
+    out = lincomb_owned(out, 1.0, d0, to.alpha * -(-h_eta).exp_m1());
+    for &(w, d) in terms {
+        out = lincomb_owned(out, 1.0, d, to.alpha * w);
+    }
     add_noise(out, exp_noise_coef(from, to, ctl), noise, from.t, to.t)
 }
 
@@ -247,7 +249,7 @@ pub(crate) fn exp_mean<S: State>(
 ) -> S {
     let mut out = x.scale(to.alpha / from.alpha * (-h_eta).exp());
     for &(w, d) in combo {
-        out = out.lincomb(1.0, d, to.alpha * w);
+        out = lincomb_owned(out, 1.0, d, to.alpha * w);
     }
     out
 }

@@ -1,0 +1,83 @@
+//! Allocation-free linear combinations for solver steps.
+//!
+//! A step receives its state by value; when that state owns its storage exclusively
+//! ([`State::is_exclusive`]: always for `ndarray` arrays) the update is written into it, otherwise
+//! (tensors that may share storage with shallow clones) a new state is allocated. Both paths do
+//! the same arithmetic, so the results are bit-identical; only the allocations differ.
+
+use diffusion_core::State;
+
+/// `a x + b d`, in the storage of `x` when it owns it exclusively.
+pub(crate) fn lincomb_owned<S: State>(mut x: S, a: f64, d: &S, b: f64) -> S {
+    if x.is_exclusive() {
+        x.lincomb_assign(a, d, b);
+        x
+    } else {
+        x.lincomb(a, d, b)
+    }
+}
+
+/// `a x + b u + c v`, in the storage of `x` when it owns it exclusively.
+pub(crate) fn lincomb3_owned<S: State>(mut x: S, a: f64, u: &S, b: f64, v: &S, c: f64) -> S {
+    if x.is_exclusive() {
+        x.lincomb3_assign(a, u, b, v, c);
+        x
+    } else {
+        x.lincomb3(a, u, b, v, c)
+    }
+}
+
+/// `a x`, in the storage of `x` when it owns it exclusively.
+pub(crate) fn scale_owned<S: State>(mut x: S, a: f64) -> S {
+    if x.is_exclusive() {
+        x.scale_assign(a);
+        x
+    } else {
+        x.scale(a)
+    }
+}
+
+/// `a src`, written into the storage of `buf` (whose values are discarded) when it owns it
+/// exclusively.
+pub(crate) fn scale_reusing<S: State>(src: &S, a: f64, mut buf: S) -> S {
+    if buf.is_exclusive() {
+        src.scale_into(a, &mut buf);
+        buf
+    } else {
+        src.scale(a)
+    }
+}
+
+/// `a x + b y`, written into the storage of `buf` (whose values are discarded) when it owns it
+/// exclusively.
+pub(crate) fn lincomb_reusing<S: State>(x: &S, a: f64, y: &S, b: f64, mut buf: S) -> S {
+    if buf.is_exclusive() {
+        x.lincomb_into(a, y, b, &mut buf);
+        buf
+    } else {
+        x.lincomb(a, y, b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::array;
+
+    #[test]
+    fn owned_and_reusing_forms_equal_the_allocating_ones_bit_for_bit() {
+        let x = array![0.3_f64, -1.7, 2.9, 1e-3];
+        let u = array![1.1_f64, 0.2, -0.7, 5.0];
+        let v = array![-0.4_f64, 0.9, 3.3, -2.0];
+        let junk = array![9.0_f64, 9.0, 9.0, 9.0];
+        let (a, b, c) = (0.37, -1.0 / 7.0, 2.5);
+        assert_eq!(lincomb_owned(x.clone(), a, &u, b), x.lincomb(a, &u, b));
+        assert_eq!(
+            lincomb3_owned(x.clone(), a, &u, b, &v, c),
+            x.lincomb3(a, &u, b, &v, c)
+        );
+        assert_eq!(scale_owned(x.clone(), c), x.scale(c));
+        assert_eq!(scale_reusing(&x, b, junk.clone()), x.scale(b));
+        assert_eq!(lincomb_reusing(&x, a, &u, b, junk), x.lincomb(a, &u, b));
+    }
+}
