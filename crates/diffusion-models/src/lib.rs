@@ -20,11 +20,14 @@ pub mod nets;
 pub mod precond;
 pub mod train;
 
-pub use denoiser::{Output, Parameterization, TchDenoiser};
+pub use denoiser::{x0_per_row, Output, Parameterization, TchDenoiser};
 pub use device::{doctor, parse_device, DoctorReport};
 pub use error::{ModelError, Result};
 pub use guidance::Guided;
-pub use losses::{DsmLoss, EdmLoss, FlowMatchingLoss, Objective, TimeSampling, Weighting};
-pub use nets::{Mlp, MlpConfig, TimeEmbedding, TimeNet};
+pub use losses::{
+    DsmLoss, EdmLoss, FlowMatchingLoss, Objective, ProgressiveDistillation, ScmConfig, ScmLoss,
+    SmdLoss, Teacher, TimeSampling, Weighting,
+};
+pub use nets::{GmmNet, Mlp, MlpConfig, SharedTime, TimeEmbedding, TimeNet};
 pub use precond::EdmPrecond;
 pub use tch;

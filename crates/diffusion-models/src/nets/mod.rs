@@ -6,10 +6,14 @@
 //! are drawn on the host from a seeded [`HostNoise`] (not from torch's global generator), so a
 //! seed gives the same network on every device and in every thread.
 
+pub mod analytic;
 pub mod embedding;
+pub mod etsdm;
 pub mod mlp;
 
+pub use analytic::GmmNet;
 pub use embedding::{FourierEmbedding, SinusoidalEmbedding, TimeEmbedding};
+pub use etsdm::SharedTime;
 pub use mlp::{Mlp, MlpConfig};
 
 use crate::error::{ModelError, Result};

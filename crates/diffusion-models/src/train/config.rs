@@ -10,7 +10,7 @@
 //! hidden = 128
 //! depth = 3
 //! embedding = { kind = "fourier", dim = 32, scale = 4.0 }
-//! [loss]                         # kind = "edm" | "dsm" | "flow"
+//! [loss]                         # kind = "edm" | "dsm" | "flow" | "scm"
 //! kind = "edm"
 //! sigma_data = 2.0
 //! [train]                        # every field optional
@@ -26,7 +26,9 @@ use super::log::LogFormat;
 use super::lr::WarmupCosine;
 use crate::denoiser::Output;
 use crate::error::{ModelError, Result};
-use crate::losses::{DsmLoss, EdmLoss, FlowMatchingLoss, Objective, TimeSampling, Weighting};
+use crate::losses::{
+    DsmLoss, EdmLoss, FlowMatchingLoss, Objective, ScmConfig, ScmLoss, TimeSampling, Weighting,
+};
 use crate::nets::MlpConfig;
 use crate::precond::EdmPrecond;
 use diffusion_core::Toy2d;
@@ -80,7 +82,7 @@ pub struct DataConfig {
     pub toy: String,
 }
 
-/// The objective (TOML `[loss]` with `kind = "edm" | "dsm" | "flow"`).
+/// The objective (TOML `[loss]` with `kind = "edm" | "dsm" | "flow" | "scm"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum LossConfig {
@@ -123,6 +125,41 @@ pub enum LossConfig {
         #[serde(default = "uniform")]
         time: TimeSampling,
     },
+    /// Continuous-time consistency training under TrigFlow (sCT, `losses::scm`); sample the
+    /// result with the `consistency` solver on the `trigflow` schedule.
+    Scm {
+        /// TrigFlow's data standard deviation.
+        #[serde(default = "half")]
+        sigma_d: f64,
+        /// Mean of `ln(sigma_d tan t)`.
+        #[serde(default = "scm_p_mean")]
+        p_mean: f64,
+        /// Standard deviation of `ln(sigma_d tan t)`.
+        #[serde(default = "scm_p_std")]
+        p_std: f64,
+        /// Tangent normalization constant (absent: no normalization).
+        #[serde(default = "tangent_c")]
+        tangent_c: Option<f64>,
+        /// Updates of tangent warmup (0: none).
+        #[serde(default)]
+        warmup_steps: u64,
+        /// Learn the adaptive weighting `w_phi(t)`.
+        #[serde(default = "yes")]
+        adaptive: bool,
+    },
+}
+
+fn scm_p_mean() -> f64 {
+    -1.0
+}
+fn scm_p_std() -> f64 {
+    1.4
+}
+fn tangent_c() -> Option<f64> {
+    Some(0.1)
+}
+fn yes() -> bool {
+    true
 }
 
 fn half() -> f64 {
@@ -359,6 +396,28 @@ impl TrainConfig {
                 Box::new(DsmLoss::new(s, *target, *weighting, *t_min, hi)?)
             }
             LossConfig::Flow { time } => Box::new(FlowMatchingLoss::new(*time)?),
+            LossConfig::Scm {
+                sigma_d,
+                p_mean,
+                p_std,
+                tangent_c,
+                warmup_steps,
+                adaptive,
+            } => {
+                let config = ScmConfig {
+                    sigma_d: *sigma_d,
+                    p_mean: *p_mean,
+                    p_std: *p_std,
+                    tangent_c: *tangent_c,
+                    warmup_steps: *warmup_steps,
+                    adaptive: *adaptive,
+                    ..ScmConfig::default()
+                };
+                Box::new(ScmLoss::training(
+                    config,
+                    crate::device::parse_device(&self.device)?,
+                )?)
+            }
         })
     }
 }
@@ -393,6 +452,21 @@ mod tests {
             flow.objective().unwrap().parameterization(),
             crate::Parameterization::Raw(Output::Velocity)
         );
+        let scm = TrainConfig::from_toml_str(&format!(
+            "{base}[loss]\nkind = \"scm\"\nsigma_d = 1.0\nwarmup_steps = 10\n"
+        ))
+        .unwrap();
+        assert!(
+            matches!(scm.loss, LossConfig::Scm { sigma_d, warmup_steps: 10, tangent_c: Some(c), adaptive: true, .. } if sigma_d == 1.0 && c == 0.1)
+        );
+        assert_eq!(
+            scm.objective().unwrap().parameterization(),
+            crate::Parameterization::TrigFlow { sigma_d: 1.0 }
+        );
+        assert!(TrainConfig::from_toml_str(&format!(
+            "{base}[loss]\nkind = \"scm\"\np_std = 0.0\n"
+        ))
+        .is_err());
         // Round trip through TOML.
         assert_eq!(
             TrainConfig::from_toml_str(&dsm.to_toml().unwrap()).unwrap(),
