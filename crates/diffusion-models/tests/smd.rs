@@ -65,7 +65,7 @@ fn smd_beats_the_best_gaussian_kernel_at_four_steps() {
     let params = vs.trainable_variables();
     let mut opt = AdamW::new(&params, AdamWConfig { weight_decay: 0.0, ..AdamWConfig::default() })
         .unwrap();
-    for k in 0..700u64 {
+    for k in 0..350u64 {
         let mut noise = HostNoise::with_stream(7, k);
         let x0 = bimodal().sample(256, &mut noise);
         let x0 = Tensor::from_slice(x0.as_slice().unwrap())
@@ -79,7 +79,7 @@ fn smd_beats_the_best_gaussian_kernel_at_four_steps() {
         }
         let l = smd.loss(&net, &x0, None, &mut noise).unwrap();
         l.backward();
-        let lr = if k < 500 { 3e-3 } else { 1e-3 };
+        let lr = if k < 250 { 5e-3 } else { 2e-3 };
         opt.step(&params, lr).unwrap();
     }
     let x = smd.sample(&net, n, 1, &mut HostNoise::new(1)).unwrap();
