@@ -2,27 +2,24 @@
 //! trained with `L_simple` (eps target, VP linear schedule, `t ~ U(1e-3, 1)`) on the
 //! eight-Gaussians toy through `TrainConfig` + `Trainer`, then sampled by DDPM ancestral steps
 //! (the `ddpm` solver, posterior variance) on 100 uniform steps from `t = 1` to `1e-3`.
-//! Metric: sliced W2 between 2000 samples and fresh data; check: well below the moment-matched
-//! Gaussian baseline. Expected (seed 0, dev profile, 2 CPU cores): sliced_w2 about 0.1
-//! (bound 0.25), baseline about 1.0; about 5 s.
+//! Metric: sliced W2 between 2000 samples and fresh data (1200 updates); check: at most half the
+//! moment-matched Gaussian baseline. Expected (seed 0, dev profile, 2 CPU cores): sliced_w2 0.188
+//! (bound 0.3), at the two-sample floor 0.185 of 2000 points; baseline 0.566; about 6 s.
 
 use anyhow::Result;
 use clap::Parser;
-use diffusion::core::{TimeGrid, Toy2d};
-use diffusion_examples::models::{gaussian_baseline, swd, toy_samples, toy_toml, train_and_sample, ModelArgs};
-use diffusion_examples::Report;
+use diffusion::core::TimeGrid;
+use diffusion_examples::models::{toy_law_report, toy_toml, train_and_sample, ModelArgs};
 
 fn main() -> Result<()> {
     let a = ModelArgs::parse();
-    let toml = toy_toml("kind = \"dsm\"\nschedule = \"vp-linear\"\ntarget = \"epsilon\"", a.steps);
+    let toml = toy_toml(
+        "kind = \"dsm\"\nschedule = \"vp-linear\"\ntarget = \"epsilon\"",
+        a.steps,
+    );
     let grid = TimeGrid::uniform(1.0, 1e-3, 100)?;
     let (_, x) = train_and_sample(&toml, "ddpm", &grid, a.n, a.seed)?;
-    let data = toy_samples(Toy2d::EightGaussians, a.n, 99);
-    let w = swd(&x, &data)?;
-    let base = gaussian_baseline(&data, 1)?;
-    let mut r = Report::new("models_ddpm", "sliced_w2", w, 100, 0.25);
-    r.info("train_steps", a.steps as f64)
-        .check_max("ratio_to_gaussian_baseline", w / base, 0.3)
-        .info("baseline", base);
+    let mut r = toy_law_report("models_ddpm", &x, 100, 0.3, 0.5)?;
+    r.info("train_steps", a.steps as f64);
     r.finish()
 }

@@ -2,6 +2,7 @@
 //! from TOML text through the [`Trainer`], move batches between ndarray and tch, sample a network
 //! with any registry solver, and the sliced-W2 distance to fresh data.
 
+use crate::Report;
 use anyhow::{ensure, Result};
 use diffusion::core::metrics::sliced_w2;
 use diffusion::core::{HostNoise, IndependentIncrements, NoiseSchedule, TimeGrid, Toy2d};
@@ -32,7 +33,10 @@ pub fn to_array(x: &Tensor) -> Result<Array2<f64>> {
     let size = x.size();
     ensure!(size.len() == 2, "expected a [n, d] tensor, got {size:?}");
     let v: Vec<f64> = Vec::try_from(x.to_kind(Kind::Double).reshape([-1]))?;
-    Ok(Array2::from_shape_vec((size[0] as usize, size[1] as usize), v)?)
+    Ok(Array2::from_shape_vec(
+        (size[0] as usize, size[1] as usize),
+        v,
+    )?)
 }
 
 /// `n` fresh samples of a toy.
@@ -65,10 +69,21 @@ pub fn sample_net(
     };
     let t0 = grid.times()[0];
     let z = HostNoise::new(seed).normals(2 * n);
-    let x = Tensor::from_slice(&z).reshape([n as i64, 2]).to_kind(Kind::Float) * schedule.sigma(t0);
+    let x = Tensor::from_slice(&z)
+        .reshape([n as i64, 2])
+        .to_kind(Kind::Float)
+        * schedule.sigma(t0);
     let s = registry::build::<Tensor>(solver)?;
     let mut path = IndependentIncrements::seeded(seed ^ 0x5eed);
-    let out = sample(s.as_ref(), &den, schedule, grid, x, &mut path, &mut NoObserver)?;
+    let out = sample(
+        s.as_ref(),
+        &den,
+        schedule,
+        grid,
+        x,
+        &mut path,
+        &mut NoObserver,
+    )?;
     to_array(&out)
 }
 
@@ -91,9 +106,27 @@ pub fn train_and_sample(
     let x = match decay {
         Some(d) => {
             let (_vs, net) = t.ema_model(d)?;
-            sample_net(&net, obj.parameterization(), obj.schedule(), solver, grid, n, seed, None)?
+            sample_net(
+                &net,
+                obj.parameterization(),
+                obj.schedule(),
+                solver,
+                grid,
+                n,
+                seed,
+                None,
+            )?
         }
-        None => sample_net(t.net(), obj.parameterization(), obj.schedule(), solver, grid, n, seed, None)?,
+        None => sample_net(
+            t.net(),
+            obj.parameterization(),
+            obj.schedule(),
+            solver,
+            grid,
+            n,
+            seed,
+            None,
+        )?,
     };
     Ok((t, x))
 }
@@ -126,7 +159,7 @@ pub fn gaussian_baseline(data: &Array2<f64>, seed: u64) -> Result<f64> {
 #[derive(clap::Parser, Debug)]
 pub struct ModelArgs {
     /// Training updates.
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 1200)]
     pub steps: u64,
     /// Samples drawn for the metric.
     #[arg(long, default_value_t = 2000)]
@@ -170,10 +203,35 @@ pub fn fit(
             }
         }
         let l = loss(k, &mut HostNoise::with_stream(seed, k))?;
-        ensure!(l.double_value(&[]).is_finite(), "non-finite loss at update {k}");
+        ensure!(
+            l.double_value(&[]).is_finite(),
+            "non-finite loss at update {k}"
+        );
         l.backward();
         let c = 0.05 + 0.95 * 0.5 * (1.0 + (std::f64::consts::PI * k as f64 / steps as f64).cos());
         opt.step(params, lr * c)?;
     }
     Ok(())
+}
+
+/// The report of a network sampler on the eight-Gaussians toy: sliced W2 of `x` to fresh data
+/// (the metric, bound `bound`), the two-sample floor (W2 between two fresh data sets of the same
+/// size) and the moment-matched Gaussian baseline, with the check `W2 / baseline <= ratio`.
+pub fn toy_law_report(
+    example: &str,
+    x: &Array2<f64>,
+    nfe: usize,
+    bound: f64,
+    ratio: f64,
+) -> Result<Report> {
+    let n = x.nrows();
+    let data = toy_samples(Toy2d::EightGaussians, n, 99);
+    let w = swd(x, &data)?;
+    let floor = swd(&toy_samples(Toy2d::EightGaussians, n, 98), &data)?;
+    let base = gaussian_baseline(&data, 1)?;
+    let mut r = Report::new(example, "sliced_w2", w, nfe, bound);
+    r.info("floor", floor)
+        .info("gaussian_baseline", base)
+        .check_max("ratio_to_gaussian_baseline", w / base, ratio);
+    Ok(r)
 }

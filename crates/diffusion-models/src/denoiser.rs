@@ -245,7 +245,14 @@ impl<'a> TchDenoiser<'a> {
                 Ok(Prediction::Sample(p.denoise(self.net, &x_hat, &st, class)?))
             }
             Parameterization::TrigFlow { .. } => {
-                let x0 = x0_per_row(self.net, self.param, self.schedule, x, &vec![t; b as usize], class)?;
+                let x0 = x0_per_row(
+                    self.net,
+                    self.param,
+                    self.schedule,
+                    x,
+                    &vec![t; b as usize],
+                    class,
+                )?;
                 Ok(Prediction::Sample(x0))
             }
         })

@@ -25,8 +25,13 @@ fn mixture() -> GaussianMixture {
 fn distiller(steps: usize) -> ProgressiveDistillation {
     let teacher = Teacher::new(
         Box::new(
-            GmmNet::new(&mixture(), Box::new(VpLinear::default()), Output::Epsilon, Device::Cpu)
-                .unwrap(),
+            GmmNet::new(
+                &mixture(),
+                Box::new(VpLinear::default()),
+                Output::Epsilon,
+                Device::Cpu,
+            )
+            .unwrap(),
         ),
         Parameterization::Raw(Output::Epsilon),
         Box::new(VpLinear::default()),
@@ -79,7 +84,8 @@ fn one_student_step_to_the_target_equals_two_exact_teacher_ddim_steps() {
             &mut NoObserver,
         )
         .unwrap();
-        let got: Vec<f64> = Vec::try_from(student_step.to_kind(Kind::Double).reshape([-1])).unwrap();
+        let got: Vec<f64> =
+            Vec::try_from(student_step.to_kind(Kind::Double).reshape([-1])).unwrap();
         let err = got
             .iter()
             .zip(want.iter())
@@ -96,9 +102,18 @@ fn one_student_step_to_the_target_equals_two_exact_teacher_ddim_steps() {
             .zip(x0.iter())
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
-        assert!(diff > 1e-3, "step {i}: target equals the one-step x0 ({diff})");
+        assert!(
+            diff > 1e-3,
+            "step {i}: target equals the one-step x0 ({diff})"
+        );
     }
-    assert!(pd.target(&Tensor::zeros([2, 2], (Kind::Double, Device::Cpu)), &[0, 1], None).is_err());
+    assert!(pd
+        .target(
+            &Tensor::zeros([2, 2], (Kind::Double, Device::Cpu)),
+            &[0, 1],
+            None
+        )
+        .is_err());
 }
 
 #[test]
@@ -106,8 +121,13 @@ fn the_teacher_itself_is_not_a_two_step_student() {
     // The loss reads the student's v through the schedule; the teacher's own one-step x0 is not
     // the two-step target, so the teacher as a student has a positive loss.
     let pd = distiller(2);
-    let teacher =
-        GmmNet::new(&mixture(), Box::new(VpLinear::default()), Output::V, Device::Cpu).unwrap();
+    let teacher = GmmNet::new(
+        &mixture(),
+        Box::new(VpLinear::default()),
+        Output::V,
+        Device::Cpu,
+    )
+    .unwrap();
     let n = 128;
     let mut noise = HostNoise::new(9);
     let x0 = mixture().sample(n, &mut noise);

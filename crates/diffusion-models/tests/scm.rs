@@ -133,8 +133,12 @@ fn jvp_matches_central_finite_differences() {
     let (y, jv) = jvp(&f, &x, &t, &vx, &vt).unwrap();
     let h = 1e-5;
     let fd = tch::no_grad(|| {
-        let up = net.forward_t(&(&x + &vx * h), &(&t + &vt * h), None).unwrap();
-        let dn = net.forward_t(&(&x - &vx * h), &(&t - &vt * h), None).unwrap();
+        let up = net
+            .forward_t(&(&x + &vx * h), &(&t + &vt * h), None)
+            .unwrap();
+        let dn = net
+            .forward_t(&(&x - &vx * h), &(&t - &vt * h), None)
+            .unwrap();
         (up - dn) / (2.0 * h)
     });
     let err = max_abs(&(&jv - &fd));
@@ -169,7 +173,11 @@ fn exact_consistency_function_has_zero_tangent_under_distillation() {
         let want = g0.pf_ode_flow(&sch, ti, 0.0, &row.view()).unwrap();
         for j in 0..2usize {
             let got = f.double_value(&[i as i64, j as i64]);
-            assert!((got - want[[0, j]]).abs() < 1e-9, "row {i}: {got} vs {}", want[[0, j]]);
+            assert!(
+                (got - want[[0, j]]).abs() < 1e-9,
+                "row {i}: {got} vs {}",
+                want[[0, j]]
+            );
         }
     }
     let zero = |net: &dyn TimeNet| {
@@ -180,7 +188,10 @@ fn exact_consistency_function_has_zero_tangent_under_distillation() {
     let exact_g = zero(&exact);
     let perturbed_g = zero(&ExactF::new(0.05));
     assert!(exact_g < 1e-9, "tangent at the exact function: {exact_g}");
-    assert!(perturbed_g > 1e-3, "tangent of a perturbed function: {perturbed_g}");
+    assert!(
+        perturbed_g > 1e-3,
+        "tangent of a perturbed function: {perturbed_g}"
+    );
     // The loss itself (squared normalized tangent at theta = theta_-) vanishes likewise.
     let l = loss.per_sample(&exact, &x0, &t, &eps, 1.0, None).unwrap();
     assert!(max_abs(&l) < 1e-15);
@@ -212,7 +223,11 @@ fn training_tangent_vanishes_in_conditional_expectation() {
         loss.tangent(&exact, &x_t, &t, &dxdt, 1.0, None).unwrap().1
     };
     let (gp, gm) = (tangent(&(&m + &delta)), tangent(&(&m - &delta)));
-    assert!(rms(&gp) > 1e-2, "one-sample tangents are not zero: {}", rms(&gp));
+    assert!(
+        rms(&gp) > 1e-2,
+        "one-sample tangents are not zero: {}",
+        rms(&gp)
+    );
     let avg = (&gp + &gm) / 2.0;
     assert!(rms(&avg) < 1e-9, "antithetic average: {}", rms(&avg));
 }
@@ -231,7 +246,10 @@ fn the_gradient_moves_a_perturbed_function_back_to_the_exact_one() {
                 };
                 let net = ExactF::new(theta);
                 let (x0, t, eps) = batch(2048, 3);
-                let l = loss.per_sample(&net, &x0, &t, &eps, 1.0, None).unwrap().mean(Kind::Double);
+                let l = loss
+                    .per_sample(&net, &x0, &t, &eps, 1.0, None)
+                    .unwrap()
+                    .mean(Kind::Double);
                 l.backward();
                 let grad = net.theta.grad().double_value(&[0]);
                 assert!(
@@ -259,7 +277,16 @@ fn consistency_sampler_with_the_exact_function_samples_the_data_law_in_one_and_t
         let grid = TimeGrid::new(times.clone()).unwrap();
         let x_t = Tensor::from_slice(&noise.normals(2 * n)).reshape([n as i64, 2]) * SD;
         let mut path = diffusion_core::IndependentIncrements::seeded(8);
-        let x = sample(solver.as_ref(), &den, &sch, &grid, x_t, &mut path, &mut NoObserver).unwrap();
+        let x = sample(
+            solver.as_ref(),
+            &den,
+            &sch,
+            &grid,
+            x_t,
+            &mut path,
+            &mut NoObserver,
+        )
+        .unwrap();
         let xs: Vec<f64> = Vec::try_from(x.reshape([-1])).unwrap();
         let xs = ndarray::Array2::from_shape_vec((n, 2), xs).unwrap();
         let w = diffusion_core::metrics::sliced_w2(&xs.view(), &target.view(), 64, 1).unwrap();
@@ -305,18 +332,29 @@ fn short_run(distil: bool, steps: u64) -> (f64, f64, f64) {
     let mcfg = MlpConfig {
         hidden: 64,
         depth: 2,
-        embedding: diffusion_models::TimeEmbedding::Fourier { dim: 32, scale: 0.2 },
+        embedding: diffusion_models::TimeEmbedding::Fourier {
+            dim: 32,
+            scale: 0.2,
+        },
         ..MlpConfig::default()
     };
     let net = Mlp::new(&vs.root(), &mcfg, 0).unwrap();
     let params = vs.trainable_variables();
-    let mut opt = AdamW::new(&params, AdamWConfig { weight_decay: 0.0, ..AdamWConfig::default() })
-        .unwrap();
+    let mut opt = AdamW::new(
+        &params,
+        AdamWConfig {
+            weight_decay: 0.0,
+            ..AdamWConfig::default()
+        },
+    )
+    .unwrap();
     use diffusion_models::Objective;
     for k in 0..steps {
         let mut noise = HostNoise::with_stream(1, k);
         let x0 = toy.sample(256, &mut noise);
-        let x0 = Tensor::from_slice(x0.as_slice().unwrap()).reshape([256, 2]).to_kind(Kind::Float);
+        let x0 = Tensor::from_slice(x0.as_slice().unwrap())
+            .reshape([256, 2])
+            .to_kind(Kind::Float);
         for p in &params {
             let mut g = p.grad();
             if g.defined() {
@@ -339,7 +377,16 @@ fn short_run(distil: bool, steps: u64) -> (f64, f64, f64) {
             .to_kind(Kind::Float)
             * sd;
         let mut path = diffusion_core::IndependentIncrements::seeded(8);
-        let x = sample(solver.as_ref(), &den, &sch, &grid, x_t, &mut path, &mut NoObserver).unwrap();
+        let x = sample(
+            solver.as_ref(),
+            &den,
+            &sch,
+            &grid,
+            x_t,
+            &mut path,
+            &mut NoObserver,
+        )
+        .unwrap();
         let xs: Vec<f64> = Vec::try_from(x.to_kind(Kind::Double).reshape([-1])).unwrap();
         let xs = ndarray::Array2::from_shape_vec((n, 2), xs).unwrap();
         sliced_w2(&xs.view(), &data.view(), 64, 1).unwrap()

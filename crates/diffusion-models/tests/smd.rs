@@ -47,9 +47,16 @@ fn smd_beats_the_best_gaussian_kernel_at_four_steps() {
     tch::set_num_threads(1);
     let n = 4000;
     // The best Gaussian kernel: the exact denoiser (no latent).
-    let exact = GmmNet::new(&bimodal(), Box::new(VpLinear::default()), Output::Epsilon, Device::Cpu)
+    let exact = GmmNet::new(
+        &bimodal(),
+        Box::new(VpLinear::default()),
+        Output::Epsilon,
+        Device::Cpu,
+    )
+    .unwrap();
+    let ddpm = loss(0, 1)
+        .sample(&exact, n, 1, &mut HostNoise::new(1))
         .unwrap();
-    let ddpm = loss(0, 1).sample(&exact, n, 1, &mut HostNoise::new(1)).unwrap();
     let w_ddpm = w2_to_target(&ddpm, 2);
     // SMD: an eps network of [x_t, z] (1-D latent), trained on the 8-draw bound.
     let smd = loss(1, 8);
@@ -58,13 +65,22 @@ fn smd_beats_the_best_gaussian_kernel_at_four_steps() {
         data_dim: 2,
         hidden: 64,
         depth: 2,
-        embedding: TimeEmbedding::Fourier { dim: 16, scale: 1.0 },
+        embedding: TimeEmbedding::Fourier {
+            dim: 16,
+            scale: 1.0,
+        },
         ..MlpConfig::default()
     };
     let net = Mlp::new(&vs.root(), &cfg, 0).unwrap();
     let params = vs.trainable_variables();
-    let mut opt = AdamW::new(&params, AdamWConfig { weight_decay: 0.0, ..AdamWConfig::default() })
-        .unwrap();
+    let mut opt = AdamW::new(
+        &params,
+        AdamWConfig {
+            weight_decay: 0.0,
+            ..AdamWConfig::default()
+        },
+    )
+    .unwrap();
     for k in 0..350u64 {
         let mut noise = HostNoise::with_stream(7, k);
         let x0 = bimodal().sample(256, &mut noise);
@@ -85,8 +101,14 @@ fn smd_beats_the_best_gaussian_kernel_at_four_steps() {
     let x = smd.sample(&net, n, 1, &mut HostNoise::new(1)).unwrap();
     let w_smd = w2_to_target(&x, 2);
     eprintln!("W2 at 4 steps: exact Gaussian kernel {w_ddpm:.4}, SMD {w_smd:.4}");
-    assert!(w_ddpm > 0.1, "the Gaussian kernel should miss at 4 steps: {w_ddpm}");
-    assert!(w_smd < 0.7 * w_ddpm, "SMD {w_smd} vs Gaussian kernel {w_ddpm}");
+    assert!(
+        w_ddpm > 0.1,
+        "the Gaussian kernel should miss at 4 steps: {w_ddpm}"
+    );
+    assert!(
+        w_smd < 0.7 * w_ddpm,
+        "SMD {w_smd} vs Gaussian kernel {w_ddpm}"
+    );
 }
 
 #[test]

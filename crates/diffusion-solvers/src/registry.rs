@@ -10,9 +10,9 @@ use crate::ode::{
     Dpmpp3MWeight, Euler, Heun, Ipndm, Lms, Plms, ResMultistep, UniPc, UniPcVariant,
 };
 use crate::sde::{
-    Consistency, Ddpm, DpmSolverPp2MSde, DpmSolverPp2SAncestral, DpmSolverPp3MSde, DpmSolverPpSde, EdmSde,
-    ErSde, EulerAncestral, EulerMaruyama, NoiseScale, PredictorCorrector, Restart, ReversibleHeun,
-    SaSolver,
+    Consistency, Ddpm, DpmSolverPp2MSde, DpmSolverPp2SAncestral, DpmSolverPp3MSde, DpmSolverPpSde,
+    EdmSde, ErSde, EulerAncestral, EulerMaruyama, NoiseScale, PredictorCorrector, Restart,
+    ReversibleHeun, SaSolver,
 };
 use crate::solver::Solver;
 use diffusion_core::{Spec, State};

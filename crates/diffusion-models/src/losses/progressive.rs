@@ -56,7 +56,10 @@ impl ProgressiveDistillation {
         t_end: f64,
     ) -> Result<Self> {
         if steps == 0 {
-            return Err(ModelError::invalid("steps", "the student needs at least one step"));
+            return Err(ModelError::invalid(
+                "steps",
+                "the student needs at least one step",
+            ));
         }
         let (lo, hi) = schedule.t_range();
         if !(lo <= t_end && t_end < t_start && t_start <= hi) {
@@ -74,7 +77,10 @@ impl ProgressiveDistillation {
             }
         }
         if !(schedule.sigma(t_start) > 0.0) {
-            return Err(ModelError::invalid("t_start", "sigma(t_start) must be positive"));
+            return Err(ModelError::invalid(
+                "t_start",
+                "sigma(t_start) must be positive",
+            ));
         }
         Ok(ProgressiveDistillation {
             teacher,
@@ -105,10 +111,20 @@ impl ProgressiveDistillation {
 
     /// One DDIM step of the teacher from `z` at times `t` to `s` (per sample; `sigma_s` may be
     /// 0, then the step lands on `alpha_s x_hat`).
-    fn teacher_step(&self, z: &Tensor, t: &[f64], s: &[f64], class: Option<&Tensor>) -> Result<Tensor> {
+    fn teacher_step(
+        &self,
+        z: &Tensor,
+        t: &[f64],
+        s: &[f64],
+        class: Option<&Tensor>,
+    ) -> Result<Tensor> {
         let sch = self.schedule.as_ref();
         let x_hat = self.teacher.x0(sch, z, t, class)?.to_kind(z.kind());
-        let r: Vec<f64> = t.iter().zip(s).map(|(&a, &b)| sch.sigma(b) / sch.sigma(a)).collect();
+        let r: Vec<f64> = t
+            .iter()
+            .zip(s)
+            .map(|(&a, &b)| sch.sigma(b) / sch.sigma(a))
+            .collect();
         let a_t = per_row(&t.iter().map(|&v| sch.alpha(v)).collect::<Vec<_>>(), z);
         let a_s = per_row(&s.iter().map(|&v| sch.alpha(v)).collect::<Vec<_>>(), z);
         Ok(&a_s * &x_hat + per_row(&r, z) * (z - a_t * &x_hat))
@@ -128,7 +144,11 @@ impl ProgressiveDistillation {
         let t2: Vec<f64> = i.iter().map(|&k| self.time(k as f64 - 1.0)).collect();
         let z1 = self.teacher_step(z_t, &t, &t1, class)?;
         let z2 = self.teacher_step(&z1, &t1, &t2, class)?;
-        let ratio: Vec<f64> = t.iter().zip(&t2).map(|(&a, &b)| sch.sigma(b) / sch.sigma(a)).collect();
+        let ratio: Vec<f64> = t
+            .iter()
+            .zip(&t2)
+            .map(|(&a, &b)| sch.sigma(b) / sch.sigma(a))
+            .collect();
         let denom: Vec<f64> = t
             .iter()
             .zip(&t2)
@@ -154,7 +174,14 @@ impl ProgressiveDistillation {
         let s = per_row(&t.iter().map(|&v| sch.sigma(v)).collect::<Vec<_>>(), x0);
         let z_t = a * x0 + s * eps;
         let target = self.target(&z_t, i, class)?.detach();
-        let x_hat = x0_per_row(net, Parameterization::Raw(self.student), sch, &z_t, &t, class)?;
+        let x_hat = x0_per_row(
+            net,
+            Parameterization::Raw(self.student),
+            sch,
+            &z_t,
+            &t,
+            class,
+        )?;
         let w: Vec<f64> = t
             .iter()
             .map(|&v| {

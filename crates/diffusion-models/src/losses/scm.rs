@@ -123,7 +123,10 @@ impl AdaptiveWeight {
             bias: true,
         };
         let lin = nn::linear(vs.root() / "w_phi", 2 * m, 1, cfg);
-        let params = vec![lin.ws.shallow_clone(), lin.bs.as_ref().expect("bias").shallow_clone()];
+        let params = vec![
+            lin.ws.shallow_clone(),
+            lin.bs.as_ref().expect("bias").shallow_clone(),
+        ];
         let opt = AdamW::new(
             &params,
             AdamWConfig {
@@ -133,7 +136,9 @@ impl AdaptiveWeight {
         )?;
         Ok(AdaptiveWeight {
             _vs: vs,
-            freqs: Tensor::from_slice(&f).to_kind(Kind::Float).to_device(device),
+            freqs: Tensor::from_slice(&f)
+                .to_kind(Kind::Float)
+                .to_device(device),
             lin,
             params,
             opt: RefCell::new(opt),
@@ -144,7 +149,8 @@ impl AdaptiveWeight {
     /// `w_phi(t)` for per-sample times `t` (`[B]`), differentiable in the head's parameters.
     pub fn weight(&self, t: &Tensor) -> Tensor {
         use tch::nn::Module;
-        let arg = t.to_kind(Kind::Float).unsqueeze(1) * self.freqs.unsqueeze(0)
+        let arg = t.to_kind(Kind::Float).unsqueeze(1)
+            * self.freqs.unsqueeze(0)
             * (2.0 * std::f64::consts::PI);
         let feats = Tensor::cat(&[arg.cos(), arg.sin()], 1);
         self.lin.forward(&feats).squeeze_dim(1)

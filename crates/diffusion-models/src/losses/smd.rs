@@ -107,7 +107,11 @@ impl SmdLoss {
         let (as_, ss) = (sch.alpha(s), sch.sigma(s));
         let a = at / as_;
         let v = (st * st - a * a * ss * ss).max(0.0);
-        (a * ss * ss / (st * st), as_ * v / (st * st), ss * ss * v / (st * st))
+        (
+            a * ss * ss / (st * st),
+            as_ * v / (st * st),
+            ss * ss * v / (st * st),
+        )
     }
 
     /// The kernel means `mu(x_t, z)` for latents `z` (`[B, m]`) at per-sample steps `i`.
@@ -139,7 +143,10 @@ impl SmdLoss {
                 got: out.size(),
             });
         }
-        let eps = out.narrow(1, 0, d).to_kind(x_t.kind()).to_device(x_t.device());
+        let eps = out
+            .narrow(1, 0, d)
+            .to_kind(x_t.kind())
+            .to_device(x_t.device());
         let a = per_row(&t.iter().map(|&v| sch.alpha(v)).collect::<Vec<_>>(), x_t);
         let s = per_row(&t.iter().map(|&v| sch.sigma(v)).collect::<Vec<_>>(), x_t);
         let x0 = (x_t - s * eps) / a;
@@ -194,7 +201,9 @@ impl SmdLoss {
         let cx = per_row(&post.iter().map(|p| p.0).collect::<Vec<_>>(), x0);
         let c0 = per_row(&post.iter().map(|p| p.1).collect::<Vec<_>>(), x0);
         let var: Vec<f64> = post.iter().map(|p| p.2).collect();
-        let x_s = cx * &x_t + c0 * x0 + per_row(&var.iter().map(|v| v.sqrt()).collect::<Vec<_>>(), x0) * xi;
+        let x_s = cx * &x_t
+            + c0 * x0
+            + per_row(&var.iter().map(|v| v.sqrt()).collect::<Vec<_>>(), x0) * xi;
         // Log-likelihood of each latent's Gaussian component (up to a constant), [K, B].
         let comps: Vec<Tensor> = (0..self.draws as i64)
             .map(|k| -> Result<Tensor> {
@@ -204,9 +213,7 @@ impl SmdLoss {
                     Tensor::zeros([b, 0], (x0.kind(), x0.device()))
                 };
                 let mu = self.means(net, &x_t, &zk, i, class)?;
-                Ok(-(&x_s - mu)
-                    .square()
-                    .sum_dim_intlist(1, false, x0.kind())
+                Ok(-(&x_s - mu).square().sum_dim_intlist(1, false, x0.kind())
                     / (vector(&var, x0) * 2.0))
             })
             .collect::<Result<_>>()?;
@@ -230,7 +237,10 @@ impl SmdLoss {
             for k in (1..=self.steps).rev() {
                 let z = normals_like(
                     noise,
-                    &Tensor::zeros([n as i64, self.latent_dim as i64], (Kind::Float, net.device())),
+                    &Tensor::zeros(
+                        [n as i64, self.latent_dim as i64],
+                        (Kind::Float, net.device()),
+                    ),
                 );
                 let mu = self.means(net, &x, &z, &vec![k; n], None)?;
                 let (_, _, var) = self.posterior(self.time(k), self.time(k - 1));

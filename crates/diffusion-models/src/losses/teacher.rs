@@ -73,7 +73,9 @@ impl Teacher {
             if !(a > 0.0 && s > 0.0) {
                 return Err(ModelError::invalid(
                     "t",
-                    format!("the teacher needs 0 < SNR < inf, got alpha {a}, sigma {s} at t = {ti}"),
+                    format!(
+                        "the teacher needs 0 < SNR < inf, got alpha {a}, sigma {s} at t = {ti}"
+                    ),
                 ));
             }
             let lambda = (a / s).ln();

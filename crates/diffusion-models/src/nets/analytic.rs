@@ -86,11 +86,15 @@ impl GmmNet {
                 let opts = (Kind::Double, device);
                 Component {
                     log_weight: w.ln(),
-                    mean: Tensor::from_slice(&mean).reshape([1, dim as i64]).to_device(opts.1),
+                    mean: Tensor::from_slice(&mean)
+                        .reshape([1, dim as i64])
+                        .to_device(opts.1),
                     vecs: Tensor::from_slice(&vecs)
                         .reshape([dim as i64, dim as i64])
                         .to_device(opts.1),
-                    vals: Tensor::from_slice(&vals).reshape([1, dim as i64]).to_device(opts.1),
+                    vals: Tensor::from_slice(&vals)
+                        .reshape([1, dim as i64])
+                        .to_device(opts.1),
                 }
             })
             .collect();
@@ -169,7 +173,8 @@ impl GmmNet {
             // Coordinates in the eigenbasis: y = (x - alpha mu) V.
             let y = (&x - &a * &c.mean).matmul(&c.vecs);
             let var = a.square() * &c.vals + &s2;
-            let logp = -0.5 * (y.square() / &var + var.log()).sum_dim_intlist(1, false, Kind::Double)
+            let logp = -0.5
+                * (y.square() / &var + var.log()).sum_dim_intlist(1, false, Kind::Double)
                 + c.log_weight;
             let m = &c.mean + (&y * (&a * &c.vals / &var)).matmul(&c.vecs.tr());
             logps.push(logp);
@@ -190,7 +195,8 @@ impl TimeNet for GmmNet {
             ));
         }
         let b = super::check_time(x, t, "GmmNet")?;
-        let times: Vec<f64> = Vec::<f64>::try_from(&t.to_kind(Kind::Double).to_device(Device::Cpu))?;
+        let times: Vec<f64> =
+            Vec::<f64>::try_from(&t.to_kind(Kind::Double).to_device(Device::Cpu))?;
         let xs = x.to_kind(Kind::Double).to_device(self.device) * self.input_scale;
         let x0 = self.x0(&xs, &times)?;
         let cs: Vec<Coeffs> = times
