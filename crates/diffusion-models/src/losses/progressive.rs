@@ -69,14 +69,14 @@ impl ProgressiveDistillation {
             ));
         }
         for t in [t_start, t_end] {
-            if !(schedule.alpha(t) > 0.0) {
+            if schedule.alpha(t).is_nan() || schedule.alpha(t) <= 0.0 {
                 return Err(ModelError::invalid(
                     "t_start/t_end",
                     format!("alpha({t}) must be positive for DDIM steps"),
                 ));
             }
         }
-        if !(schedule.sigma(t_start) > 0.0) {
+        if schedule.sigma(t_start).is_nan() || schedule.sigma(t_start) <= 0.0 {
             return Err(ModelError::invalid(
                 "t_start",
                 "sigma(t_start) must be positive",

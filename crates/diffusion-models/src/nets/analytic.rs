@@ -211,7 +211,7 @@ impl TimeNet for GmmNet {
         let out = match self.output {
             Output::Sample => x0,
             other => {
-                if let Some(c) = cs.iter().find(|c| !(c.sigma > 0.0)) {
+                if let Some(c) = cs.iter().find(|c| c.sigma.is_nan() || c.sigma <= 0.0) {
                     return Err(ModelError::invalid(
                         "t",
                         format!(
