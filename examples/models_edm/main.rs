@@ -3,7 +3,7 @@
 //! on the eight-Gaussians toy, sampled with Heun on 18 Karras steps (`sigma` 40 to 0.002, rho 7,
 //! then 0). Metric: sliced W2 to fresh data (1200 updates); check: at most half the
 //! moment-matched Gaussian baseline. Expected (seed 0, dev profile, 2 CPU cores): sliced_w2 0.153
-//! (bound 0.3; two-sample floor 0.185); about 6 s.
+//! (bound 0.3; two-sample floor 0.185); about 2 s.
 
 use anyhow::Result;
 use clap::Parser;

@@ -3,7 +3,7 @@
 //! `eps - x0` of the linear interpolant `x_t = (1 - t) x0 + t eps` on the eight-Gaussians toy and
 //! is integrated with Heun on 20 uniform steps from `t = 0.999` (the velocity is singular at `alpha = 0`) to 0. Metric: sliced W2 to fresh
 //! data (1200 updates); check: at most 60% of the moment-matched Gaussian baseline. Expected (seed
-//! 0, dev profile, 2 CPU cores): sliced_w2 0.242 (bound 0.35; two-sample floor 0.185); about 6 s.
+//! 0, dev profile, 2 CPU cores): sliced_w2 0.242 (bound 0.35; two-sample floor 0.185); about 2 s.
 
 use anyhow::Result;
 use clap::Parser;

@@ -6,7 +6,7 @@
 //! KL terms, which the toy MLP and `DsmLoss` do not have; the fixed `beta_tilde` variance is used.
 //! Metric: sliced W2 to fresh data (1200 updates); check: at most half the moment-matched
 //! Gaussian baseline. Expected (seed 0, dev profile, 2 CPU cores): sliced_w2 0.157 (bound 0.3;
-//! two-sample floor 0.185); about 6 s.
+//! two-sample floor 0.185); about 3 s.
 
 use anyhow::Result;
 use clap::Parser;

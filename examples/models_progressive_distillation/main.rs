@@ -6,7 +6,7 @@
 //! samples to fresh data; checks: below 80% of the teacher itself run with 2 DDIM steps; the
 //! 8-step teacher is reported. Expected (seed 0, dev profile, 2 CPU cores): 2-step student 0.197
 //! (bound 0.4), 4-step student 0.195, 2-step teacher 0.555, 8-step teacher 0.168 (the two-sample
-//! floor of 2000 points is 0.185); about 7 s.
+//! floor of 2000 points is 0.185); about 5 s.
 
 use anyhow::Result;
 use clap::Parser;

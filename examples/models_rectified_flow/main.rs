@@ -7,7 +7,7 @@
 //! the flow straighter (gap ratio) and improves 1-step W2 over the 1-rectified flow. Expected
 //! (seed 0, dev profile, 2 CPU cores): 1-step sliced_w2 0.189 after reflow (bound 0.6) vs 1.746
 //! before (the 1-step Euler output of a 1-rectified flow is close to the data mean); straightness
-//! gap 1.785 -> 0.188; about 7 s.
+//! gap 1.785 -> 0.188; about 3 s.
 
 use anyhow::Result;
 use clap::Parser;

@@ -9,7 +9,7 @@
 //! the result worse). Metric: sliced W2 of the 1-step samples to fresh data (800 updates);
 //! checks: below 60% of the moment-matched Gaussian baseline; 2-step W2 reported. Expected (seed
 //! 0, dev profile, 2 CPU cores): 1-step sliced_w2 0.200 (bound 0.4; two-sample floor 0.185),
-//! 2-step 0.222, baseline 0.566; about 6 s.
+//! 2-step 0.222, baseline 0.566; about 2 s.
 
 use anyhow::Result;
 use clap::Parser;

@@ -7,7 +7,7 @@
 //! same batch and noise, up to f32 rounding); checks: on fresh data the calibrated model's DSM
 //! loss is not higher (summed over the times), and `eta` is not negligible. Expected (seed 0,
 //! dev profile, 2 CPU cores): gap 1.7e-5 (bound 1e-2), sum of `||eta_t||^2` 0.0071, fresh-data
-//! loss drop 0.0042; about 3 s.
+//! loss drop 0.0042; about 2 s.
 
 use anyhow::Result;
 use clap::Parser;

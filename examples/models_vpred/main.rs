@@ -4,7 +4,7 @@
 //! `t = 0.99` to `1e-3` (its output is converted to x0 by `Prediction::resolve`). Metric: sliced
 //! W2 to fresh data (1200 updates); check: at most half the moment-matched Gaussian baseline.
 //! Expected (seed 0, dev profile, 2 CPU cores): sliced_w2 0.170 (bound 0.3; two-sample floor
-//! 0.185); about 6 s.
+//! 0.185); about 2 s.
 
 use anyhow::Result;
 use clap::Parser;
