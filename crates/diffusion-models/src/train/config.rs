@@ -137,9 +137,9 @@ pub enum LossConfig {
         /// Standard deviation of `ln(sigma_d tan t)`.
         #[serde(default = "scm_p_std")]
         p_std: f64,
-        /// Tangent normalization constant (absent: no normalization).
+        /// Tangent normalization constant `c` (0: no normalization).
         #[serde(default = "tangent_c")]
-        tangent_c: Option<f64>,
+        tangent_c: f64,
         /// Updates of tangent warmup (0: none).
         #[serde(default)]
         warmup_steps: u64,
@@ -155,8 +155,8 @@ fn scm_p_mean() -> f64 {
 fn scm_p_std() -> f64 {
     1.4
 }
-fn tangent_c() -> Option<f64> {
-    Some(0.1)
+fn tangent_c() -> f64 {
+    0.1
 }
 fn yes() -> bool {
     true
@@ -408,7 +408,7 @@ impl TrainConfig {
                     sigma_d: *sigma_d,
                     p_mean: *p_mean,
                     p_std: *p_std,
-                    tangent_c: *tangent_c,
+                    tangent_c: (*tangent_c != 0.0).then_some(*tangent_c),
                     warmup_steps: *warmup_steps,
                     adaptive: *adaptive,
                     ..ScmConfig::default()
@@ -457,7 +457,7 @@ mod tests {
         ))
         .unwrap();
         assert!(
-            matches!(scm.loss, LossConfig::Scm { sigma_d, warmup_steps: 10, tangent_c: Some(c), adaptive: true, .. } if sigma_d == 1.0 && c == 0.1)
+            matches!(scm.loss, LossConfig::Scm { sigma_d, warmup_steps: 10, tangent_c, adaptive: true, .. } if sigma_d == 1.0 && tangent_c == 0.1)
         );
         assert_eq!(
             scm.objective().unwrap().parameterization(),
@@ -467,6 +467,17 @@ mod tests {
             "{base}[loss]\nkind = \"scm\"\np_std = 0.0\n"
         ))
         .is_err());
+        assert!(TrainConfig::from_toml_str(&format!(
+            "{base}[loss]\nkind = \"scm\"\ntangent_c = -1.0\n"
+        ))
+        .is_err());
+        let no_norm =
+            TrainConfig::from_toml_str(&format!("{base}[loss]\nkind = \"scm\"\ntangent_c = 0.0\n"))
+                .unwrap();
+        assert_eq!(
+            TrainConfig::from_toml_str(&no_norm.to_toml().unwrap()).unwrap(),
+            no_norm
+        );
         // Round trip through TOML.
         assert_eq!(
             TrainConfig::from_toml_str(&dsm.to_toml().unwrap()).unwrap(),
