@@ -408,3 +408,62 @@ fn short_distillation_gives_one_step_samples_well_below_the_gaussian_baseline() 
     eprintln!("sCD: one-step W2 {one:.4}, two-step {two:.4}, Gaussian baseline {base:.4}");
     assert!(one < 0.5 * base, "one-step {one} vs baseline {base}");
 }
+
+#[test]
+fn trigflow_parameterization_reads_a_consistency_model_under_any_schedule() {
+    // A consistency function's x0 does not depend on the schedule the state comes from: under VP
+    // the TrigFlow parameterization (SNR-matched time, rescaled state) of the exact function
+    // must give the VP PF-ODE map to t = 0 of the Gaussian.
+    use diffusion_core::schedule::VpLinear;
+    let vp = VpLinear::default();
+    let exact = ExactF::new(0.0);
+    let den = TchDenoiser::new(&exact, Parameterization::TrigFlow { sigma_d: SD }, &vp);
+    let mix = gaussian();
+    let g = &mix.components()[0];
+    let n = 8;
+    let v = HostNoise::new(12).normals(2 * n);
+    let x = Tensor::from_slice(&v).reshape([n as i64, 2]);
+    let xa = ndarray::Array2::from_shape_vec((n, 2), v).unwrap();
+    for t in [0.1, 0.5, 0.9] {
+        let got = match den.predict_tensor(&x, t).unwrap() {
+            diffusion_core::Prediction::Sample(x0) => x0,
+            _ => panic!("the TrigFlow parameterization answers x0"),
+        };
+        let want = g.pf_ode_flow(&vp, t, 0.0, &xa.view()).unwrap();
+        let got: Vec<f64> = Vec::try_from(got.reshape([-1])).unwrap();
+        let err = got
+            .iter()
+            .zip(want.iter())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
+        assert!(err < 1e-9, "t = {t}: {err}");
+    }
+}
+
+#[test]
+fn the_adaptive_head_learns_from_the_gradients_the_backward_pass_leaves() {
+    // With the head at w = 0 the loss equals the plain mean; one backward pass leaves head
+    // gradients d/dw (e^w l - w) = l - 1, and the next loss call applies an AdamW step, so
+    // w(t) moves (down where the per-sample loss is below 1).
+    use diffusion_models::Objective;
+    let cfg = ScmConfig {
+        sigma_d: SD,
+        adaptive: true,
+        ..ScmConfig::default()
+    };
+    let loss = ScmLoss::training(cfg, Device::Cpu).unwrap();
+    let head = loss.head().expect("adaptive head");
+    let vs = nn::VarStore::new(Device::Cpu);
+    let net = Mlp::new(&vs.root(), &MlpConfig::default(), 0).unwrap();
+    let (x0, _, _) = batch(64, 4);
+    let x0 = x0.to_kind(Kind::Float);
+    let probe = Tensor::from_slice(&[0.3f32, 1.0]);
+    let before = Vec::<f64>::try_from(head.weight(&probe).to_kind(Kind::Double)).unwrap();
+    assert_eq!(before, vec![0.0, 0.0]);
+    let l = loss.loss(&net, &x0, None, &mut HostNoise::new(1)).unwrap();
+    l.backward();
+    assert!(head.parameters().iter().all(|p| p.grad().defined()));
+    let _ = loss.loss(&net, &x0, None, &mut HostNoise::new(2)).unwrap();
+    let after = Vec::<f64>::try_from(head.weight(&probe).to_kind(Kind::Double)).unwrap();
+    assert!(after.iter().all(|w| w.abs() > 1e-4), "{after:?}");
+}

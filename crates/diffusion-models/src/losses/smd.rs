@@ -221,9 +221,9 @@ impl SmdLoss {
         Ok(-(lse - (self.draws as f64).ln()) / d as f64)
     }
 
-    /// `n` samples (`[n, d]`, kind `Float`) by ancestral sampling with the mixture kernel: from
-    /// `x ~ N(0, sigma(t_start)^2 I)` (plus `alpha(t_start)` times nothing: the prior mean 0), one
-    /// latent draw and `sqrt(beta~)` noise per step.
+    /// `n` samples of dimension `dim` (`[n, dim]`, kind `Float`) by ancestral sampling with the
+    /// mixture kernel: from `x ~ N(0, sigma(t_start)^2 I)` (the prior, neglecting the
+    /// `alpha(t_start) x0` part), one latent draw and `sqrt(beta~)` noise per step.
     pub fn sample(
         &self,
         net: &dyn TimeNet,
