@@ -27,7 +27,7 @@ fn main() -> Result<()> {
     let mix = toy.as_mixture().expect("an analytic toy");
     let sch = VpCosine::default();
     let data = toy_samples(toy, a.n, 99);
-    let exact = GmmNet::new(&mix, Box::new(sch), Output::Epsilon, Device::Cpu)?;
+    let exact = GmmNet::new(&mix, Box::new(sch), Parameterization::Raw(Output::Epsilon))?;
     let eps = Parameterization::Raw(Output::Epsilon);
     let ddim = |net: &dyn TimeNet, p: Parameterization, steps: usize| -> Result<f64> {
         let grid = TimeGrid::uniform(T_START, T_END, steps)?;

@@ -13,7 +13,7 @@ use diffusion::core::schedule::VpLinear;
 use diffusion::core::{GaussianMixture, HostNoise, NoiseSchedule};
 use diffusion::models::losses::SmdLoss;
 use diffusion::models::tch::{Device, Kind, Tensor};
-use diffusion::models::{GmmNet, MlpConfig, Objective, Output, TimeEmbedding};
+use diffusion::models::{GmmNet, MlpConfig, Objective, Output, Parameterization, TimeEmbedding};
 use diffusion_examples::models::{fit, mlp, ModelArgs};
 use diffusion_examples::Report;
 
@@ -47,8 +47,7 @@ fn main() -> Result<()> {
     let exact = GmmNet::new(
         &mix,
         Box::new(VpLinear::default()),
-        Output::Epsilon,
-        Device::Cpu,
+        Parameterization::Raw(Output::Epsilon),
     )?;
     let gauss = kernel(0, 1)?.sample(&exact, n, 1, &mut HostNoise::new(a.seed))?;
     let w_gauss = w2_to_target(&gauss, &mix)?;

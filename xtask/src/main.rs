@@ -1,6 +1,7 @@
 //! The project runner: `cargo xtask <command>`.
 //!
-//! - `setup`: make libtorch available (once) and print where it is.
+//! - `setup`: make libtorch available (once) and print where it is; `--fmnist` also installs
+//!   Fashion-MNIST (`apt-get install dataset-fashion-mnist`, or prints the sudo command).
 //! - `demo`: build and run the end-to-end demo of the `diffusion` program.
 //! - `test`: the whole test suite (`cargo test --workspace`) with libtorch wired in.
 //! - `ci`: `cargo fmt --check`, clippy with `-D warnings`, then `test`.
@@ -8,7 +9,8 @@
 //! - `env`: shell `export` lines that let plain `cargo` commands find libtorch.
 //! - `run -- <cargo args>`: any cargo command with libtorch wired in.
 //! - `refdata`: install the Python anchors (diffusers, k-diffusion, torchsde) into the venv and
-//!   regenerate the committed reference fixtures of diffusion-solvers (see `refdata.rs`).
+//!   regenerate the committed reference fixtures of diffusion-solvers and the network interop
+//!   fixtures of diffusion-models (see `refdata.rs`).
 //! - `bench`: the project and the Python anchors side by side (per-step time, accuracy per NFE),
 //!   written to docs/results.md and docs/accuracy_*.png (see `bench.rs`).
 //!
@@ -28,7 +30,9 @@ use std::process::Command;
 
 const USAGE: &str = "usage: cargo xtask <setup|demo|test|ci|doctor|env|run|refdata|bench> [args...]
 
-  setup            install libtorch (torch==2.11.0 in a cached venv) unless $LIBTORCH is set
+  setup [--fmnist] install libtorch (torch==2.11.0 in a cached venv) unless $LIBTORCH is set;
+                   --fmnist: also install Fashion-MNIST (apt-get install dataset-fashion-mnist
+                   when root, else print the sudo command)
   demo [args]      run the end-to-end demo (`diffusion demo`), writing into out/demo
   test [args]      run the whole test suite (extra args go to `cargo test`)
   ci               cargo fmt --check, clippy -D warnings, then the test suite
@@ -37,10 +41,13 @@ const USAGE: &str = "usage: cargo xtask <setup|demo|test|ci|doctor|env|run|refda
   run -- <args>    run any cargo command with libtorch wired in
   refdata [args]   install diffusers/k-diffusion/torchsde into the venv and regenerate
                    crates/diffusion-solvers/tests/fixtures (args go to make_fixtures.py)
+                   and crates/diffusion-models/tests/fixtures (make_net_fixtures.py)
   bench [opts]     the project and k-diffusion/diffusers side by side: per-step time and
                    accuracy per NFE, into docs/results.md and docs/accuracy_*.png (2-5 min);
                    --no-python (Rust side only), --quick (smoke test), --no-timing,
-                   --no-accuracy; partial runs write into out/bench/ only";
+                   --no-accuracy; partial runs write into out/bench/ only;
+                   --train [--threads N]: training throughput only, the Rust trainer next to
+                   tools/bench/train_torch.py (MLP and small U-Net, into docs/results.md)";
 
 fn main() {
     if let Err(e) = real_main() {
@@ -61,8 +68,16 @@ fn real_main() -> Result<()> {
     let root = workspace_root()?;
     match cmd {
         "setup" => {
+            let fmnist = match rest.as_slice() {
+                [] => false,
+                [a] if a == "--fmnist" => true,
+                other => bail!("unknown option(s) {other:?} for `cargo xtask setup` (--fmnist)"),
+            };
             let lt = Libtorch::resolve()?;
             lt.describe();
+            if fmnist {
+                setup_fmnist()?;
+            }
             Ok(())
         }
         "demo" => {
@@ -146,6 +161,78 @@ fn real_main() -> Result<()> {
         }
         other => bail!("unknown command `{other}`\n{USAGE}"),
     }
+}
+
+/// Where the Debian package `dataset-fashion-mnist` puts the files (the loader's default).
+const FMNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+const FMNIST_FILES: [&str; 4] = [
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+];
+
+fn fmnist_installed(dir: &Path) -> bool {
+    FMNIST_FILES.iter().all(|f| dir.join(f).is_file())
+}
+
+/// `cargo xtask setup --fmnist`: installs Fashion-MNIST with apt-get when running as root, else
+/// prints the command to run (nothing to do when `$DIFFUSION_FMNIST_DIR` or the system folder
+/// already holds the four files).
+fn setup_fmnist() -> Result<()> {
+    if let Some(d) = std::env::var_os("DIFFUSION_FMNIST_DIR").filter(|d| !d.is_empty()) {
+        let d = PathBuf::from(d);
+        if fmnist_installed(&d) {
+            println!(
+                "fashion-mnist: {} (from $DIFFUSION_FMNIST_DIR)",
+                d.display()
+            );
+            return Ok(());
+        }
+        println!(
+            "fashion-mnist: $DIFFUSION_FMNIST_DIR = {} lacks some of {FMNIST_FILES:?}; \
+             installing the system package instead (unset the variable to use it)",
+            d.display()
+        );
+    }
+    let dir = Path::new(FMNIST_DIR);
+    if fmnist_installed(dir) {
+        println!("fashion-mnist: {FMNIST_DIR} (installed)");
+        return Ok(());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false);
+    if !root {
+        println!(
+            "fashion-mnist: not installed. Run\n    sudo apt-get install dataset-fashion-mnist\n\
+             (Debian/Ubuntu), or download the four files {FMNIST_FILES:?} into a folder and set \
+             DIFFUSION_FMNIST_DIR to it."
+        );
+        return Ok(());
+    }
+    let apt = |args: &[&str]| -> Result<bool> {
+        eprintln!("xtask: apt-get {}", args.join(" "));
+        Ok(Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("failed to start apt-get (is this Debian or Ubuntu?)")?
+            .success())
+    };
+    if !apt(&["install", "-y", "dataset-fashion-mnist"])? {
+        // The package lists may be stale or empty (fresh containers): refresh once and retry.
+        if !(apt(&["update"])? && apt(&["install", "-y", "dataset-fashion-mnist"])?) {
+            bail!("apt-get could not install dataset-fashion-mnist");
+        }
+    }
+    if !fmnist_installed(dir) {
+        bail!("dataset-fashion-mnist is installed but {FMNIST_DIR} lacks some of {FMNIST_FILES:?}");
+    }
+    println!("fashion-mnist: {FMNIST_DIR} (installed now)");
+    Ok(())
 }
 
 fn strings(a: &[&str]) -> Vec<String> {

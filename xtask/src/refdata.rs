@@ -11,6 +11,10 @@
 //! 3. Runs `tools/refdata/make_fixtures.py`, which writes JSON into
 //!    `crates/diffusion-solvers/tests/fixtures/` (read by `tests/reference_fixtures.rs`, so
 //!    `cargo test` never needs Python).
+//! 4. Runs `tools/refdata/make_net_fixtures.py`, which writes the network interop fixtures
+//!    (weights of the PyTorch reference modules in `tools/torch_ref/nets.py`, inputs and
+//!    outputs, as safetensors) into `crates/diffusion-models/tests/fixtures/` (read by
+//!    `tests/interop.rs`).
 //!
 //! The pins below are the versions that produced the committed fixtures; `tools/refdata/README.md`
 //! records the full `pip freeze` of the run.
@@ -80,7 +84,14 @@ pub const FIXTURE_DIR: &str = "crates/diffusion-solvers/tests/fixtures";
 /// The generator script, relative to the workspace root.
 pub const SCRIPT: &str = "tools/refdata/make_fixtures.py";
 
-/// Installs what is missing and regenerates the fixtures. Extra arguments go to the script.
+/// Where the network interop fixtures go, relative to the workspace root.
+pub const NET_FIXTURE_DIR: &str = "crates/diffusion-models/tests/fixtures";
+
+/// The generator script of the network interop fixtures, relative to the workspace root.
+pub const NET_SCRIPT: &str = "tools/refdata/make_net_fixtures.py";
+
+/// Installs what is missing and regenerates the fixtures. Extra arguments go to the solver
+/// script.
 pub fn run(root: &Path, extra: &[String]) -> Result<()> {
     let lt = Libtorch::resolve()?;
     let Some(python) = lt.python() else {
@@ -103,6 +114,22 @@ pub fn run(root: &Path, extra: &[String]) -> Result<()> {
         .with_context(|| format!("cannot start {}", python.display()))?;
     if !status.success() {
         bail!("{SCRIPT} failed ({status})");
+    }
+    let out = root.join(NET_FIXTURE_DIR);
+    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    eprintln!(
+        "xtask: {} {NET_SCRIPT} --out {NET_FIXTURE_DIR}",
+        python.display()
+    );
+    let status = Command::new(&python)
+        .arg(root.join(NET_SCRIPT))
+        .arg("--out")
+        .arg(&out)
+        .current_dir(root)
+        .status()
+        .with_context(|| format!("cannot start {}", python.display()))?;
+    if !status.success() {
+        bail!("{NET_SCRIPT} failed ({status})");
     }
     Ok(())
 }

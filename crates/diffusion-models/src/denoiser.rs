@@ -11,7 +11,8 @@
 //! [`Parameterization`] the network sees `t` itself (its configuration may rescale it) and its
 //! output is read as the chosen [`Output`]; with EDM preconditioning the state is divided by
 //! `alpha(t)`, the noise level is `sigma(t) / alpha(t)` and the answer is `D(x; sigma)`, so an
-//! EDM-trained network samples under any schedule. Inference runs under `tch::no_grad`.
+//! EDM-trained network samples under any schedule. Inference runs under `tch::no_grad`
+//! (`predict_with_grad` records gradients, for likelihoods through the PF-ODE).
 
 use crate::error::{ModelError, Result};
 use crate::nets::TimeNet;
@@ -211,16 +212,28 @@ impl<'a> TchDenoiser<'a> {
         self.param
     }
 
+    /// The schedule the denoiser answers under.
+    pub fn schedule(&self) -> &'a dyn NoiseSchedule {
+        self.schedule
+    }
+
     /// The prediction at `(x, t)` as a `ModelError` result (what [`Denoiser::predict`] returns,
-    /// with the model crate's error type).
+    /// with the model crate's error type), computed under `tch::no_grad`.
     pub fn predict_tensor(&self, x: &Tensor, t: f64) -> Result<Prediction<Tensor>> {
+        tch::no_grad(|| self.predict_with_grad(x, t))
+    }
+
+    /// [`TchDenoiser::predict_tensor`] with autograd recording: gradients flow from the
+    /// prediction to `x` (and to the network's parameters), as the divergence of the
+    /// probability-flow ODE in `crate::eval::nll` needs.
+    pub fn predict_with_grad(&self, x: &Tensor, t: f64) -> Result<Prediction<Tensor>> {
         let b = *x.size().first().ok_or_else(|| ModelError::Shape {
             context: "TchDenoiser input (needs a batch dimension)".into(),
             expected: vec![-1, -1],
             got: x.size(),
         })?;
         let class = self.class.as_ref();
-        tch::no_grad(|| match self.param {
+        match self.param {
             Parameterization::Raw(out) => {
                 let tt = Tensor::full([b], t, (self.net.kind(), self.net.device()));
                 let xin = x.to_kind(self.net.kind()).to_device(self.net.device());
@@ -255,7 +268,7 @@ impl<'a> TchDenoiser<'a> {
                 )?;
                 Ok(Prediction::Sample(x0))
             }
-        })
+        }
     }
 }
 

@@ -54,6 +54,14 @@ pub enum ModelError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A data set that is missing, truncated, corrupt or malformed.
+    #[error("data {}: {reason}", path.display())]
+    Data {
+        /// The file (or folder) concerned.
+        path: PathBuf,
+        /// What is wrong with it (and, for a missing data set, how to install it).
+        reason: String,
+    },
     /// A loss or a parameter became NaN or infinite during training.
     #[error("non-finite value in {0}")]
     NonFinite(String),
@@ -64,6 +72,14 @@ impl ModelError {
     pub fn invalid(name: &'static str, reason: impl Into<String>) -> Self {
         ModelError::InvalidParameter {
             name,
+            reason: reason.into(),
+        }
+    }
+
+    /// Shorthand for [`ModelError::Data`].
+    pub fn data(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        ModelError::Data {
+            path: path.into(),
             reason: reason.into(),
         }
     }

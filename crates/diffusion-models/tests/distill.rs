@@ -28,8 +28,7 @@ fn distiller(steps: usize) -> ProgressiveDistillation {
             GmmNet::new(
                 &mixture(),
                 Box::new(VpLinear::default()),
-                Output::Epsilon,
-                Device::Cpu,
+                Parameterization::Raw(Output::Epsilon),
             )
             .unwrap(),
         ),
@@ -124,8 +123,7 @@ fn the_teacher_itself_is_not_a_two_step_student() {
     let teacher = GmmNet::new(
         &mixture(),
         Box::new(VpLinear::default()),
-        Output::V,
-        Device::Cpu,
+        Parameterization::Raw(Output::V),
     )
     .unwrap();
     let n = 128;

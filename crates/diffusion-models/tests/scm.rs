@@ -78,7 +78,7 @@ impl TimeNet for ExactF {
 
 fn teacher() -> Teacher {
     Teacher::new(
-        Box::new(GmmNet::trigflow(&gaussian(), SD, Device::Cpu).unwrap()),
+        Box::new(GmmNet::trigflow(&gaussian(), SD).unwrap()),
         Parameterization::TrigFlow { sigma_d: SD },
         Box::new(TrigFlow::new(SD).unwrap()),
     )
@@ -210,11 +210,10 @@ fn training_tangent_vanishes_in_conditional_expectation() {
     let gmm = GmmNet::new(
         &gaussian(),
         Box::new(TrigFlow::new(SD).unwrap()),
-        Output::Sample,
-        Device::Cpu,
+        Parameterization::Raw(Output::Sample),
     )
     .unwrap();
-    let m = gmm.x0(&x_t, &t).unwrap();
+    let m = gmm.forward_t(&x_t, &Tensor::from_slice(&t), None).unwrap();
     let delta = &x0 - &m;
     let exact = ExactF::new(0.0);
     let tangent = |x0: &Tensor| {
@@ -320,7 +319,7 @@ fn short_run(distil: bool, steps: u64) -> (f64, f64, f64) {
     let lr = 1e-3;
     let loss = if distil {
         let teacher = Teacher::new(
-            Box::new(GmmNet::trigflow(&mix, sd, Device::Cpu).unwrap()),
+            Box::new(GmmNet::trigflow(&mix, sd).unwrap()),
             Parameterization::TrigFlow { sigma_d: sd },
             Box::new(TrigFlow::new(sd).unwrap()),
         );

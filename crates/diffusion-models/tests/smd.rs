@@ -8,7 +8,9 @@ use diffusion_core::schedule::VpLinear;
 use diffusion_core::{GaussianMixture, HostNoise, NoiseSchedule};
 use diffusion_models::losses::SmdLoss;
 use diffusion_models::train::{AdamW, AdamWConfig};
-use diffusion_models::{GmmNet, Mlp, MlpConfig, Objective, Output, TimeEmbedding};
+use diffusion_models::{
+    GmmNet, Mlp, MlpConfig, Objective, Output, Parameterization, TimeEmbedding,
+};
 use tch::{nn, Device, Kind, Tensor};
 
 const T_END: f64 = 0.02;
@@ -50,8 +52,7 @@ fn smd_beats_the_best_gaussian_kernel_at_four_steps() {
     let exact = GmmNet::new(
         &bimodal(),
         Box::new(VpLinear::default()),
-        Output::Epsilon,
-        Device::Cpu,
+        Parameterization::Raw(Output::Epsilon),
     )
     .unwrap();
     let ddpm = loss(0, 1)

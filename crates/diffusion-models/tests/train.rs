@@ -145,10 +145,147 @@ fn damaged_or_mismatched_checkpoints_are_clear_errors() {
     // A different network or EMA set does not fit.
     std::fs::write(&ck, &bytes).unwrap();
     let mut wider = tiny(4);
-    wider.model.hidden = 32;
+    wider.model.mlp_mut().unwrap().hidden = 32;
     assert!(reason(Trainer::resume(wider, &ck)).contains("shape"));
     let mut other_ema = tiny(4);
     other_ema.train.ema_decays = vec![0.9];
     assert!(reason(Trainer::resume(other_ema, &ck)).contains("EMA decays"));
     assert!(Trainer::resume(tiny(4), &ck).is_ok());
+}
+
+#[test]
+fn sample_pictures_are_written_every_sample_every_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = tiny(20);
+    cfg.train.sample_every = 10;
+    cfg.sample.grid_n = 50;
+    cfg.sample.steps = 4;
+    let mut t = Trainer::new(cfg).unwrap();
+    t.set_samples_dir(Some(dir.path().join("samples")));
+    t.run(&mut RunOptions::default()).unwrap();
+    let mut names: Vec<String> = std::fs::read_dir(dir.path().join("samples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["step_0000010.png", "step_0000020.png"]);
+    let bytes = std::fs::read(dir.path().join("samples/step_0000020.png")).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // The samples behind the picture: 50 points of the configured shape, the same each time.
+    let (a, labels) = t.sample(50, 7).unwrap();
+    assert!(labels.is_none());
+    assert_eq!(a.size(), [50, 2]);
+    assert!(a.equal(&t.sample(50, 7).unwrap().0));
+}
+
+/// Writes `n` synthetic 28x28 "Fashion-MNIST" training images into `dir`: image `i` has label
+/// `i % 10` and every pixel `20 * label` (so a batch's labels can be read off its pixels).
+fn synthetic_fmnist(dir: &std::path::Path, n: usize) {
+    use diffusion_models::data::idx::write_idx;
+    let labels: Vec<u8> = (0..n).map(|i| (i % 10) as u8).collect();
+    let px: Vec<u8> = labels
+        .iter()
+        .flat_map(|&l| std::iter::repeat_n(20 * l, 784))
+        .collect();
+    write_idx(&dir.join("train-images-idx3-ubyte.gz"), &[n, 28, 28], &px).unwrap();
+    write_idx(&dir.join("train-labels-idx1-ubyte.gz"), &[n], &labels).unwrap();
+}
+
+fn tiny_unet(dir: &std::path::Path, steps: u64) -> TrainConfig {
+    TrainConfig::from_toml_str(&format!(
+        r#"
+seed = 5
+[data]
+fmnist = {{ dir = {dir:?}, classes = true, p_uncond = 0.5, flip = true }}
+[model]
+kind = "unet"
+model_channels = 8
+channel_mult = [1, 2]
+num_res_blocks = 1
+attention_resolutions = [14]
+num_heads = 2
+groups = 4
+dropout = 0.2
+num_classes = 10
+embedding = {{ kind = "fourier", dim = 16, scale = 16.0 }}
+[loss]
+kind = "edm"
+[train]
+steps = {steps}
+batch_size = 8
+lr = 1e-3
+warmup_steps = 2
+ema_decays = [0.9]
+log_every = 1
+checkpoint_every = 0
+[sample]
+steps = 3
+grid_n = 10
+"#,
+        dir = dir.to_string_lossy()
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_class_conditional_unet_on_images_resumes_exactly_with_dropout_and_label_dropout() {
+    let data = tempfile::tempdir().unwrap();
+    synthetic_fmnist(data.path(), 40);
+    let n = 6;
+    let mut straight = Trainer::new(tiny_unet(data.path(), n)).unwrap();
+    // Labels: the item's own (readable from its pixels) or the null class 10, about half each.
+    let mut dropped = 0;
+    for k in 0..8 {
+        let b = straight.labelled_batch(k).unwrap();
+        assert_eq!(b.x.size(), [8, 1, 28, 28]);
+        let labels: Vec<i64> = Vec::try_from(b.class.unwrap()).unwrap();
+        let first_px: Vec<f32> = Vec::try_from(b.x.select(1, 0).select(1, 0).select(1, 0)).unwrap();
+        for (l, p) in labels.iter().zip(first_px) {
+            let own = ((p + 1.0) * 127.5 / 20.0).round() as i64;
+            assert!(
+                *l == own || *l == 10,
+                "label {l} for an image of class {own}"
+            );
+            dropped += (*l == 10) as usize;
+        }
+    }
+    assert!(
+        (16..=48).contains(&dropped),
+        "{dropped} of 64 labels dropped at p = 0.5"
+    );
+    let a = straight.run(&mut RunOptions::default()).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck.safetensors");
+    let mut first = Trainer::new(tiny_unet(data.path(), n)).unwrap();
+    let mut b: Vec<_> = (0..n / 2).map(|_| first.train_step().unwrap()).collect();
+    first.save_checkpoint(&ck).unwrap();
+    drop(first);
+    let mut second = Trainer::resume(tiny_unet(data.path(), n), &ck).unwrap();
+    b.extend(second.run(&mut RunOptions::default()).unwrap());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(
+            x.loss.to_bits(),
+            y.loss.to_bits(),
+            "loss at step {}",
+            x.step
+        );
+        assert_eq!(x.grad_norm.to_bits(), y.grad_norm.to_bits());
+    }
+    // Class-conditional samples of the image shape, labels i mod 10, with guidance too.
+    let (s, labels) = second.sample(10, 1).unwrap();
+    assert_eq!(s.size(), [10, 1, 28, 28]);
+    let labels: Vec<i64> = Vec::try_from(labels.unwrap()).unwrap();
+    assert_eq!(labels, (0..10).collect::<Vec<i64>>());
+    second.config_mut().sample.guidance = 2.0;
+    let (g, _) = second.sample(10, 1).unwrap();
+    assert!(!g.equal(&s));
+    let png = dir.path().join("grid.png");
+    second.save_sample_picture(&png).unwrap();
+    assert_eq!(&std::fs::read(&png).unwrap()[..4], b"\x89PNG");
+    // bf16 on the CPU falls back to fp32.
+    let mut cfg = tiny_unet(data.path(), 1);
+    cfg.train.precision = diffusion_models::train::Precision::Bf16;
+    let t = Trainer::new(cfg).unwrap();
+    assert_eq!(t.precision(), diffusion_models::train::Precision::Fp32);
 }

@@ -2,7 +2,7 @@
 //! interrupted run never leaves a truncated output behind.
 
 use anyhow::{bail, Context, Result};
-use ndarray::{Array2, ArrayD};
+use ndarray::{Array1, Array2, ArrayD};
 use ndarray_npy::{ReadNpyExt, WriteNpyExt};
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -71,6 +71,54 @@ pub fn read_npy_2d(path: &Path) -> Result<Array2<f64>> {
             ),
         },
     }
+}
+
+/// Reads a `.npy` array of any dimension of f64 or f32 as f64.
+pub fn read_npy_dyn(path: &Path) -> Result<ArrayD<f64>> {
+    let open = || -> Result<BufReader<File>> {
+        Ok(BufReader::new(File::open(path).with_context(|| {
+            format!("cannot open {}", path.display())
+        })?))
+    };
+    match ArrayD::<f64>::read_npy(open()?) {
+        Ok(a) => Ok(a),
+        Err(e64) => match ArrayD::<f32>::read_npy(open()?) {
+            Ok(a) => Ok(a.mapv(f64::from)),
+            Err(_) => bail!("{} is not an f64 or f32 .npy array: {e64}", path.display()),
+        },
+    }
+}
+
+/// Reads a 1-D `.npy` array of integer labels (i64, i32, u8, or whole-valued f64/f32) as i64.
+pub fn read_npy_labels(path: &Path) -> Result<Vec<i64>> {
+    let open = || -> Result<BufReader<File>> {
+        Ok(BufReader::new(File::open(path).with_context(|| {
+            format!("cannot open {}", path.display())
+        })?))
+    };
+    if let Ok(a) = Array1::<i64>::read_npy(open()?) {
+        return Ok(a.to_vec());
+    }
+    if let Ok(a) = Array1::<i32>::read_npy(open()?) {
+        return Ok(a.iter().map(|&v| v as i64).collect());
+    }
+    if let Ok(a) = Array1::<u8>::read_npy(open()?) {
+        return Ok(a.iter().map(|&v| v as i64).collect());
+    }
+    let f = match Array1::<f64>::read_npy(open()?) {
+        Ok(a) => a,
+        Err(_) => match Array1::<f32>::read_npy(open()?) {
+            Ok(a) => a.mapv(f64::from),
+            Err(e) => bail!(
+                "{} is not a 1-D integer (i64, i32, u8) or float .npy array: {e}",
+                path.display()
+            ),
+        },
+    };
+    if f.iter().any(|v| v.fract() != 0.0 || !v.is_finite()) {
+        bail!("{} holds labels that are not whole numbers", path.display());
+    }
+    Ok(f.iter().map(|&v| v as i64).collect())
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
 //! Networks: the [`TimeNet`] interface every time-conditioned network implements, the time
-//! embeddings and the MLP score network for low-dimensional (toy) data.
+//! embeddings, the MLP score network for low-dimensional (toy) data, the image U-Net
+//! (DDPM++ / ADM), the DiT, a time-conditioned sequence transformer for discrete diffusion,
+//! [`load_state_dict`] / [`load_safetensors`] to fill a `VarStore` from PyTorch weights, and the
+//! exact mixture denoiser [`GmmNet`] (an analytic oracle with autograd).
 //!
 //! Parameters are created in a `tch::nn::VarStore` under the names of the equivalent PyTorch
 //! module's `state_dict`, so weights move between the two through safetensors. Initial values
@@ -7,14 +10,23 @@
 //! seed gives the same network on every device and in every thread.
 
 pub mod analytic;
+pub mod dit;
 pub mod embedding;
 pub mod etsdm;
+pub mod layers;
 pub mod mlp;
+pub mod state;
+pub mod transformer;
+pub mod unet;
 
 pub use analytic::GmmNet;
+pub use dit::{Dit, DitConfig};
 pub use embedding::{FourierEmbedding, SinusoidalEmbedding, TimeEmbedding};
 pub use etsdm::SharedTime;
 pub use mlp::{Mlp, MlpConfig};
+pub use state::{load_safetensors, load_state_dict, num_parameters, state_dict};
+pub use transformer::{SeqTransformer, SeqTransformerConfig};
+pub use unet::{UNet, UNetConfig};
 
 use crate::error::{ModelError, Result};
 use diffusion_core::HostNoise;

@@ -43,7 +43,8 @@ pub struct Checkpoint {
     pub config: String,
 }
 
-fn fnv1a(hash: &mut u64, bytes: &[u8]) {
+/// FNV-1a (64 bit) of `bytes`, continuing from `hash`.
+pub(crate) fn fnv1a(hash: &mut u64, bytes: &[u8]) {
     for &b in bytes {
         *hash ^= b as u64;
         *hash = hash.wrapping_mul(0x100_0000_01b3);
@@ -62,7 +63,7 @@ fn tensor_bytes(t: &Tensor) -> Result<Vec<u8>> {
 }
 
 /// The checksum of a set of named CPU tensors (order-independent: sorted by name).
-fn checksum(entries: &[(String, Tensor)]) -> Result<u64> {
+pub(crate) fn checksum(entries: &[(String, Tensor)]) -> Result<u64> {
     let mut idx: Vec<usize> = (0..entries.len()).collect();
     idx.sort_by(|&a, &b| entries[a].0.cmp(&entries[b].0));
     let mut h = 0xcbf2_9ce4_8422_2325u64;

@@ -4,9 +4,10 @@
 //! seed = 0
 //! device = "cpu"                 # cpu, cuda, cuda:N, auto
 //! cpu_threads = 1                # libtorch threads on the CPU (0: one per core)
-//! [data]
+//! [data]                         # exactly one of `toy` and `fmnist`
 //! toy = "8gaussians"             # any diffusion_core::Toy2d name
-//! [model]                        # MlpConfig; every field optional
+//! # fmnist = { flip = true, classes = true, p_uncond = 0.1, pad32 = false }
+//! [model]                        # kind = "mlp" (default) | "unet" | "dit", then its fields
 //! hidden = 128
 //! depth = 3
 //! embedding = { kind = "fourier", dim = 32, scale = 4.0 }
@@ -15,25 +16,31 @@
 //! sigma_data = 2.0
 //! [train]                        # every field optional
 //! steps = 3000
+//! precision = "fp32"             # or "bf16" (CUDA; falls back to fp32 on the CPU)
+//! sample_every = 0               # write a sample grid PNG every this many updates
 //! [sample]                       # how `diffusion train` samples the result
 //! solver = "heun"
 //! ```
 //!
-//! Unknown keys are errors (a typo never silently falls back to a default).
+//! Unknown keys are errors (a typo never silently falls back to a default). Any value can be
+//! overridden from the command line with [`TrainConfig::set`] (`diffusion train --set
+//! train.batch_size=32`).
 
 use super::adamw::AdamWConfig;
 use super::log::LogFormat;
 use super::lr::WarmupCosine;
+use super::model::ModelConfig;
+use crate::data::fmnist::{FashionMnist, Split};
+use crate::data::{DataSource, ImageData, ImageOptions, Sampling, ToyData};
 use crate::denoiser::Output;
 use crate::error::{ModelError, Result};
 use crate::losses::{
     DsmLoss, EdmLoss, FlowMatchingLoss, Objective, ScmConfig, ScmLoss, TimeSampling, Weighting,
 };
-use crate::nets::MlpConfig;
 use crate::precond::EdmPrecond;
 use diffusion_core::Toy2d;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A whole training run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,7 +61,7 @@ pub struct TrainConfig {
     pub data: DataConfig,
     /// The network.
     #[serde(default)]
-    pub model: MlpConfig,
+    pub model: ModelConfig,
     /// The objective.
     pub loss: LossConfig,
     /// Optimizer, schedule, EMA, logging and checkpoints.
@@ -73,13 +80,93 @@ fn one() -> usize {
     1
 }
 
-/// The training data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The training data (TOML `[data]`): exactly one of `toy` and `fmnist`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
     /// A 2-D toy by name (`8gaussians`, `moons`, `checkerboard`, `swissroll`, `2spirals`,
     /// `pinwheel`).
-    pub toy: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub toy: Option<String>,
+    /// Fashion-MNIST images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fmnist: Option<FmnistConfig>,
+}
+
+/// Fashion-MNIST as training data (TOML `[data] fmnist = { ... }`); see
+/// [`crate::data`] for the batch order and the augmentation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FmnistConfig {
+    /// The folder of the IDX files (absent: `$DIFFUSION_FMNIST_DIR`, else
+    /// `/usr/share/datasets/fashion-mnist`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dir: Option<PathBuf>,
+    /// `train` (60 000 images) or `test` (10 000).
+    pub split: Split,
+    /// Random horizontal flips.
+    pub flip: bool,
+    /// Condition on the class labels (the network needs `num_classes = 10`).
+    pub classes: bool,
+    /// Probability of replacing a label by the null class during training (classifier-free
+    /// guidance; used when `classes` is on).
+    pub p_uncond: f64,
+    /// Centre the 28x28 images in 32x32 (background padding).
+    pub pad32: bool,
+    /// `shuffle` (epochs) or `replacement`.
+    pub sampling: Sampling,
+    /// Use only the first `limit` images (0: all).
+    pub limit: usize,
+}
+
+impl Default for FmnistConfig {
+    fn default() -> Self {
+        FmnistConfig {
+            dir: None,
+            split: Split::Train,
+            flip: true,
+            classes: false,
+            p_uncond: 0.1,
+            pad32: false,
+            sampling: Sampling::Shuffle,
+            limit: 0,
+        }
+    }
+}
+
+impl FmnistConfig {
+    /// The folder the files are read from (see [`FmnistConfig::dir`]).
+    pub fn resolved_dir(&self) -> PathBuf {
+        self.dir.clone().unwrap_or_else(FashionMnist::default_dir)
+    }
+
+    /// Loads the images (and keeps the first `limit`).
+    pub fn load(&self) -> Result<FashionMnist> {
+        let mut set = FashionMnist::load(&self.resolved_dir(), self.split)?;
+        if self.limit > 0 {
+            set.truncate(self.limit);
+        }
+        Ok(set)
+    }
+
+    /// The batch options.
+    pub fn options(&self) -> ImageOptions {
+        ImageOptions {
+            flip: self.flip,
+            classes: self.classes,
+            pad32: self.pad32,
+            sampling: self.sampling,
+        }
+    }
+
+    /// The served image shape `[1, H, W]`.
+    pub fn item_shape(&self) -> Vec<i64> {
+        if self.pad32 {
+            vec![1, 32, 32]
+        } else {
+            vec![1, 28, 28]
+        }
+    }
 }
 
 /// The objective (TOML `[loss]` with `kind = "edm" | "dsm" | "flow" | "scm"`).
@@ -224,6 +311,31 @@ pub struct OptimConfig {
     pub checkpoint_every: u64,
     /// Metrics file format.
     pub log_format: LogFormat,
+    /// Arithmetic of the forward and backward passes.
+    pub precision: Precision,
+    /// Write a grid of the EMA model's samples as a PNG every this many updates (0: only at the
+    /// end, when the run is given a sample folder).
+    pub sample_every: u64,
+}
+
+/// Arithmetic of training (TOML `train.precision`).
+///
+/// `bf16` runs the network's forward and backward passes in bfloat16 on CUDA while the
+/// optimizer, the EMA and the checkpoints keep float32 master weights (the gradients are
+/// converted to float32 before clipping and AdamW), the scheme of mixed-precision training
+/// without loss scaling (Micikevicius et al. 2018, arXiv:1710.03740, Sec. 3.1; bfloat16 needs no
+/// loss scaling: Kalamkar et al. 2019, arXiv:1905.12322). The loss itself is computed in float32
+/// from the network's bfloat16 output. (tch 0.24's `autocast` can only select float16 on CUDA,
+/// so the network is cast instead.) On the CPU, `bf16` falls back to `fp32` with a warning:
+/// libtorch's CPU bfloat16 kernels are slower than float32 ones on most machines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// float32 throughout.
+    #[default]
+    Fp32,
+    /// bfloat16 forward/backward with float32 master weights (CUDA only).
+    Bf16,
 }
 
 impl Default for OptimConfig {
@@ -244,6 +356,8 @@ impl Default for OptimConfig {
             log_every: 10,
             checkpoint_every: 1000,
             log_format: LogFormat::Csv,
+            precision: Precision::Fp32,
+            sample_every: 0,
         }
     }
 }
@@ -262,6 +376,11 @@ pub struct SampleConfig {
     pub n: usize,
     /// Which EMA decay to sample (absent: the first one, or the raw weights if there is none).
     pub ema: Option<f64>,
+    /// Classifier-free guidance scale for class-conditional networks (1: the conditional model,
+    /// no unconditional evaluation).
+    pub guidance: f64,
+    /// Number of images (or 2-D points) in the sample pictures written during training.
+    pub grid_n: usize,
 }
 
 impl Default for SampleConfig {
@@ -272,6 +391,8 @@ impl Default for SampleConfig {
             steps: 32,
             n: 2000,
             ema: None,
+            guidance: 1.0,
+            grid_n: 64,
         }
     }
 }
@@ -299,7 +420,7 @@ impl TrainConfig {
 
     /// Checks every value that can be checked without building anything heavy.
     pub fn validate(&self) -> Result<()> {
-        self.toy()?;
+        self.check_data()?;
         self.model.validate()?;
         let t = &self.train;
         if t.steps == 0 || t.batch_size == 0 {
@@ -328,26 +449,134 @@ impl TrainConfig {
                 )));
             }
         }
-        if self.sample.n == 0 || self.sample.steps == 0 {
+        if self.sample.n == 0 || self.sample.steps == 0 || self.sample.grid_n == 0 {
             return Err(ModelError::Config(
-                "sample.n and sample.steps must be at least 1".into(),
+                "sample.n, sample.steps and sample.grid_n must be at least 1".into(),
             ));
+        }
+        if !self.sample.guidance.is_finite() {
+            return Err(ModelError::Config(format!(
+                "sample.guidance must be finite, got {}",
+                self.sample.guidance
+            )));
         }
         self.objective()?;
         Ok(())
     }
 
-    /// The toy data set.
-    pub fn toy(&self) -> Result<Toy2d> {
-        let toy =
-            Toy2d::from_name(&self.data.toy).map_err(|e| ModelError::Config(e.to_string()))?;
-        if self.model.data_dim != 2 {
+    /// Checks `[data]` and that the network fits it (shape and classes), without loading files.
+    fn check_data(&self) -> Result<()> {
+        let d = &self.data;
+        let shape = match (&d.toy, &d.fmnist) {
+            (Some(_), None) => {
+                self.toy()?;
+                vec![2]
+            }
+            (None, Some(f)) => {
+                if !(0.0..1.0).contains(&f.p_uncond) {
+                    return Err(ModelError::Config(format!(
+                        "data.fmnist.p_uncond must be in [0, 1), got {}",
+                        f.p_uncond
+                    )));
+                }
+                f.item_shape()
+            }
+            _ => {
+                return Err(ModelError::Config(
+                    "[data] needs exactly one of `toy = \"<name>\"` and `fmnist = { ... }`".into(),
+                ))
+            }
+        };
+        let want = self.model.item_shape();
+        if want != shape {
             return Err(ModelError::Config(format!(
-                "model.data_dim = {} but the 2-D toys have dimension 2",
-                self.model.data_dim
+                "the {} takes items of shape {want:?} but the data has shape {shape:?}{}",
+                self.model.label(),
+                if shape.len() == 3 && want.len() == 1 {
+                    " (use [model] kind = \"unet\" or \"dit\" for images)"
+                } else {
+                    ""
+                }
             )));
         }
-        Ok(toy)
+        let classes = self.data_classes();
+        let nc = self.model.num_classes();
+        if classes != nc {
+            return Err(ModelError::Config(format!(
+                "the data has {classes} classes but model.num_classes = {nc} \
+                 (set data.fmnist.classes = true with num_classes = 10, or neither)"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Number of classes the data's labels have (0: unlabelled, or labels not asked for).
+    pub fn data_classes(&self) -> usize {
+        match &self.data.fmnist {
+            Some(f) if f.classes => 10,
+            _ => 0,
+        }
+    }
+
+    /// Probability of dropping a label during training (0 without labels).
+    pub fn p_uncond(&self) -> f64 {
+        match &self.data.fmnist {
+            Some(f) if f.classes => f.p_uncond,
+            _ => 0.0,
+        }
+    }
+
+    /// The toy data set (an error when `[data]` is not a toy).
+    pub fn toy(&self) -> Result<Toy2d> {
+        let name = self.data.toy.as_deref().ok_or_else(|| {
+            ModelError::Config("[data] is not a 2-D toy (no `toy = \"<name>\"`)".into())
+        })?;
+        Toy2d::from_name(name).map_err(|e| ModelError::Config(e.to_string()))
+    }
+
+    /// Builds the data source (loading the image files for `fmnist`).
+    pub fn data_source(&self) -> Result<Box<dyn DataSource>> {
+        if let Some(f) = &self.data.fmnist {
+            return Ok(Box::new(ImageData::new(f.load()?, f.options(), self.seed)?));
+        }
+        Ok(Box::new(ToyData(self.toy()?)))
+    }
+
+    /// Overrides one value by its dotted path, e.g. `train.batch_size=32`,
+    /// `data.fmnist.limit=1000`, `sample.solver="dpmpp-2m"` or `model.channels=[32, 64]`. The
+    /// value is TOML (a bare word that is not valid TOML is taken as a string); the result is
+    /// validated.
+    pub fn set(&mut self, assignment: &str) -> Result<()> {
+        let (key, value) = assignment.split_once('=').ok_or_else(|| {
+            ModelError::Config(format!("--set `{assignment}`: expected key=value"))
+        })?;
+        let (key, value) = (key.trim(), value.trim());
+        let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+            Ok(mut t) => t.remove("v").expect("just parsed"),
+            Err(_) => toml::Value::String(value.to_string()),
+        };
+        let mut root =
+            toml::Table::try_from(&*self).map_err(|e| ModelError::Config(e.to_string()))?;
+        let parts: Vec<&str> = key.split('.').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(ModelError::Config(format!(
+                "--set `{assignment}`: bad key `{key}`"
+            )));
+        }
+        let mut table = &mut root;
+        for p in &parts[..parts.len() - 1] {
+            let entry = table
+                .entry(p.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            table = entry.as_table_mut().ok_or_else(|| {
+                ModelError::Config(format!("--set `{assignment}`: `{p}` is not a table"))
+            })?;
+        }
+        table.insert(parts[parts.len() - 1].to_string(), parsed);
+        let text = toml::to_string(&root).map_err(|e| ModelError::Config(e.to_string()))?;
+        *self = Self::from_toml_str(&text)
+            .map_err(|e| ModelError::Config(format!("--set `{assignment}`: {e}")))?;
+        Ok(())
     }
 
     /// The AdamW hyperparameters.
@@ -504,10 +733,90 @@ mod tests {
     }
 
     #[test]
-    fn the_shipped_toy2d_edm_config_is_valid() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs/toy2d-edm.toml");
-        let c = TrainConfig::load(&path).unwrap();
+    fn every_shipped_config_is_valid() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        let c = TrainConfig::load(&dir.join("toy2d-edm.toml")).unwrap();
         assert!(matches!(c.loss, LossConfig::Edm { .. }));
         assert_eq!(c.toy().unwrap(), Toy2d::EightGaussians);
+        assert_eq!(c.model.kind(), "mlp");
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let c = TrainConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                // Round trip through TOML.
+                assert_eq!(
+                    TrainConfig::from_toml_str(&c.to_toml().unwrap()).unwrap(),
+                    c
+                );
+                names.push(path.file_name().unwrap().to_string_lossy().into_owned());
+            }
+        }
+        names.sort();
+        for want in [
+            "fmnist-ddpm.toml",
+            "fmnist-edm.toml",
+            "fmnist-flow.toml",
+            "toy2d-edm.toml",
+        ] {
+            assert!(
+                names.iter().any(|n| n == want),
+                "{want} missing from {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn model_kind_data_choice_and_overrides() {
+        let base = "[data]\ntoy = \"moons\"\n[loss]\nkind = \"edm\"\n";
+        // `kind` defaults to the MLP; its fields are checked.
+        let c = TrainConfig::from_toml_str(&format!("{base}[model]\nhidden = 8\n")).unwrap();
+        assert_eq!(c.model.mlp().unwrap().hidden, 8);
+        let k = TrainConfig::from_toml_str(&format!("{base}[model]\nkind = \"mlp\"\nhidden = 8\n"))
+            .unwrap();
+        assert_eq!(k, c);
+        for bad in [
+            format!("{base}[model]\nkind = \"resnet\"\n"),
+            format!("{base}[model]\nhiden = 8\n"),
+            format!("{base}[model]\nkind = 3\n"),
+            // Both or neither data source; a bad p_uncond; classes without a conditional net.
+            "[data]\ntoy = \"moons\"\nfmnist = {}\n[loss]\nkind = \"edm\"\n".to_string(),
+            "[data]\n[loss]\nkind = \"edm\"\n".to_string(),
+            "[data]\nfmnist = { p_uncond = 1.5 }\n[loss]\nkind = \"edm\"\n".to_string(),
+            "[data]\nfmnist = { colour = true }\n[loss]\nkind = \"edm\"\n".to_string(),
+            format!("{base}[model]\nnum_classes = 3\n"),
+            // The MLP cannot take images.
+            "[data]\nfmnist = {}\n[loss]\nkind = \"edm\"\n".to_string(),
+            format!("{base}[train]\nprecision = \"fp8\"\n"),
+        ] {
+            assert!(TrainConfig::from_toml_str(&bad).is_err(), "{bad}");
+        }
+        let msg = TrainConfig::from_toml_str("[data]\nfmnist = {}\n[loss]\nkind = \"edm\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("unet"), "{msg}");
+        // --set: dotted keys, TOML values, bare strings; the result is validated.
+        let mut c = c;
+        c.set("train.batch_size=32").unwrap();
+        c.set("sample.solver = dpmpp-2m").unwrap();
+        c.set("model.hidden=16").unwrap();
+        c.set("train.precision=\"bf16\"").unwrap();
+        c.set("train.ema_decays=[0.9, 0.99]").unwrap();
+        assert_eq!(c.train.batch_size, 32);
+        assert_eq!(c.sample.solver, "dpmpp-2m");
+        assert_eq!(c.model.mlp().unwrap().hidden, 16);
+        assert_eq!(c.train.precision, Precision::Bf16);
+        assert_eq!(c.train.ema_decays, [0.9, 0.99]);
+        for bad in [
+            "train.batch_size=0",
+            "train.nope=1",
+            "batch_size",
+            "seed.x=1",
+            "data.toy=circles",
+        ] {
+            let before = c.clone();
+            assert!(c.set(bad).is_err(), "{bad}");
+            assert_eq!(c, before, "{bad} changed the config");
+        }
     }
 }

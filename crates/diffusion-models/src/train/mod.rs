@@ -1,5 +1,5 @@
 //! Training: the [`Trainer`], its AdamW, EMA, learning-rate schedule, checkpoints, TOML
-//! configuration and metrics log.
+//! configuration (network and data included) and metrics log.
 
 pub mod adamw;
 pub mod checkpoint;
@@ -7,12 +7,16 @@ pub mod config;
 pub mod ema;
 pub mod log;
 pub mod lr;
+pub mod model;
 pub mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
 pub use checkpoint::{load_weights, save_weights, Checkpoint};
-pub use config::{DataConfig, LossConfig, OptimConfig, SampleConfig, TrainConfig};
+pub use config::{
+    DataConfig, FmnistConfig, LossConfig, OptimConfig, Precision, SampleConfig, TrainConfig,
+};
 pub use ema::Ema;
 pub use log::{LogFormat, MetricsLog};
 pub use lr::WarmupCosine;
+pub use model::{ModelConfig, Net};
 pub use trainer::{RunOptions, StepStats, Trainer};

@@ -6,27 +6,47 @@
 //! Mikolov & Bengio (2013), "On the difficulty of training recurrent neural networks",
 //! arXiv:1211.5063, Alg. 1 (clipping the global gradient norm, as `torch.nn.utils.clip_grad_norm_`).
 //!
-//! Determinism: update `k` (0-based) draws its data batch from `HostNoise::with_stream(seed,
-//! 2k + 1)` and its times and noise from stream `2k + 2`; the weights start from
-//! `HostNoise::new(seed)`. Nothing depends on torch's global generator or on earlier draws, so a
-//! run resumed from a checkpoint (weights, AdamW moments and step count, EMA averages, all stored
-//! bit for bit) computes exactly the losses of an uninterrupted run on the CPU.
+//! The network is any [`TimeNet`] the `[model]` section names (MLP, U-Net, DiT) and the data any
+//! [`DataSource`] (a 2-D toy, Fashion-MNIST). Class-labelled data trains a class-conditional
+//! network; each label is replaced by the network's null class with probability `p_uncond`
+//! (Ho & Salimans 2022, "Classifier-Free Diffusion Guidance", arXiv:2207.12598, Alg. 1), so the
+//! same network also answers unconditionally and can be sampled with guidance.
+//!
+//! Determinism: update `k` (0-based) draws its data batch (items, flips) and then its label
+//! dropout from `HostNoise::with_stream(seed, 2k + 1)` (plus, for shuffled epochs, the
+//! permutation streams of [`crate::data`]) and its times and noise from stream `2k + 2`; the
+//! weights start from `HostNoise::new(seed)`. Nothing depends on torch's global generator or on
+//! earlier draws, so a run resumed from a checkpoint (weights, AdamW moments and step count, EMA
+//! averages, all stored bit for bit) computes exactly the losses of an uninterrupted run on the
+//! CPU.
+//!
+//! Precision: see [`Precision`]. With `bf16` on CUDA a bfloat16 copy of the network does the
+//! forward and backward passes; the float32 master weights are copied into it before each update
+//! and its gradients are copied back (as float32) before clipping and AdamW.
 
 use super::adamw::AdamW;
 use super::checkpoint::{Checkpoint, Named};
-use super::config::TrainConfig;
+use super::config::{Precision, TrainConfig};
 use super::ema::Ema;
 use super::log::MetricsLog;
 use super::lr::WarmupCosine;
+use super::model::Net;
+use crate::data::{grid, Batch, DataSource};
+use crate::denoiser::TchDenoiser;
 use crate::device::parse_device;
 use crate::error::{ModelError, Result};
+use crate::guidance::Guided;
 use crate::losses::Objective;
-use crate::nets::{Mlp, TimeNet};
-use diffusion_core::{HostNoise, Toy2d};
+use crate::nets::TimeNet;
+use diffusion_core::{BrownianTree, Denoiser, HostNoise, TimeGrid, Toy2d};
+use diffusion_solvers::{registry, sample, NoObserver};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
+
+/// XORed into the seed for the per-update dropout seeds.
+const DROPOUT_SALT: u64 = 0xd509_0f7a_11ce_5eed;
 
 /// What one update did.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -52,20 +72,33 @@ pub struct RunOptions<'a> {
     pub progress: bool,
 }
 
-/// Trains an [`Mlp`] on a 2-D toy with the configured objective.
+/// The bfloat16 copy of the network that computes the passes under `precision = "bf16"`.
+struct LowPrecision {
+    _vs: nn::VarStore,
+    net: Net,
+    /// Every variable, in the order of the master store's sorted variables.
+    vars: Vec<Tensor>,
+    /// The trainable ones, in the order of the master parameters.
+    params: Vec<Tensor>,
+}
+
+/// Trains the configured network on the configured data with the configured objective.
 pub struct Trainer {
     config: TrainConfig,
     device: Device,
+    precision: Precision,
     vs: nn::VarStore,
-    net: Mlp,
+    net: Net,
+    low: Option<LowPrecision>,
     names: Vec<String>,
     params: Vec<Tensor>,
     opt: AdamW,
     ema: Ema,
     objective: Box<dyn Objective>,
-    toy: Toy2d,
+    data: Box<dyn DataSource>,
     lr: WarmupCosine,
     step: u64,
+    samples_dir: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -74,6 +107,8 @@ impl std::fmt::Debug for Trainer {
             .field("step", &self.step)
             .field("device", &self.device)
             .field("objective", &self.objective.name())
+            .field("data", &self.data.name())
+            .field("precision", &self.precision)
             .field("parameters", &self.names)
             .finish()
     }
@@ -100,29 +135,83 @@ impl Trainer {
             tch::set_num_threads(config.cpu_threads.min(i32::MAX as usize) as i32);
         }
         let vs = nn::VarStore::new(device);
-        let net = Mlp::new(&vs.root(), &config.model, config.seed)?;
+        let net = config.model.build(&vs.root(), config.seed)?;
         let (names, params): (Vec<String>, Vec<Tensor>) = sorted_variables(&vs)
             .into_iter()
             .filter(|(_, t)| t.requires_grad())
             .unzip();
+        let precision = match (config.train.precision, device) {
+            (Precision::Bf16, Device::Cpu) => {
+                eprintln!(
+                    "warning: train.precision = \"bf16\" needs a CUDA device; training in fp32 on the CPU"
+                );
+                Precision::Fp32
+            }
+            (p, _) => p,
+        };
+        let low = match precision {
+            Precision::Fp32 => None,
+            Precision::Bf16 => {
+                // Give every master parameter a (zero) gradient tensor to copy into.
+                let zero = params
+                    .iter()
+                    .map(|p| p.sum(Kind::Float) * 0.0)
+                    .fold(Tensor::zeros([], (Kind::Float, device)), |a, b| a + b);
+                zero.f_backward()?;
+                Some(Self::low_precision(&config, device, &names)?)
+            }
+        };
         let opt = AdamW::new(&params, config.adamw())?;
         let ema = Ema::new(&config.train.ema_decays, &params, config.train.ema_warmup)?;
         let objective = config.objective()?;
-        let toy = config.toy()?;
+        let data = config.data_source()?;
         let lr = config.lr_schedule()?;
         Ok(Trainer {
             config,
             device,
+            precision,
             vs,
             net,
+            low,
             names,
             params,
             opt,
             ema,
             objective,
-            toy,
+            data,
             lr,
             step: 0,
+            samples_dir: None,
+        })
+    }
+
+    /// The bfloat16 compute copy of the network, its variables in the master's order.
+    fn low_precision(
+        config: &TrainConfig,
+        device: Device,
+        names: &[String],
+    ) -> Result<LowPrecision> {
+        let mut vs = nn::VarStore::new(device);
+        vs.set_kind(Kind::BFloat16);
+        let net = config.model.build(&vs.root(), config.seed)?;
+        let all = sorted_variables(&vs);
+        let vars: Vec<Tensor> = all.iter().map(|(_, t)| t.shallow_clone()).collect();
+        let params = names
+            .iter()
+            .map(|n| {
+                all.iter()
+                    .find(|(m, _)| m == n)
+                    .map(|(_, t)| t.shallow_clone())
+                    .ok_or_else(|| {
+                        ModelError::invalid("precision", format!("no bf16 copy of `{n}`"))
+                    })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LowPrecision {
+            _vs: vs,
+            net,
+            vars,
+            params,
         })
     }
 
@@ -206,8 +295,24 @@ impl Trainer {
     }
 
     /// The network (raw, not averaged, weights).
-    pub fn net(&self) -> &Mlp {
-        &self.net
+    pub fn net(&self) -> &dyn TimeNet {
+        self.net.as_time_net()
+    }
+
+    /// Where [`Trainer::run`] writes the sample pictures of `train.sample_every`
+    /// (`<dir>/step_<k>.png`); none are written without a folder.
+    pub fn set_samples_dir(&mut self, dir: Option<PathBuf>) {
+        self.samples_dir = dir;
+    }
+
+    /// The precision training runs in (`fp32` when `bf16` was asked for on the CPU).
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
+    /// The data source.
+    pub fn data(&self) -> &dyn DataSource {
+        self.data.as_ref()
     }
 
     /// The objective.
@@ -215,9 +320,9 @@ impl Trainer {
         self.objective.as_ref()
     }
 
-    /// The toy data set.
-    pub fn toy(&self) -> Toy2d {
-        self.toy
+    /// The toy data set, when the data is one.
+    pub fn toy(&self) -> Option<Toy2d> {
+        self.config.toy().ok()
     }
 
     /// Every variable of the raw network under its PyTorch name.
@@ -226,7 +331,7 @@ impl Trainer {
     }
 
     /// A copy of the network with the EMA weights of `decay` (buffers from the raw network).
-    pub fn ema_model(&self, decay: f64) -> Result<(nn::VarStore, Mlp)> {
+    pub fn ema_model(&self, decay: f64) -> Result<(nn::VarStore, Box<dyn TimeNet>)> {
         let i = self.ema.index_of(decay).ok_or_else(|| {
             ModelError::invalid(
                 "ema",
@@ -237,7 +342,8 @@ impl Trainer {
             )
         })?;
         let vs = nn::VarStore::new(self.device);
-        let net = Mlp::new(&vs.root(), &self.config.model, self.config.seed)?;
+        let net: Box<dyn TimeNet> =
+            Box::new(self.config.model.build(&vs.root(), self.config.seed)?);
         let own = sorted_variables(&self.vs);
         for (name, dst) in sorted_variables(&vs) {
             let src = match self.names.iter().position(|n| *n == name) {
@@ -286,25 +392,83 @@ impl Trainer {
         })
     }
 
-    /// The data batch of update `k` (0-based), on the device.
+    /// The clean data of update `k`'s batch (0-based), on the device.
     pub fn batch(&self, k: u64) -> Tensor {
+        self.labelled_batch(k)
+            .map(|b| b.x)
+            .unwrap_or_else(|_| Tensor::zeros([0], (Kind::Float, self.device)))
+    }
+
+    /// Update `k`'s batch on the device: clean data and, for class-conditional training, the
+    /// labels after dropout (a dropped label is the network's null class).
+    pub fn labelled_batch(&self, k: u64) -> Result<Batch> {
         let mut noise = HostNoise::with_stream(self.config.seed, 2 * k + 1);
-        let x = self.toy.sample(self.config.train.batch_size, &mut noise);
-        Tensor::from_slice(x.as_slice().expect("standard layout"))
-            .reshape([x.nrows() as i64, x.ncols() as i64])
-            .to_kind(self.net.kind())
-            .to_device(self.device)
+        let b = self
+            .data
+            .batch(k, self.config.train.batch_size, &mut noise)?;
+        let x = b.x.to_kind(Kind::Float).to_device(self.device);
+        let class = match (b.class, self.net.null_class()) {
+            (Some(c), Some(null)) => {
+                let p = self.config.p_uncond();
+                let mut l: Vec<i64> = Vec::try_from(&c)?;
+                for v in &mut l {
+                    if noise.uniform() < p {
+                        *v = null;
+                    }
+                }
+                Some(Tensor::from_slice(&l).to_device(self.device))
+            }
+            (Some(_), None) => {
+                return Err(ModelError::Config(
+                    "the data has class labels but the network is unconditional".into(),
+                ))
+            }
+            (None, _) => None,
+        };
+        Ok(Batch { x, class })
     }
 
     /// One update.
     pub fn train_step(&mut self) -> Result<StepStats> {
         let k = self.step;
-        let x0 = self.batch(k);
+        let batch = self.labelled_batch(k)?;
         let mut noise = HostNoise::with_stream(self.config.seed, 2 * k + 2);
         for p in &mut self.params {
             p.zero_grad();
         }
-        let loss = self.objective.loss(&self.net, &x0, None, &mut noise)?;
+        // Dropout masks of this update: seeded by the run's seed and the update index.
+        let dropout_seed = HostNoise::with_stream(self.config.seed ^ DROPOUT_SALT, k)
+            .uniform()
+            .to_bits();
+        let loss = match &mut self.low {
+            None => {
+                self.net.set_train(true);
+                self.net.set_dropout_seed(dropout_seed);
+                let l = self
+                    .objective
+                    .loss(&self.net, &batch.x, batch.class.as_ref(), &mut noise);
+                self.net.set_train(false);
+                l?
+            }
+            Some(low) => {
+                let master = sorted_variables(&self.vs);
+                tch::no_grad(|| {
+                    for ((_, m), c) in master.iter().zip(&low.vars) {
+                        c.shallow_clone().copy_(m);
+                    }
+                });
+                for p in &mut low.params {
+                    p.zero_grad();
+                }
+                low.net.set_train(true);
+                low.net.set_dropout_seed(dropout_seed);
+                let l = self
+                    .objective
+                    .loss(&low.net, &batch.x, batch.class.as_ref(), &mut noise);
+                low.net.set_train(false);
+                l?.to_kind(Kind::Float)
+            }
+        };
         let value = loss.double_value(&[]);
         if !value.is_finite() {
             return Err(ModelError::NonFinite(format!(
@@ -313,6 +477,19 @@ impl Trainer {
             )));
         }
         loss.f_backward()?;
+        if let Some(low) = &self.low {
+            // The master parameters' gradients are the bf16 copy's, as float32.
+            // (Their gradients were made to exist, as zeros, when the copy was built.)
+            tch::no_grad(|| {
+                for (p, c) in self.params.iter().zip(&low.params) {
+                    let g = c.grad();
+                    let mut pg = p.grad();
+                    if g.defined() && pg.defined() {
+                        pg.copy_(&g);
+                    }
+                }
+            });
+        }
         let grad_norm = self.clip_gradients(self.config.train.grad_clip);
         if !grad_norm.is_finite() {
             return Err(ModelError::NonFinite(format!(
@@ -329,6 +506,108 @@ impl Trainer {
             loss: value,
             lr,
             grad_norm,
+        })
+    }
+
+    /// Samples `n` items from the EMA network of `sample.ema` (or the first tracked decay, or the
+    /// raw weights when there is no EMA) with the configured solver, grid and steps, on the
+    /// training device. The initial noise comes from `HostNoise::new(seed)` (scaled to the
+    /// marginal's size at the grid's first time), the Brownian path of stochastic solvers from
+    /// `seed + 1`. A class-conditional network gets labels `i mod num_classes` (returned), with
+    /// classifier-free guidance at `sample.guidance` when that is not 1.
+    pub fn sample(&self, n: usize, seed: u64) -> Result<(Tensor, Option<Tensor>)> {
+        let cfg = &self.config.sample;
+        let decay = cfg.ema.or(self.config.train.ema_decays.first().copied());
+        let ema = decay.map(|d| self.ema_model(d)).transpose()?;
+        let net: &dyn TimeNet = match &ema {
+            Some((_, n)) => n.as_ref(),
+            None => self.net.as_time_net(),
+        };
+        let schedule = self.objective.schedule();
+        let grid = TimeGrid::build(&cfg.grid, schedule, cfg.steps)?;
+        let t_start = grid.times()[0];
+        let scale = (schedule.alpha(t_start).powi(2) + schedule.sigma(t_start).powi(2)).sqrt();
+        let mut shape = vec![n as i64];
+        shape.extend(self.data.item_shape());
+        let numel: i64 = shape.iter().product();
+        let z: Vec<f64> = HostNoise::new(seed)
+            .normals(numel as usize)
+            .iter()
+            .map(|v| v * scale)
+            .collect();
+        let x_t = Tensor::from_slice(&z)
+            .reshape(&shape)
+            .to_kind(Kind::Float)
+            .to_device(self.device);
+        let nc = self.config.model.num_classes();
+        let labels = (nc > 0).then(|| {
+            let l: Vec<i64> = (0..n).map(|i| (i % nc) as i64).collect();
+            Tensor::from_slice(&l).to_device(self.device)
+        });
+        let solver = registry::build::<Tensor>(&cfg.solver)?;
+        let (lo, hi) = schedule.t_range();
+        let mut noise = BrownianTree::with_default_tol(seed.wrapping_add(1), lo, hi)?;
+        let param = self.objective.parameterization();
+        let plain = TchDenoiser::new(net, param, schedule);
+        let run = |den: &dyn Denoiser<Tensor>, noise: &mut BrownianTree| {
+            sample(
+                solver.as_ref(),
+                den,
+                schedule,
+                &grid,
+                x_t.shallow_clone(),
+                noise,
+                &mut NoObserver,
+            )
+        };
+        let out = match (&labels, net.null_class()) {
+            (None, _) => run(&plain, &mut noise)?,
+            (Some(l), null) => {
+                let cond = TchDenoiser::new(net, param, schedule).with_class(l.shallow_clone());
+                match null {
+                    Some(null) if cfg.guidance != 1.0 => {
+                        let uncond = TchDenoiser::new(net, param, schedule)
+                            .with_class(Tensor::full([n as i64], null, (Kind::Int64, self.device)));
+                        let guided = Guided::new(&cond, &uncond, cfg.guidance, schedule)?;
+                        run(&guided, &mut noise)?
+                    }
+                    _ => run(&cond, &mut noise)?,
+                }
+            }
+        };
+        Ok((out, labels))
+    }
+
+    /// Writes a picture of `sample.grid_n` samples (see [`Trainer::sample`], always from the same
+    /// noise, so successive pictures show the training progress): a grid of images (one column
+    /// per class for class-conditional networks), or for 2-D data a density picture of the
+    /// points on the square that holds the data.
+    pub fn save_sample_picture(&self, path: &Path) -> Result<()> {
+        let n = self.config.sample.grid_n;
+        let (x, _) = self.sample(n, self.config.seed ^ 0x5a3b_1e00)?;
+        if x.dim() == 4 {
+            let nc = self.config.model.num_classes();
+            let cols = if nc > 0 {
+                nc
+            } else {
+                (n as f64).sqrt().ceil() as usize
+            };
+            grid::save_image_grid(path, &x, cols)
+        } else {
+            let lim = self.data_extent()?;
+            grid::save_scatter(path, &x, lim, 256)
+        }
+    }
+
+    /// 1.1 times the largest coordinate of 2000 data items (the scatter pictures' range).
+    fn data_extent(&self) -> Result<f64> {
+        let mut noise = HostNoise::new(self.config.seed ^ 0xe4ac_7000);
+        let b = self.data.batch(0, 2000, &mut noise)?;
+        let m = b.x.abs().max().double_value(&[]);
+        Ok(if m.is_finite() && m > 0.0 {
+            1.1 * m
+        } else {
+            1.0
         })
     }
 
@@ -403,6 +682,12 @@ impl Trainer {
             if let Some(path) = &opts.checkpoint {
                 if every > 0 && s.step % every == 0 && s.step != total {
                     self.save_checkpoint(path)?;
+                }
+            }
+            if let Some(dir) = &self.samples_dir {
+                let se = self.config.train.sample_every;
+                if se > 0 && s.step % se == 0 {
+                    self.save_sample_picture(&dir.join(format!("step_{:07}.png", s.step)))?;
                 }
             }
             all.push(s);

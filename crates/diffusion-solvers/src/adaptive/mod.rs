@@ -27,6 +27,9 @@ pub use dpm_solver_adaptive::{
 };
 pub use gotta_go_fast::{gotta_go_fast, gotta_go_fast_with, GottaGoFast, GottaGoFastOptions};
 pub use rk45::{pf_ode_rk45, pf_ode_rk45_with, OdeCoordinates, Rk45, Rk45Options};
+/// The Dormand-Prince 5(4) tableau (nodes `c`, rows `a`, fifth-order weights `b`, error weights
+/// `b - b*`), for integrators outside this crate (the likelihood ODE of `diffusion-models`).
+pub use rk45::{A as DOPRI5_A, B as DOPRI5_B, C as DOPRI5_C, E as DOPRI5_E};
 
 use crate::error::{Result, SolverError};
 use crate::ode::final_denoise;

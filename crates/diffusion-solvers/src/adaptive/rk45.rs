@@ -85,9 +85,9 @@ impl Rk45Options {
 }
 
 /// Nodes `c_i` of the Dormand-Prince tableau.
-const C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
+pub const C: [f64; 7] = [0.0, 1.0 / 5.0, 3.0 / 10.0, 4.0 / 5.0, 8.0 / 9.0, 1.0, 1.0];
 /// Rows `a_ij` of the Dormand-Prince tableau (stage `i + 2`).
-const A: [&[f64]; 5] = [
+pub const A: [&[f64]; 5] = [
     &[1.0 / 5.0],
     &[3.0 / 40.0, 9.0 / 40.0],
     &[44.0 / 45.0, -56.0 / 15.0, 32.0 / 9.0],
@@ -106,7 +106,7 @@ const A: [&[f64]; 5] = [
     ],
 ];
 /// Fifth-order weights `b_i` (also the last row of `a`: first same as last).
-const B: [f64; 6] = [
+pub const B: [f64; 6] = [
     35.0 / 384.0,
     0.0,
     500.0 / 1113.0,
@@ -115,7 +115,7 @@ const B: [f64; 6] = [
     11.0 / 84.0,
 ];
 /// Error weights `b_i - b*_i` (`b*` the embedded fourth-order weights), seven stages.
-const E: [f64; 7] = [
+pub const E: [f64; 7] = [
     71.0 / 57600.0,
     0.0,
     -71.0 / 16695.0,

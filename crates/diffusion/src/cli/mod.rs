@@ -1,6 +1,8 @@
 //! Subcommands of the `diffusion` program.
 
 mod demo;
+#[cfg(feature = "tch")]
+mod demo_train;
 mod doctor;
 mod eval;
 mod list;
@@ -26,17 +28,20 @@ enum Command {
     Doctor,
     /// Sample an analytic Gaussian-mixture target with its exact denoiser.
     Sample(sample::SampleArgs),
-    /// Compare samples (.npy) with an analytic target: distances and likelihood.
+    /// Evaluate: samples (.npy) against an analytic target (distances), generated images by
+    /// FMNIST-FD (--fmnist-fd), or a trained run's likelihood through the PF-ODE (--nll).
     Eval(eval::EvalArgs),
     /// List every solver with its paper, order and parameters (and the schedules and grids).
     Solvers,
     /// List every method of the toolkit with paper, module, example, test and status.
     Methods,
     /// A short end-to-end run: sample a 2-D mixture with several solvers, print distances to
-    /// the truth, write a PNG.
+    /// the truth, write a PNG; then train a small MLP on a 2-D toy (and a tiny U-Net on
+    /// Fashion-MNIST when installed), sample it and write PNGs.
     Demo(demo::DemoArgs),
-    /// Train a network on a 2-D toy from a TOML configuration (e.g. configs/toy2d-edm.toml),
-    /// then sample it and print its sliced W2 to the toy next to the noise floor.
+    /// Train a network (MLP, U-Net, DiT) on a 2-D toy or Fashion-MNIST from a TOML
+    /// configuration (configs/*.toml), then sample it, write samples and a picture, and print
+    /// its sliced W2 to held-out data next to the noise floor.
     Train(train::TrainArgs),
 }
 

@@ -1,10 +1,14 @@
-//! `diffusion train`: train a network on a 2-D toy from a TOML configuration, then sample it with
-//! a registry solver through `TchDenoiser` and print its sliced W2 to exact samples of the toy,
-//! next to the noise floor (the distance between two exact sample sets of the same size).
+//! `diffusion train`: train a network (MLP, U-Net, DiT) on a 2-D toy or Fashion-MNIST from a
+//! TOML configuration, then sample it with a registry solver through `TchDenoiser` and print its
+//! sliced W2 to held-out data next to the noise floor (the distance between two data sets of the
+//! same size): exact samples of the toy, or the Fashion-MNIST test images (as 784-D vectors).
 //!
 //! Writes into `--out`: `checkpoint.safetensors` (exact resume with `--resume`),
 //! `metrics.csv` or `metrics.jsonl`, `model.safetensors` and `ema_<decay>.safetensors` (plain
-//! PyTorch `state_dict`s), `config.toml` (the configuration used) and `samples.npy`.
+//! PyTorch `state_dict`s), `config.toml` (the configuration used), `samples.npy` (`[n, ...]`,
+//! float32 for images; `labels.npy` for class-conditional networks), `samples.png` (a grid of
+//! the first `sample.grid_n` samples, or a density picture of 2-D points) and, with
+//! `train.sample_every`, `samples/step_<k>.png` during training.
 
 use anyhow::Result;
 use clap::Args;
@@ -27,6 +31,14 @@ pub struct TrainArgs {
     /// Override the configuration's total number of updates (train.steps).
     #[arg(long)]
     pub steps: Option<u64>,
+    /// Override the batch size (train.batch_size).
+    #[arg(long)]
+    pub batch_size: Option<usize>,
+    /// Override any value by its dotted key, as TOML: `--set train.lr=1e-3 --set
+    /// data.fmnist.limit=2000 --set model.channels=[16,32]` (repeatable; applied in order, after
+    /// the other overrides).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 #[cfg(not(feature = "tch"))]
@@ -41,13 +53,12 @@ pub fn run(_a: TrainArgs) -> Result<()> {
 pub fn run(a: TrainArgs) -> Result<()> {
     use anyhow::{bail, Context};
     use diffusion::core::metrics::{mean_nll, sliced_w2};
-    use diffusion::core::{BrownianTree, HostNoise, TimeGrid};
+    use diffusion::core::HostNoise;
     use diffusion::io::write_npy;
+    use diffusion::models::data::fmnist::{FashionMnist, Split};
     use diffusion::models::tch::{Kind, Tensor};
     use diffusion::models::train::{save_weights, MetricsLog, RunOptions, TrainConfig, Trainer};
-    use diffusion::models::{TchDenoiser, TimeNet};
-    use diffusion::solvers::{registry, sample, NoObserver};
-    use ndarray::Array2;
+    use ndarray::{Array2, ArrayD, IxDyn};
     use std::time::Instant;
 
     let mut cfg = TrainConfig::load(&a.config)?;
@@ -56,6 +67,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     if let Some(s) = a.steps {
         cfg.train.steps = s;
+    }
+    if let Some(b) = a.batch_size {
+        cfg.train.batch_size = b;
+    }
+    for kv in &a.set {
+        cfg.set(kv)?;
     }
     cfg.validate()?;
     std::fs::create_dir_all(&a.out)
@@ -86,13 +103,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .map(|(_, t)| t.numel() as i64)
         .sum();
     println!(
-        "train: {} on {} with an MLP of {n_params} parameters on {:?}; updates {start} -> {}",
+        "train: {} on {} with a {} of {n_params} parameters on {:?} ({:?}); updates {start} -> {} at batch {}",
         trainer.objective().name(),
-        trainer.toy(),
+        trainer.data().name(),
+        cfg.model.label(),
         trainer.device(),
-        cfg.train.steps
+        trainer.precision(),
+        cfg.train.steps,
+        cfg.train.batch_size
     );
     let t0 = Instant::now();
+    trainer.set_samples_dir(Some(a.out.join("samples")));
     let stats = trainer.run(&mut RunOptions {
         log: Some(&mut log),
         checkpoint: Some(ck.clone()),
@@ -110,7 +131,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if k > 0 {
         let tail = stats[stats.len() - k..].iter().map(|s| s.loss).sum::<f64>() / k as f64;
         println!(
-            "train: {} updates in {secs:.1} s ({:.0} it/s); mean loss of the last {k}: {tail:.4}; checkpoint {}",
+            "train: {} updates in {secs:.1} s ({:.1} it/s); mean loss of the last {k}: {tail:.4}; checkpoint {}",
             stats.len(),
             stats.len() as f64 / secs.max(1e-9),
             ck.display()
@@ -120,68 +141,86 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
 
     // Sample the EMA (or raw) network with a registry solver, on the training device.
-    let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
-    let ema = decay.map(|d| trainer.ema_model(d)).transpose()?;
-    let net: &dyn TimeNet = match &ema {
-        Some((_, n)) => n,
-        None => trainer.net(),
-    };
-    let schedule = trainer.objective().schedule();
-    let grid = TimeGrid::build(&cfg.sample.grid, schedule, cfg.sample.steps)?;
-    let t_start = grid.times()[0];
-    let scale = (schedule.alpha(t_start).powi(2) + schedule.sigma(t_start).powi(2)).sqrt();
     let n = cfg.sample.n;
-    let z: Vec<f64> = HostNoise::new(cfg.seed ^ 0x5a3b_1e00)
-        .normals(n * 2)
-        .iter()
-        .map(|v| v * scale)
-        .collect();
-    let x_t = Tensor::from_slice(&z)
-        .reshape([n as i64, 2])
-        .to_kind(Kind::Float)
-        .to_device(trainer.device());
-    let den = TchDenoiser::new(net, trainer.objective().parameterization(), schedule);
-    let solver = registry::build::<Tensor>(&cfg.sample.solver)?;
-    let (lo, hi) = schedule.t_range();
-    let mut noise = BrownianTree::with_default_tol(cfg.seed.wrapping_add(1), lo, hi)?;
     let t1 = Instant::now();
-    let out = sample(
-        solver.as_ref(),
-        &den,
-        schedule,
-        &grid,
-        x_t,
-        &mut noise,
-        &mut NoObserver,
-    )?;
+    let (out, labels) = trainer.sample(n, cfg.seed ^ 0x5a3b_1e00)?;
     let sample_secs = t1.elapsed().as_secs_f64();
-    let host = Array2::from_shape_vec((n, 2), diffusion::core::State::to_host(&out))?;
-    write_npy(&a.out.join("samples.npy"), &host.clone().into_dyn(), false)?;
-    let toy = trainer.toy();
-    let exact = toy.sample(n, &mut HostNoise::new(cfg.seed ^ 0xe4ac_7000));
-    let exact2 = toy.sample(n, &mut HostNoise::new(cfg.seed ^ 0xf100_2000));
-    let sw = sliced_w2(&host.view(), &exact.view(), 256, cfg.seed)?;
-    let floor = sliced_w2(&exact2.view(), &exact.view(), 256, cfg.seed)?;
+    let shape: Vec<usize> = out.size().iter().map(|&d| d as usize).collect();
+    let values: Vec<f64> = Vec::try_from(out.to_kind(Kind::Double).flatten(0, -1))?;
+    let host = ArrayD::from_shape_vec(IxDyn(&shape), values)?;
+    let images = shape.len() == 4;
+    let npy = a.out.join("samples.npy");
+    write_npy(&npy, &host, images)?;
+    if let Some(l) = &labels {
+        let l: Vec<f64> = Vec::try_from(l.to_kind(Kind::Double))?;
+        write_npy(
+            &a.out.join("labels.npy"),
+            &ArrayD::from_shape_vec(IxDyn(&[l.len()]), l)?,
+            false,
+        )?;
+    }
+    let png = a.out.join("samples.png");
+    trainer.save_sample_picture(&png)?;
+    let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
     println!(
-        "sample: {} with {} steps on `{}` ({}), n = {n}, {:.1} s; samples {}",
-        solver.name(),
-        grid.steps(),
+        "sample: {} with {} steps on `{}` ({}{}), n = {n}, {:.1} s; samples {}, picture {}",
+        cfg.sample.solver,
+        cfg.sample.steps,
         cfg.sample.grid,
         decay.map_or("raw weights".to_string(), |d| format!("EMA {d}")),
+        if labels.is_some() {
+            format!(", guidance {}", cfg.sample.guidance)
+        } else {
+            String::new()
+        },
         sample_secs,
-        a.out.join("samples.npy").display()
+        npy.display(),
+        png.display()
     );
-    // Where the toy has an exact density: the samples' mean NLL under it (the cross-entropy
-    // H(model, toy) = H(model) + KL(model || toy)) next to the NLL of exact samples (the toy's
-    // entropy). Close to it is good; well below it means over-concentrated samples.
-    let nll = match toy.as_mixture() {
-        Some(gmm) => format!(
-            " nll={:.4} nll_exact={:.4}",
-            mean_nll(&gmm, &host.view())?,
-            mean_nll(&gmm, &exact.view())?
-        ),
-        None => String::new(),
+    let flat = |a: &ArrayD<f64>| -> Result<Array2<f64>> {
+        let rows = a.shape()[0];
+        Ok(a.to_shape((rows, a.len() / rows.max(1)))?.to_owned())
     };
-    println!("sliced_w2={sw:.4} sliced_w2_floor={floor:.4}{nll} train_s={secs:.1}");
+    if let Some(toy) = trainer.toy() {
+        let host = flat(&host)?;
+        let exact = toy.sample(n, &mut HostNoise::new(cfg.seed ^ 0xe4ac_7000));
+        let exact2 = toy.sample(n, &mut HostNoise::new(cfg.seed ^ 0xf100_2000));
+        let sw = sliced_w2(&host.view(), &exact.view(), 256, cfg.seed)?;
+        let floor = sliced_w2(&exact2.view(), &exact.view(), 256, cfg.seed)?;
+        // Where the toy has an exact density: the samples' mean NLL under it (the cross-entropy
+        // H(model, toy) = H(model) + KL(model || toy)) next to the NLL of exact samples (the
+        // toy's entropy). Close to it is good; well below it means over-concentrated samples.
+        let nll = match toy.as_mixture() {
+            Some(gmm) => format!(
+                " nll={:.4} nll_exact={:.4}",
+                mean_nll(&gmm, &host.view())?,
+                mean_nll(&gmm, &exact.view())?
+            ),
+            None => String::new(),
+        };
+        println!("sliced_w2={sw:.4} sliced_w2_floor={floor:.4}{nll} train_s={secs:.1}");
+    } else if let Some(f) = &cfg.data.fmnist {
+        // Held-out reference: test images against the samples, and against training images
+        // (the floor), all as flat vectors in [-1, 1] (unpadded 28x28 for both sides).
+        let dir = f.resolved_dir();
+        let test = FashionMnist::load(&dir, Split::Test)?;
+        let train = FashionMnist::load(&dir, Split::Train)?;
+        let m = n.min(test.len()).min(train.len());
+        let as_rows = |set: &FashionMnist| -> Array2<f64> {
+            Array2::from_shape_fn((m, 784), |(i, j)| set.image(i)[j] as f64 / 127.5 - 1.0)
+        };
+        let mut host = flat(&host)?;
+        if f.pad32 {
+            // Crop the 32x32 samples back to the 28x28 centre.
+            host = Array2::from_shape_fn((host.nrows(), 784), |(i, j)| {
+                host[[i, (j / 28 + 2) * 32 + j % 28 + 2]]
+            });
+        }
+        let host = Array2::from_shape_fn((m, 784), |(i, j)| host[[i, j]]);
+        let (te, tr) = (as_rows(&test), as_rows(&train));
+        let sw = sliced_w2(&host.view(), &te.view(), 256, cfg.seed)?;
+        let floor = sliced_w2(&tr.view(), &te.view(), 256, cfg.seed)?;
+        println!("sliced_w2_test={sw:.4} sliced_w2_floor={floor:.4} n={m} train_s={secs:.1}");
+    }
     Ok(())
 }

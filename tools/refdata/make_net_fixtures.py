@@ -1,0 +1,210 @@
+#!/usr/bin/env python3
+"""Interop fixtures for the networks of diffusion-models (tests/interop.rs).
+
+Run through `cargo xtask refdata` (after make_fixtures.py); see tools/refdata/README.md. Builds
+small configurations of the PyTorch reference modules in tools/torch_ref/nets.py (UNet, DiT,
+SeqTransformer), gives every parameter random values (rounded to float32, so the float32 files
+hold them exactly), evaluates the modules in float64 on fixed inputs and writes into --out:
+
+* nets.toml: the configurations, in the Rust config structs' field names ([unet], [unet_plain],
+  [dit], [seq]) and a [meta] table with the torch version;
+* <name>.safetensors: the state_dict (float32), the file the Rust side loads through
+  `load_safetensors`;
+* <name>_io.safetensors: the inputs (`x` float32, `t` float32, `class` int64 or `tokens`) and
+  the float64 outputs: `out` (eval mode, the given labels), `out_null` (no labels: the null
+  class), `out_train` (U-Net only: train mode, dropout seed DROPOUT_SEED, i.e. the seeded hash
+  dropout of nets/layers.rs) and `logvar` (U-Net log-variance head).
+
+Everything is seeded (torch.manual_seed(SEED)), so a rerun with the same torch reproduces the
+files byte for byte.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "torch_ref"))
+import nets  # noqa: E402
+
+SEED = 20261126
+DROPOUT_SEED = 0x5EED_D12D_0000_0042
+BATCH = 3
+
+CONFIGS = {
+    "unet": dict(
+        in_channels=2,
+        out_channels=3,
+        image_size=8,
+        model_channels=8,
+        channel_mult=[1, 2],
+        num_res_blocks=1,
+        attention_resolutions=[4],
+        num_heads=2,
+        dropout=0.2,
+        num_classes=3,
+        groups=4,
+        embedding={"kind": "fourier", "dim": 16, "scale": 2.0},
+        time_scale=0.5,
+        scale_shift=True,
+        skip_rescale=False,
+        logvar_channels=8,
+    ),
+    "unet_plain": dict(
+        in_channels=1,
+        out_channels=1,
+        image_size=8,
+        model_channels=8,
+        channel_mult=[1, 1, 2],
+        num_res_blocks=1,
+        attention_resolutions=[],
+        num_heads=1,
+        dropout=0.0,
+        num_classes=None,
+        groups=2,
+        embedding={"kind": "sinusoidal", "dim": 8, "max_period": 10000.0},
+        time_scale=1.0,
+        scale_shift=False,
+        skip_rescale=True,
+        logvar_channels=0,
+    ),
+    "dit": dict(
+        image_size=8,
+        patch_size=2,
+        in_channels=2,
+        out_channels=3,
+        hidden=16,
+        depth=2,
+        num_heads=2,
+        mlp_ratio=2.5,
+        num_classes=3,
+        embedding={"kind": "fourier", "dim": 12, "scale": 1.0},
+        time_scale=2.0,
+    ),
+    "seq": dict(
+        vocab_size=7,
+        seq_len=12,
+        hidden=16,
+        depth=2,
+        num_heads=4,
+        mlp_ratio=2.0,
+        embedding={"kind": "sinusoidal", "dim": 10, "max_period": 100.0},
+        time_scale=1.0,
+    ),
+}
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, str):
+        return f'"{v}"'
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    raise TypeError(v)
+
+
+def to_toml(configs):
+    lines = ["# Written by tools/refdata/make_net_fixtures.py; read by tests/interop.rs.", ""]
+    lines += ["[meta]", f'torch = "{torch.__version__}"', f"seed = {SEED}", ""]
+    for name, cfg in configs.items():
+        lines.append(f"[{name}]")
+        # None (no classes) is an absent key: the Rust Option field's default.
+        lines += [f"{k} = {toml_value(v)}" for k, v in cfg.items() if v is not None]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def randomize(net):
+    """Random float32-representable values everywhere, except DiT's fixed pos_embed (kept,
+    rounded to float32) and GroupNorm scales (around 1)."""
+    with torch.no_grad():
+        for name, p in net.state_dict().items():
+            if name == "pos_embed" and isinstance(net, nets.DiT):
+                v = p
+            elif name.endswith("W"):
+                v = p
+            elif ("norm" in name) and name.endswith("weight"):
+                v = 1.0 + 0.2 * torch.randn_like(p)
+            else:
+                v = 0.3 * torch.randn_like(p)
+            p.copy_(v.float().double())
+
+
+def f32(x):
+    return x.float().double()
+
+
+def state_f32(net):
+    return {k: v.float().contiguous() for k, v in net.state_dict().items()}
+
+
+def image_case(cls, cfg, out_dir, name, train=False):
+    net = cls(**cfg).double()
+    randomize(net)
+    net.eval()
+    c = cfg["in_channels"]
+    s = cfg["image_size"]
+    x = f32(torch.randn(BATCH, c, s, s))
+    t = f32(torch.rand(BATCH) * 2.0 - 0.5)
+    io = {"x": x.float(), "t": t.float()}
+    with torch.no_grad():
+        if cfg.get("num_classes") is not None:
+            k = cfg["num_classes"]
+            y = torch.tensor([0, k - 1, k], dtype=torch.int64)[:BATCH]
+            io["class"] = y
+            io["out"] = net(x, t, y)
+        else:
+            io["out"] = net(x, t)
+        io["out_null"] = net(x, t)
+        if train:
+            net.train()
+            net.set_dropout_seed(DROPOUT_SEED)
+            io["out_train"] = net(x, t, io.get("class"))
+            io["dropout_calls"] = torch.tensor([net.dropout_calls], dtype=torch.int64)
+            io["dropout_seed"] = torch.tensor([DROPOUT_SEED], dtype=torch.int64)
+            net.eval()
+        if cfg.get("logvar_channels", 0) > 0:
+            io["logvar"] = net.log_variance(t)
+    save_file(state_f32(net), out_dir / f"{name}.safetensors")
+    save_file({k: v.contiguous() for k, v in io.items()}, out_dir / f"{name}_io.safetensors")
+    return net
+
+
+def seq_case(cfg, out_dir, name):
+    net = nets.SeqTransformer(**cfg).double()
+    randomize(net)
+    net.eval()
+    length = cfg["seq_len"] - 3
+    tokens = torch.randint(0, cfg["vocab_size"], (BATCH, length), dtype=torch.int64)
+    t = f32(torch.rand(BATCH))
+    with torch.no_grad():
+        out = net(tokens, t)
+    save_file(state_f32(net), out_dir / f"{name}.safetensors")
+    save_file({"tokens": tokens, "t": t.float(), "out": out}, out_dir / f"{name}_io.safetensors")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(SEED)
+    torch.set_default_dtype(torch.float64)
+    image_case(nets.UNet, CONFIGS["unet"], args.out, "unet", train=True)
+    image_case(nets.UNet, CONFIGS["unet_plain"], args.out, "unet_plain")
+    image_case(nets.DiT, CONFIGS["dit"], args.out, "dit")
+    seq_case(CONFIGS["seq"], args.out, "seq")
+    (args.out / "nets.toml").write_text(to_toml(CONFIGS))
+    total = sum(p.stat().st_size for p in args.out.iterdir())
+    print(f"wrote {args.out} ({total} bytes)")
+
+
+if __name__ == "__main__":
+    main()
