@@ -13,7 +13,6 @@ use clap::Parser;
 use diffusion::core::schedule::VpCosine;
 use diffusion::core::{TimeGrid, Toy2d};
 use diffusion::models::losses::{ProgressiveDistillation, Teacher};
-use diffusion::models::tch::Device;
 use diffusion::models::{GmmNet, MlpConfig, Objective, Output, Parameterization, TimeNet};
 use diffusion_examples::models::{fit, mlp, sample_net, swd, to_tensor, toy_samples, ModelArgs};
 use diffusion_examples::Report;

@@ -57,8 +57,26 @@ fn main() -> Result<()> {
     let param = t.objective().parameterization();
     let one = TimeGrid::new(vec![FRAC_PI_2, 0.0])?;
     let two = TimeGrid::new(vec![FRAC_PI_2, 1.1, 0.0])?;
-    let x1 = sample_net(&net, param, &sch, "consistency", &one, a.n, a.seed, None)?;
-    let x2 = sample_net(&net, param, &sch, "consistency", &two, a.n, a.seed, None)?;
+    let x1 = sample_net(
+        net.as_ref(),
+        param,
+        &sch,
+        "consistency",
+        &one,
+        a.n,
+        a.seed,
+        None,
+    )?;
+    let x2 = sample_net(
+        net.as_ref(),
+        param,
+        &sch,
+        "consistency",
+        &two,
+        a.n,
+        a.seed,
+        None,
+    )?;
     let data = toy_samples(Toy2d::EightGaussians, a.n, 99);
     let (w1, w2) = (swd(&x1, &data)?, swd(&x2, &data)?);
     let base = gaussian_baseline(&data, 1)?;

@@ -12,7 +12,7 @@ use diffusion::core::metrics::w2_1d;
 use diffusion::core::schedule::VpLinear;
 use diffusion::core::{GaussianMixture, HostNoise, NoiseSchedule};
 use diffusion::models::losses::SmdLoss;
-use diffusion::models::tch::{Device, Kind, Tensor};
+use diffusion::models::tch::{Kind, Tensor};
 use diffusion::models::{GmmNet, MlpConfig, Objective, Output, Parameterization, TimeEmbedding};
 use diffusion_examples::models::{fit, mlp, ModelArgs};
 use diffusion_examples::Report;

@@ -107,7 +107,7 @@ pub fn train_and_sample(
         Some(d) => {
             let (_vs, net) = t.ema_model(d)?;
             sample_net(
-                &net,
+                net.as_ref(),
                 obj.parameterization(),
                 obj.schedule(),
                 solver,
