@@ -758,6 +758,7 @@ mod tests {
             "fmnist-edm.toml",
             "fmnist-flow.toml",
             "toy2d-edm.toml",
+            "toy2d-scm.toml",
         ] {
             assert!(
                 names.iter().any(|n| n == want),
