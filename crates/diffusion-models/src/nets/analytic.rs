@@ -24,7 +24,12 @@
 //! - `Edm(precond)`: input `(c_in x_hat, c_noise)` as `EdmPrecond::denoise` feeds it, with
 //!   `sigma = exp(4 c_noise)` and `x_hat = input / c_in`; answer the raw `F` with
 //!   `c_skip x_hat + c_out F = E[x_0 | x_hat = x_0 + sigma eps]`, so the preconditioned output is
-//!   the exact denoiser.
+//!   the exact denoiser;
+//! - `TrigFlow { sigma_d }` (Lu & Song 2024, arXiv:2410.11081, Eq. (9)): input `(y / sigma_d, s)`
+//!   with `s` the TrigFlow time; answer `F = (cos(s) y - E[x_0 | y]) / (sigma_d sin(s))` under
+//!   TrigFlow(`sigma_d`) (whatever the stored schedule), i.e. the exact PF-ODE velocity divided by
+//!   `sigma_d`, so the parameterization reads back the exact denoiser (a diffusion teacher for
+//!   sCM distillation, [`GmmNet::trigflow`]).
 //!
 //! Computation is in `f64` ([`TimeNet::kind`] is `Double`), on the CPU unless moved with
 //! [`GmmNet::to_device`].
@@ -107,6 +112,15 @@ impl GmmNet {
         param: Parameterization,
     ) -> Result<Self> {
         Self::new(&GaussianMixture::from_gaussian(g.clone()), schedule, param)
+    }
+
+    /// sCM's TrigFlow teacher `F(y / sigma_d, s)` of `gmm` (see the module documentation).
+    pub fn trigflow(gmm: &GaussianMixture, sigma_d: f64) -> Result<Self> {
+        Self::new(
+            gmm,
+            Box::new(diffusion_core::schedule::TrigFlow::new(sigma_d)?),
+            Parameterization::TrigFlow { sigma_d },
+        )
     }
 
     /// The same network on `device`.
@@ -276,6 +290,15 @@ impl TimeNet for GmmNet {
                 let x_hat = &x / col(&c_in);
                 let d = self.denoise_t(&x_hat, &a, &s)?;
                 Ok((d - col(&c_skip) * &x_hat) / col(&c_out))
+            }
+            Parameterization::TrigFlow { sigma_d } => {
+                let sch = diffusion_core::schedule::TrigFlow::new(sigma_d)?;
+                let alpha: Vec<f64> = tv.iter().map(|&s| sch.alpha(s)).collect();
+                let sigma: Vec<f64> = tv.iter().map(|&s| sch.sigma(s)).collect();
+                let (a, s) = self.coefficient_tensors(&alpha, &sigma)?;
+                let y = &x * sigma_d;
+                let x0 = self.denoise_t(&y, &a, &s)?;
+                Ok((a.unsqueeze(1) * &y - x0) / s.unsqueeze(1))
             }
         }
     }

@@ -12,6 +12,7 @@
 pub mod analytic;
 pub mod dit;
 pub mod embedding;
+pub mod etsdm;
 pub mod layers;
 pub mod mlp;
 pub mod state;
@@ -21,6 +22,7 @@ pub mod unet;
 pub use analytic::GmmNet;
 pub use dit::{Dit, DitConfig};
 pub use embedding::{FourierEmbedding, SinusoidalEmbedding, TimeEmbedding};
+pub use etsdm::SharedTime;
 pub use mlp::{Mlp, MlpConfig};
 pub use state::{load_safetensors, load_state_dict, num_parameters, state_dict};
 pub use transformer::{SeqTransformer, SeqTransformerConfig};

@@ -27,6 +27,8 @@ pub enum ModelConfig {
 }
 
 /// A network built from a [`ModelConfig`].
+// One `Net` per trainer: the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Net {
     /// An MLP.
