@@ -36,6 +36,8 @@ use nalgebra::{DMatrix, DVector, Matrix2};
 use ndarray::Array2;
 use std::fmt::Write as _;
 
+pub mod models;
+
 /// The 2-D test target of the examples: an anisotropic Gaussian (exact PF-ODE known).
 pub fn gaussian_2d() -> Result<Gaussian> {
     Ok(Gaussian::new(

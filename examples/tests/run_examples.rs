@@ -101,4 +101,16 @@ fn every_example_meets_its_expected_metric() {
     example!("fdm");
     example!("score_calibration");
     example!("sscs");
+    example!("models_ddpm");
+    example!("models_iddpm");
+    example!("models_edm");
+    example!("models_vpred");
+    example!("models_progressive_distillation");
+    example!("models_flow_matching");
+    example!("models_rectified_flow");
+    example!("models_scm");
+    example!("models_cfg");
+    example!("models_score_calibration");
+    example!("models_smd");
+    example!("models_etsdm");
 }

@@ -16,7 +16,7 @@
 use crate::error::{ModelError, Result};
 use crate::nets::TimeNet;
 use crate::precond::EdmPrecond;
-use diffusion_core::{CoreError, Denoiser, NoiseSchedule, Prediction};
+use diffusion_core::{Coeffs, CoreError, Denoiser, NoiseSchedule, Prediction};
 use serde::{Deserialize, Serialize};
 use tch::{Kind, Tensor};
 
@@ -67,6 +67,102 @@ pub enum Parameterization {
     Raw(Output),
     /// EDM preconditioning: the answer is `D(x / alpha; sigma / alpha)` (a [`Prediction::Sample`]).
     Edm(EdmPrecond),
+    /// sCM's TrigFlow consistency parameterization (Lu & Song 2024, arXiv:2410.11081, Eq. (9)):
+    /// `x0 = cos(s) y - sin(s) sigma_d F(y / sigma_d, s)` where `s = atan2(sigma / sigma_d,
+    /// alpha)` is the TrigFlow time of the same signal-to-noise ratio and `y = x /
+    /// sqrt(alpha^2 + sigma^2 / sigma_d^2)` the state rescaled to TrigFlow (`y = x` under
+    /// TrigFlow(`sigma_d`) itself). A TrigFlow flow-matching network (`F` = velocity / `sigma_d`)
+    /// read this way is its own DDIM x0 prediction; a consistency model's is its one-step sample.
+    TrigFlow {
+        /// The data standard deviation `sigma_d` of the TrigFlow process.
+        sigma_d: f64,
+    },
+}
+
+/// Per-row coefficients `[B, 1]` of `values` in the kind and on the device of `like`.
+fn rows(values: Vec<f64>, like: &Tensor) -> Tensor {
+    // `[B, 1, ..., 1]`, broadcasting over every dimension of `like` but the first.
+    let mut shape = vec![-1i64];
+    shape.extend(std::iter::repeat_n(1, like.dim().saturating_sub(1)));
+    Tensor::from_slice(&values)
+        .reshape(&shape)
+        .to_kind(like.kind())
+        .to_device(like.device())
+}
+
+/// The x0 prediction of `net` read through `param` for states `x` (`[B, ...]`) at per-sample times
+/// `t` of `schedule` (one per row), differentiable with respect to the network (call it under
+/// `tch::no_grad` for inference). This is the batched, per-sample-time form of
+/// [`TchDenoiser::predict_tensor`] followed by the prediction's conversion to `x0`.
+pub fn x0_per_row(
+    net: &dyn TimeNet,
+    param: Parameterization,
+    schedule: &dyn NoiseSchedule,
+    x: &Tensor,
+    t: &[f64],
+    class: Option<&Tensor>,
+) -> Result<Tensor> {
+    let b = *x.size().first().unwrap_or(&0);
+    if b != t.len() as i64 || x.dim() < 2 {
+        return Err(ModelError::Shape {
+            context: "x0_per_row: one time per row".into(),
+            expected: vec![t.len() as i64, -1],
+            got: x.size(),
+        });
+    }
+    let cs: Vec<Coeffs> = t.iter().map(|&ti| Coeffs::at(schedule, ti)).collect();
+    let col = |f: &dyn Fn(&Coeffs) -> f64| rows(cs.iter().map(f).collect(), x);
+    let run = |xin: &Tensor, tin: Vec<f64>| -> Result<Tensor> {
+        let tt = Tensor::from_slice(&tin)
+            .to_kind(net.kind())
+            .to_device(net.device());
+        let y = net.forward_t(&xin.to_kind(net.kind()).to_device(net.device()), &tt, class)?;
+        Ok(y.to_kind(x.kind()).to_device(x.device()))
+    };
+    match param {
+        Parameterization::Raw(out) => {
+            let y = run(x, t.to_vec())?;
+            let (a, s) = (col(&|c| c.alpha), col(&|c| c.sigma));
+            Ok(match out {
+                Output::Sample => y,
+                Output::Epsilon => (x - &s * y) / &a,
+                Output::V => (&a * x - &s * y) / (a.square() + s.square()),
+                Output::Score => (x + s.square() * y) / &a,
+                Output::Velocity => {
+                    let det = col(&|c| c.d_alpha * c.sigma - c.d_sigma * c.alpha);
+                    (&s * y - col(&|c| c.d_sigma) * x) / det
+                }
+            })
+        }
+        Parameterization::Edm(p) => {
+            if let Some(c) = cs.iter().find(|c| !(c.alpha > 0.0 && c.sigma > 0.0)) {
+                return Err(ModelError::invalid(
+                    "t",
+                    format!(
+                        "EDM preconditioning needs alpha, sigma > 0, got {} and {}",
+                        c.alpha, c.sigma
+                    ),
+                ));
+            }
+            let a = col(&|c| c.alpha);
+            let st = Tensor::from_slice(&cs.iter().map(|c| c.sigma / c.alpha).collect::<Vec<_>>())
+                .to_kind(x.kind())
+                .to_device(x.device());
+            p.denoise(net, &(x / a), &st, class)
+        }
+        Parameterization::TrigFlow { sigma_d } => {
+            let s: Vec<f64> = cs
+                .iter()
+                .map(|c| (c.sigma / sigma_d).atan2(c.alpha))
+                .collect();
+            let scale = col(&|c| 1.0 / (c.alpha * c.alpha + (c.sigma / sigma_d).powi(2)).sqrt());
+            let y = x * scale;
+            let f = run(&(&y / sigma_d), s.clone())?;
+            let cos = rows(s.iter().map(|v| v.cos()).collect(), x);
+            let sin = rows(s.iter().map(|v| v.sin()).collect(), x);
+            Ok(cos * y - sin * f * sigma_d)
+        }
+    }
 }
 
 /// A network as a sampler's denoiser (see the module documentation).
@@ -150,6 +246,17 @@ impl<'a> TchDenoiser<'a> {
                 }
                 let st = Tensor::full([b], s, (x.kind(), x.device()));
                 Ok(Prediction::Sample(p.denoise(self.net, &x_hat, &st, class)?))
+            }
+            Parameterization::TrigFlow { .. } => {
+                let x0 = x0_per_row(
+                    self.net,
+                    self.param,
+                    self.schedule,
+                    x,
+                    &vec![t; b as usize],
+                    class,
+                )?;
+                Ok(Prediction::Sample(x0))
             }
         })
     }

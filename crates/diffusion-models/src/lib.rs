@@ -22,14 +22,17 @@ pub mod nets;
 pub mod precond;
 pub mod train;
 
-pub use denoiser::{Output, Parameterization, TchDenoiser};
+pub use denoiser::{x0_per_row, Output, Parameterization, TchDenoiser};
 pub use device::{doctor, parse_device, DoctorReport};
 pub use error::{ModelError, Result};
 pub use guidance::Guided;
-pub use losses::{DsmLoss, EdmLoss, FlowMatchingLoss, Objective, TimeSampling, Weighting};
+pub use losses::{
+    DsmLoss, EdmLoss, FlowMatchingLoss, Objective, ProgressiveDistillation, ScmConfig, ScmLoss,
+    SmdLoss, Teacher, TimeSampling, Weighting,
+};
 pub use nets::{
-    Dit, DitConfig, Mlp, MlpConfig, SeqTransformer, SeqTransformerConfig, TimeEmbedding, TimeNet,
-    UNet, UNetConfig,
+    Dit, DitConfig, GmmNet, Mlp, MlpConfig, SeqTransformer, SeqTransformerConfig, SharedTime,
+    TimeEmbedding, TimeNet, UNet, UNetConfig,
 };
 pub use precond::EdmPrecond;
 pub use tch;

@@ -10,9 +10,9 @@ use crate::ode::{
     Dpmpp3MWeight, Euler, Heun, Ipndm, Lms, Plms, ResMultistep, UniPc, UniPcVariant,
 };
 use crate::sde::{
-    Ddpm, DpmSolverPp2MSde, DpmSolverPp2SAncestral, DpmSolverPp3MSde, DpmSolverPpSde, EdmSde,
-    ErSde, EulerAncestral, EulerMaruyama, NoiseScale, PredictorCorrector, Restart, ReversibleHeun,
-    SaSolver,
+    Consistency, Ddpm, DpmSolverPp2MSde, DpmSolverPp2SAncestral, DpmSolverPp3MSde, DpmSolverPpSde,
+    EdmSde, ErSde, EulerAncestral, EulerMaruyama, NoiseScale, PredictorCorrector, Restart,
+    ReversibleHeun, SaSolver,
 };
 use crate::solver::Solver;
 use diffusion_core::{Spec, State};
@@ -245,6 +245,14 @@ pub const SOLVERS: &[SolverInfo] = &[
         stochastic: true,
     },
     SolverInfo {
+        name: "consistency",
+        paper: "Song et al. 2023, Consistency Models, arXiv:2303.01469, Alg. 1 (multistep: x0, then fresh noise)",
+        order: 0.0,
+        nfe_per_step: "1",
+        params: "",
+        stochastic: true,
+    },
+    SolverInfo {
         name: "gotta-go-fast",
         paper: "Jolicoeur-Martineau et al. 2021, Gotta Go Fast, arXiv:2105.14080, Alg. 1",
         order: 1.0,
@@ -375,6 +383,7 @@ pub fn build<S: State>(text: &str) -> Result<Box<dyn Solver<S>>> {
         "ddpm" => Box::new(Ddpm::new(Ddpm::variance_from_flag(
             spec.take("variance", 0.0),
         )?)),
+        "consistency" => Box::new(Consistency),
         "rk45" => Box::new(Rk45::new(Rk45Options {
             rtol: spec.take("rtol", 1e-5),
             atol: spec.take("atol", 1e-5),

@@ -99,6 +99,12 @@ fn every_registered_solver_reaches_the_target_law_on_a_grid_ending_at_sigma_zero
     let karras = |n| TimeGrid::karras(&vp, 0.002, vp.noise_ratio(1.0), 7.0, n, true).unwrap();
     let (grid, fine) = (karras(50), karras(200));
     for info in registry::SOLVERS {
+        if info.name == "consistency" {
+            // Consistency sampling needs a consistency function (the PF-ODE map to t = 0), not a
+            // denoiser: with one it is exact on any grid (diffusion-models tests/scm.rs), with a
+            // denoiser it does not converge to the law (W2 0.24 here).
+            continue;
+        }
         let s = registry::build::<Array2<f64>>(info.name).unwrap();
         let g = if info.stochastic { &fine } else { &grid };
         let w = law_w2(s.as_ref(), &vp, g, 20_000, 3);

@@ -1,5 +1,8 @@
 //! Training objectives: denoising score matching with any target and weighting ([`DsmLoss`]),
-//! the EDM loss ([`EdmLoss`]) and flow matching ([`FlowMatchingLoss`]).
+//! the EDM loss ([`EdmLoss`]), flow matching ([`FlowMatchingLoss`]), continuous-time
+//! consistency training and distillation under TrigFlow ([`ScmLoss`]), progressive distillation
+//! ([`ProgressiveDistillation`]) and Soft Mixture Denoising ([`SmdLoss`]); distillation
+//! objectives hold a frozen [`Teacher`].
 //!
 //! Each objective has a pure per-sample form (`per_sample`, given the times and the noise, for
 //! tests and custom loops) and draws its times and noise from a seeded [`HostNoise`] in
@@ -10,10 +13,18 @@
 pub mod dsm;
 pub mod edm;
 pub mod flow;
+pub mod progressive;
+pub mod scm;
+pub mod smd;
+pub mod teacher;
 
 pub use dsm::{DsmLoss, Weighting};
 pub use edm::EdmLoss;
 pub use flow::{FlowMatchingLoss, TimeSampling};
+pub use progressive::ProgressiveDistillation;
+pub use scm::{jvp, AdaptiveWeight, ScmConfig, ScmLoss};
+pub use smd::SmdLoss;
+pub use teacher::Teacher;
 
 use crate::denoiser::Parameterization;
 use crate::error::{ModelError, Result};

@@ -8,16 +8,20 @@
 //! are drawn on the host from a seeded [`HostNoise`] (not from torch's global generator), so a
 //! seed gives the same network on every device and in every thread.
 
+pub mod analytic;
 pub mod dit;
 pub mod embedding;
+pub mod etsdm;
 pub mod layers;
 pub mod mlp;
 pub mod state;
 pub mod transformer;
 pub mod unet;
 
+pub use analytic::GmmNet;
 pub use dit::{Dit, DitConfig};
 pub use embedding::{FourierEmbedding, SinusoidalEmbedding, TimeEmbedding};
+pub use etsdm::SharedTime;
 pub use mlp::{Mlp, MlpConfig};
 pub use state::{load_safetensors, load_state_dict, num_parameters, state_dict};
 pub use transformer::{SeqTransformer, SeqTransformerConfig};

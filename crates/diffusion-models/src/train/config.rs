@@ -11,7 +11,7 @@
 //! hidden = 128
 //! depth = 3
 //! embedding = { kind = "fourier", dim = 32, scale = 4.0 }
-//! [loss]                         # kind = "edm" | "dsm" | "flow"
+//! [loss]                         # kind = "edm" | "dsm" | "flow" | "scm"
 //! kind = "edm"
 //! sigma_data = 2.0
 //! [train]                        # every field optional
@@ -34,7 +34,9 @@ use crate::data::fmnist::{FashionMnist, Split};
 use crate::data::{DataSource, ImageData, ImageOptions, Sampling, ToyData};
 use crate::denoiser::Output;
 use crate::error::{ModelError, Result};
-use crate::losses::{DsmLoss, EdmLoss, FlowMatchingLoss, Objective, TimeSampling, Weighting};
+use crate::losses::{
+    DsmLoss, EdmLoss, FlowMatchingLoss, Objective, ScmConfig, ScmLoss, TimeSampling, Weighting,
+};
 use crate::precond::EdmPrecond;
 use diffusion_core::Toy2d;
 use serde::{Deserialize, Serialize};
@@ -167,7 +169,7 @@ impl FmnistConfig {
     }
 }
 
-/// The objective (TOML `[loss]` with `kind = "edm" | "dsm" | "flow"`).
+/// The objective (TOML `[loss]` with `kind = "edm" | "dsm" | "flow" | "scm"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum LossConfig {
@@ -210,6 +212,41 @@ pub enum LossConfig {
         #[serde(default = "uniform")]
         time: TimeSampling,
     },
+    /// Continuous-time consistency training under TrigFlow (sCT, `losses::scm`); sample the
+    /// result with the `consistency` solver on the `trigflow` schedule.
+    Scm {
+        /// TrigFlow's data standard deviation.
+        #[serde(default = "half")]
+        sigma_d: f64,
+        /// Mean of `ln(sigma_d tan t)`.
+        #[serde(default = "scm_p_mean")]
+        p_mean: f64,
+        /// Standard deviation of `ln(sigma_d tan t)`.
+        #[serde(default = "scm_p_std")]
+        p_std: f64,
+        /// Tangent normalization constant `c` (0: no normalization).
+        #[serde(default = "tangent_c")]
+        tangent_c: f64,
+        /// Updates of tangent warmup (0: none).
+        #[serde(default)]
+        warmup_steps: u64,
+        /// Learn the adaptive weighting `w_phi(t)`.
+        #[serde(default = "yes")]
+        adaptive: bool,
+    },
+}
+
+fn scm_p_mean() -> f64 {
+    -1.0
+}
+fn scm_p_std() -> f64 {
+    1.4
+}
+fn tangent_c() -> f64 {
+    0.1
+}
+fn yes() -> bool {
+    true
 }
 
 fn half() -> f64 {
@@ -588,6 +625,28 @@ impl TrainConfig {
                 Box::new(DsmLoss::new(s, *target, *weighting, *t_min, hi)?)
             }
             LossConfig::Flow { time } => Box::new(FlowMatchingLoss::new(*time)?),
+            LossConfig::Scm {
+                sigma_d,
+                p_mean,
+                p_std,
+                tangent_c,
+                warmup_steps,
+                adaptive,
+            } => {
+                let config = ScmConfig {
+                    sigma_d: *sigma_d,
+                    p_mean: *p_mean,
+                    p_std: *p_std,
+                    tangent_c: (*tangent_c != 0.0).then_some(*tangent_c),
+                    warmup_steps: *warmup_steps,
+                    adaptive: *adaptive,
+                    ..ScmConfig::default()
+                };
+                Box::new(ScmLoss::training(
+                    config,
+                    crate::device::parse_device(&self.device)?,
+                )?)
+            }
         })
     }
 }
@@ -621,6 +680,32 @@ mod tests {
         assert_eq!(
             flow.objective().unwrap().parameterization(),
             crate::Parameterization::Raw(Output::Velocity)
+        );
+        let scm = TrainConfig::from_toml_str(&format!(
+            "{base}[loss]\nkind = \"scm\"\nsigma_d = 1.0\nwarmup_steps = 10\n"
+        ))
+        .unwrap();
+        assert!(
+            matches!(scm.loss, LossConfig::Scm { sigma_d, warmup_steps: 10, tangent_c, adaptive: true, .. } if sigma_d == 1.0 && tangent_c == 0.1)
+        );
+        assert_eq!(
+            scm.objective().unwrap().parameterization(),
+            crate::Parameterization::TrigFlow { sigma_d: 1.0 }
+        );
+        assert!(TrainConfig::from_toml_str(&format!(
+            "{base}[loss]\nkind = \"scm\"\np_std = 0.0\n"
+        ))
+        .is_err());
+        assert!(TrainConfig::from_toml_str(&format!(
+            "{base}[loss]\nkind = \"scm\"\ntangent_c = -1.0\n"
+        ))
+        .is_err());
+        let no_norm =
+            TrainConfig::from_toml_str(&format!("{base}[loss]\nkind = \"scm\"\ntangent_c = 0.0\n"))
+                .unwrap();
+        assert_eq!(
+            TrainConfig::from_toml_str(&no_norm.to_toml().unwrap()).unwrap(),
+            no_norm
         );
         // Round trip through TOML.
         assert_eq!(
@@ -672,6 +757,7 @@ mod tests {
             "fmnist-ddpm.toml",
             "fmnist-edm.toml",
             "fmnist-flow.toml",
+            "fmnist-scm.toml",
             "toy2d-edm.toml",
         ] {
             assert!(

@@ -20,7 +20,8 @@
 //! log-SNR rate of the noise by `eta`. Both are exact-law samplers at `eta = 1` and the
 //! probability-flow ODE at `eta = 0`.
 //!
-//! The other stochastic samplers here: DDPM ancestral sampling ([`Ddpm`]), the EDM churn
+//! The other stochastic samplers here: DDPM ancestral sampling ([`Ddpm`]), multistep
+//! consistency sampling ([`Consistency`]), the EDM churn
 //! sampler ([`EdmSde`]), SA-Solver ([`SaSolver`], the same exponential-integrator frame with
 //! `eta = tau^2` and Adams weights), ER-SDE-Solvers ([`ErSde`]), Score-SDE predictor-corrector
 //! sampling ([`PredictorCorrector`]) and restart sampling ([`Restart`]). The shared pieces:
@@ -47,6 +48,7 @@ macro_rules! noise_control_solver_info {
     };
 }
 
+mod consistency;
 mod ddpm;
 mod dpmpp_2m_sde;
 mod dpmpp_2s_ancestral;
@@ -70,6 +72,7 @@ pub use euler_ancestral::EulerAncestral;
 pub use euler_maruyama::EulerMaruyama;
 pub use mrs::{Mrs, MrsPrediction};
 
+pub use consistency::Consistency;
 pub use ddpm::{Ddpm, PosteriorVariance};
 pub use edm_sde::EdmSde;
 pub use er_sde::{ErSde, NoiseScale, MAX_ER_SDE_ORDER};

@@ -1,0 +1,104 @@
+//! A frozen teacher for distillation: a network, how to read it, and the schedule it was trained
+//! on, evaluated at per-sample times of any other schedule by matching the signal-to-noise ratio.
+//!
+//! Paper: Kingma, Salimans, Poole & Ho (2021), "Variational Diffusion Models", arXiv:2107.00630,
+//! Appendix (a diffusion model depends on its schedule only through the SNR: a state `x_t =
+//! alpha_t x0 + sigma_t eps` of one schedule is `x_s = (alpha_s / alpha_t) x_t` of another at the
+//! time `s` with the same log-SNR `lambda`).
+
+use crate::denoiser::{x0_per_row, Parameterization};
+use crate::error::{ModelError, Result};
+use crate::nets::TimeNet;
+use diffusion_core::NoiseSchedule;
+use tch::Tensor;
+
+/// A frozen teacher (see the module documentation). Always evaluated under `tch::no_grad`.
+pub struct Teacher {
+    net: Box<dyn TimeNet>,
+    param: Parameterization,
+    schedule: Box<dyn NoiseSchedule>,
+}
+
+impl std::fmt::Debug for Teacher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Teacher")
+            .field("param", &self.param)
+            .field("schedule", &self.schedule.name())
+            .finish()
+    }
+}
+
+impl Teacher {
+    /// `net`, read through `param`, trained under `schedule`.
+    pub fn new(
+        net: Box<dyn TimeNet>,
+        param: Parameterization,
+        schedule: Box<dyn NoiseSchedule>,
+    ) -> Self {
+        Teacher {
+            net,
+            param,
+            schedule,
+        }
+    }
+
+    /// The network.
+    pub fn net(&self) -> &dyn TimeNet {
+        self.net.as_ref()
+    }
+
+    /// The teacher's schedule.
+    pub fn schedule(&self) -> &dyn NoiseSchedule {
+        self.schedule.as_ref()
+    }
+
+    /// The parameterization.
+    pub fn parameterization(&self) -> Parameterization {
+        self.param
+    }
+
+    /// The teacher's `x0` for states `x` of `schedule` at its per-sample times `t` (`alpha(t) >
+    /// 0`, `sigma(t) > 0`), detached.
+    pub fn x0(
+        &self,
+        schedule: &dyn NoiseSchedule,
+        x: &Tensor,
+        t: &[f64],
+        class: Option<&Tensor>,
+    ) -> Result<Tensor> {
+        let mut own = Vec::with_capacity(t.len());
+        let mut scale = Vec::with_capacity(t.len());
+        for &ti in t {
+            let (a, s) = (schedule.alpha(ti), schedule.sigma(ti));
+            if !(a > 0.0 && s > 0.0) {
+                return Err(ModelError::invalid(
+                    "t",
+                    format!(
+                        "the teacher needs 0 < SNR < inf, got alpha {a}, sigma {s} at t = {ti}"
+                    ),
+                ));
+            }
+            let lambda = (a / s).ln();
+            let si = self.schedule.t_of_lambda(lambda);
+            let (lo, hi) = self.schedule.t_range();
+            let si = si.clamp(lo, hi);
+            own.push(si);
+            scale.push(self.schedule.alpha(si) / a);
+        }
+        let sc = Tensor::from_slice(&scale)
+            .reshape([-1, 1])
+            .to_kind(x.kind())
+            .to_device(x.device());
+        tch::no_grad(|| {
+            let x0 = x0_per_row(
+                self.net.as_ref(),
+                self.param,
+                self.schedule.as_ref(),
+                &(x * sc),
+                &own,
+                class,
+            )?;
+            Ok(x0.detach())
+        })
+    }
+}
