@@ -4,8 +4,9 @@
 #   cargo xtask run -- build -p diffusion-benches --features train --bin train_bench
 #   mkdir -p .dev/bin .dev/fmnist && cp target/debug/{diffusion,train_bench} .dev/bin/
 #   cp /usr/share/datasets/fashion-mnist/*.gz .dev/fmnist/
-# then run `bash tools/bench/gpu_check.sh` there with .dev carried): doctor, U-Net training throughput (Rust fp32/bf16 vs PyTorch fp32/bf16), a short
-# fmnist-edm run in bf16 with samples, and train_torch.py sampling.
+# then run `bash tools/bench/gpu_check.sh` there with .dev carried): doctor, the 6M U-Net's
+# training throughput at batch 256 (Rust fp32/bf16 next to PyTorch fp32/bf16), train_torch.py
+# sampling to .npy, and a short fmnist-edm run in bf16 that writes samples and grids.
 export LD_LIBRARY_PATH=$(python3 -c "import torch,os;print(os.path.dirname(torch.__file__))")/lib
 export DIFFUSION_FMNIST_DIR=$PWD/.dev/fmnist
 B=.dev/bin

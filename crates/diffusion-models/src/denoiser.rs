@@ -82,13 +82,16 @@ pub enum Parameterization {
 
 /// Per-row coefficients `[B, 1]` of `values` in the kind and on the device of `like`.
 fn rows(values: Vec<f64>, like: &Tensor) -> Tensor {
+    // `[B, 1, ..., 1]`, broadcasting over every dimension of `like` but the first.
+    let mut shape = vec![-1i64];
+    shape.extend(std::iter::repeat_n(1, like.dim().saturating_sub(1)));
     Tensor::from_slice(&values)
-        .reshape([-1, 1])
+        .reshape(&shape)
         .to_kind(like.kind())
         .to_device(like.device())
 }
 
-/// The x0 prediction of `net` read through `param` for states `x` (`[B, d]`) at per-sample times
+/// The x0 prediction of `net` read through `param` for states `x` (`[B, ...]`) at per-sample times
 /// `t` of `schedule` (one per row), differentiable with respect to the network (call it under
 /// `tch::no_grad` for inference). This is the batched, per-sample-time form of
 /// [`TchDenoiser::predict_tensor`] followed by the prediction's conversion to `x0`.

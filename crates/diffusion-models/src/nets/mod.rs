@@ -58,6 +58,22 @@ pub trait TimeNet {
     fn set_dropout_seed(&self, _seed: u64) {}
 }
 
+/// A boxed network is a network (so `&Box<dyn TimeNet>` works where `&dyn TimeNet` is asked for).
+impl<T: TimeNet + ?Sized> TimeNet for Box<T> {
+    fn forward_t(&self, x: &Tensor, t: &Tensor, class: Option<&Tensor>) -> Result<Tensor> {
+        (**self).forward_t(x, t, class)
+    }
+    fn kind(&self) -> Kind {
+        (**self).kind()
+    }
+    fn device(&self) -> Device {
+        (**self).device()
+    }
+    fn null_class(&self) -> Option<i64> {
+        (**self).null_class()
+    }
+}
+
 /// Checks that `t` holds one value per row of `x`.
 pub(crate) fn check_time(x: &Tensor, t: &Tensor, context: &str) -> Result<i64> {
     let b = *x.size().first().unwrap_or(&0);

@@ -757,6 +757,7 @@ mod tests {
             "fmnist-ddpm.toml",
             "fmnist-edm.toml",
             "fmnist-flow.toml",
+            "fmnist-scm.toml",
             "toy2d-edm.toml",
             "toy2d-scm.toml",
         ] {

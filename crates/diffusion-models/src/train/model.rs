@@ -32,20 +32,20 @@ pub enum ModelConfig {
 #[derive(Debug)]
 pub enum Net {
     /// An MLP.
-    Mlp(Mlp),
+    Mlp(Box<Mlp>),
     /// A U-Net.
-    UNet(UNet),
+    UNet(Box<UNet>),
     /// A DiT.
-    Dit(Dit),
+    Dit(Box<Dit>),
 }
 
 impl Net {
     /// The network as a [`TimeNet`].
     pub fn as_time_net(&self) -> &dyn TimeNet {
         match self {
-            Net::Mlp(n) => n,
-            Net::UNet(n) => n,
-            Net::Dit(n) => n,
+            Net::Mlp(n) => n.as_ref(),
+            Net::UNet(n) => n.as_ref(),
+            Net::Dit(n) => n.as_ref(),
         }
     }
 
@@ -171,9 +171,9 @@ impl ModelConfig {
     /// Builds the network under `path` with initial weights from `seed`.
     pub fn build(&self, path: &nn::Path<'_>, seed: u64) -> Result<Net> {
         Ok(match self {
-            ModelConfig::Mlp(c) => Net::Mlp(Mlp::new(path, c, seed)?),
-            ModelConfig::UNet(c) => Net::UNet(UNet::new(path, c, seed)?),
-            ModelConfig::Dit(c) => Net::Dit(Dit::new(path, c, seed)?),
+            ModelConfig::Mlp(c) => Net::Mlp(Box::new(Mlp::new(path, c, seed)?)),
+            ModelConfig::UNet(c) => Net::UNet(Box::new(UNet::new(path, c, seed)?)),
+            ModelConfig::Dit(c) => Net::Dit(Box::new(Dit::new(path, c, seed)?)),
         })
     }
 }

@@ -392,7 +392,9 @@ impl Trainer {
         })
     }
 
-    /// The clean data of update `k`'s batch (0-based), on the device.
+    /// The clean data of update `k`'s batch (0-based), on the device (an empty tensor if the
+    /// data source fails, which it cannot for the built-in sources once constructed; use
+    /// [`Trainer::labelled_batch`] for the error and the labels).
     pub fn batch(&self, k: u64) -> Tensor {
         self.labelled_batch(k)
             .map(|b| b.x)
