@@ -33,7 +33,7 @@ MASK64 = (1 << 64) - 1
 def sinusoidal(t, dim, max_period=10000.0):
     """[cos(t f_k), sin(t f_k)], f_k = exp(-ln(max_period) k / half), half = dim / 2."""
     half = dim // 2
-    k = torch.arange(half, dtype=torch.float64)
+    k = torch.arange(half, dtype=torch.float64, device=t.device)
     f = torch.exp(-math.log(max_period) * k / half).to(t.dtype)
     a = t[:, None] * f[None]
     return torch.cat([a.cos(), a.sin()], dim=1)
@@ -261,7 +261,7 @@ class UNet(nn.Module):
         emb = self.time_mlp(self.time_embed(t * self.cfg["time_scale"]))
         if self.cfg["num_classes"] is not None:
             if y is None:
-                y = torch.full((x.shape[0],), self.cfg["num_classes"], dtype=torch.int64)
+                y = torch.full((x.shape[0],), self.cfg["num_classes"], dtype=torch.int64, device=x.device)
             emb = emb + self.class_embed(y)
         emb = F.silu(emb)
         h = self.conv_in(x)
@@ -424,7 +424,7 @@ class DiT(nn.Module):
         c = self.t_embedder(t * self.time_scale)
         if self.num_classes is not None:
             if y is None:
-                y = torch.full((x.shape[0],), self.num_classes, dtype=torch.int64)
+                y = torch.full((x.shape[0],), self.num_classes, dtype=torch.int64, device=x.device)
             c = c + self.y_embedder(y)
         for blk in self.blocks:
             h = blk(h, c)
