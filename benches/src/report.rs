@@ -508,7 +508,11 @@ pub fn accuracy_intro() -> String {
      that is uniform in log-SNR) from 80 to 0.002, then 0, on the EDM schedule; `uniform (vp-linear)`: \
      uniform in VP-linear time from the time where sigma/alpha = 80 down to 0. Project: every solver of \
      `registry::SOLVERS` with its default parameters, plus `dpm-solver:order=2`, `unipc:order=3`, \
-     `unipc:variant=1`, `ddim:eta=1` and `dpmpp-3m-sde:reference=1`. k-diffusion: the `sample_*` \
+     `unipc:variant=1`, `ddim:eta=1` and `dpmpp-3m-sde:reference=1`; and `euler`, `heun`, `dpmpp-2m`, \
+     `deis:form=1`, `unipc` also on two grids fitted to the target on 128 pilot trajectories of another \
+     seed (never the evaluation noise): `gits (fitted)` (GITS dynamic programming over 60 Karras \
+     candidates, Heun teacher) and `karras (rho fitted)` (rho in 1.5..12 with the least pilot error). \
+     k-diffusion: the `sample_*` \
      functions on the same sigma lists (`sample_dpm_fast` on the log-SNR grid that stops at 0.002, \
      compared with the exact solution there). diffusers: the schedulers on two `trained_betas` tables, \
      one with log-uniform noise levels 0.002..80 (so `use_karras_sigmas` / `use_exponential_sigmas` \

@@ -13,7 +13,15 @@
 //!   `sample_dpm_fast`), against the exact solution there;
 //! - every stochastic solver on the same three grids: sliced W2 to exact samples of the
 //!   mixture, on common random numbers shared with the Python side (`diffusion_benches::noise`);
-//! - `dpm-solver-adaptive` (80 -> 0.002) over a sweep of tolerances.
+//! - `dpm-solver-adaptive` (80 -> 0.002) over a sweep of tolerances;
+//! - a few deterministic solvers ([`GITS_SOLVERS`]) also on a grid fitted to the target by GITS
+//!   (Chen et al. 2024, arXiv:2405.11326; `diffusion_solvers::schedule_opt::gits`): the
+//!   dynamic-programming subset of a fine Karras candidate grid that minimises the solver's local
+//!   error on [`N_PILOTS`] pilot trajectories drawn from a separate seed (never the evaluation
+//!   noise), teacher Heun with sub-steps. The anchors have no such grid; it is the project's own
+//!   capability applied to the same model, reported as grid `gits (fitted)`; and on a Karras
+//!   grid whose rho is chosen (from 1.5 to 12 in steps of 0.5) by the least error on the same
+//!   pilots against their exact solution, reported as grid `karras (rho fitted)`.
 //!
 //! With `--export DIR` it writes what the Python side needs to run the anchors on the very same
 //! problem: the mixture, the initial noise, the exact solutions, the exact samples, the sliced-W2
@@ -27,6 +35,7 @@ use diffusion::core::{
     BrownianPath, Counted, Denoiser, GaussianMixture, HostNoise, NoiseSchedule, NoiseSource,
     TimeGrid,
 };
+use diffusion::solvers::schedule_opt::{dp_schedule, local_error_costs, StepCosts};
 use diffusion::solvers::{registry, sample, NoObserver, Solver};
 use diffusion_benches::gmm::{gmm2d, gmm_nd, FastGmm};
 use diffusion_benches::noise::CounterNoise;
@@ -44,6 +53,14 @@ const SIGMA_MAX: f64 = 80.0;
 const SIGMA_MIN: f64 = 0.002;
 /// Seed of the common random numbers (tools/bench/accuracy.py uses the same).
 const NOISE_SEED: u64 = 21;
+/// Deterministic solvers also run on a GITS-fitted grid.
+const GITS_SOLVERS: [&str; 5] = ["euler", "heun", "dpmpp-2m", "deis:form=1", "unipc"];
+/// Pilot trajectories for the GITS fit (seed [`PILOT_SEED`], separate from the evaluation noise).
+const N_PILOTS: usize = 128;
+/// Seed of the GITS pilots.
+const PILOT_SEED: u64 = 31;
+/// Steps of the fine Karras candidate grid GITS chooses from.
+const GITS_CANDIDATES: usize = 60;
 
 #[derive(Parser)]
 #[command(about = "Accuracy per NFE of every registered solver (Rust half of `cargo xtask bench`)")]
@@ -282,6 +299,8 @@ struct Target {
     schedules: Schedules,
     x_ode: Array2<f64>,
     x_sde: Array2<f64>,
+    x_pilot: Array2<f64>,
+    pilot_flow: Flow,
     flow: Flow,
     exact: Array2<f64>,
     dirs: Array2<f64>,
@@ -313,6 +332,8 @@ impl Target {
         let z_sde: Array2<f64> = HostNoise::new(12).standard_normal(&Array2::zeros((n_sde, d)));
         let x_ode = z_ode * SIGMA_MAX;
         let x_sde = z_sde * SIGMA_MAX;
+        let x_pilot: Array2<f64> =
+            HostNoise::new(PILOT_SEED).standard_normal(&Array2::zeros((N_PILOTS, d))) * SIGMA_MAX;
         // The fast denoiser against the core's.
         let mut check = 0.0f64;
         let probe = x_ode
@@ -327,6 +348,7 @@ impl Target {
         }
         eprintln!("[{name}] denoiser check vs core GmmDenoiser: max |diff| = {check:.2e}");
         let flow = reference_flow(&gmm, &x_ode.view(), SIGMA_MAX, SIGMA_MIN, h);
+        let pilot_flow = reference_flow(&gmm, &x_pilot.view(), SIGMA_MAX, SIGMA_MIN, h);
         eprintln!(
             "[{name}] reference flow: {} evaluations, error bound {:.2e} ({:.1} s)",
             flow.evals,
@@ -357,6 +379,8 @@ impl Target {
             schedules,
             x_ode,
             x_sde,
+            x_pilot,
+            pilot_flow,
             flow,
             exact,
             dirs,
@@ -401,6 +425,83 @@ impl Target {
             }),
         )?;
         Ok(())
+    }
+
+    /// GITS's local-error table of `solver` over a fine Karras candidate grid (EDM sigma 80 -> 0),
+    /// from the pilot trajectories (teacher: Heun with 8 sub-steps per candidate interval).
+    fn gits_costs(
+        &self,
+        solver: &dyn Solver<Array2<f64>>,
+        den: &dyn Denoiser<Array2<f64>>,
+    ) -> Result<(TimeGrid, StepCosts)> {
+        let edm = &self.schedules.edm;
+        let candidates = TimeGrid::karras(edm, SIGMA_MIN, SIGMA_MAX, 7.0, GITS_CANDIDATES, true)?;
+        let teacher = registry::build::<Array2<f64>>("heun")?;
+        let costs = local_error_costs(
+            solver,
+            teacher.as_ref(),
+            den,
+            edm,
+            &candidates,
+            self.x_pilot.clone(),
+            8,
+        )?;
+        Ok((candidates, costs))
+    }
+
+    /// `solver` on the Karras grid whose rho gives the least RMS error on the pilot trajectories
+    /// (never the evaluation noise), evaluated on the evaluation states.
+    fn rho_fitted_row(
+        &self,
+        solver: &dyn Solver<Array2<f64>>,
+        spec: &str,
+        den: &dyn Denoiser<Array2<f64>>,
+        budget: usize,
+    ) -> AccRow {
+        let mut row = AccRow {
+            target: self.name.clone(),
+            side: "project".into(),
+            solver: spec.into(),
+            grid: "karras (rho fitted)".into(),
+            kind: "ode".into(),
+            nfe_target: budget,
+            nfe: 0,
+            steps: 0,
+            end_sigma: 0.0,
+            metric: "rms".into(),
+            value: None,
+            error: None,
+            param: None,
+        };
+        let edm = &self.schedules.edm;
+        let result = (|| -> Result<()> {
+            let Some((steps, _)) = self.steps_for(solver, GridKind::Karras, budget)? else {
+                bail!("no step count fits NFE {budget}");
+            };
+            let mut best = (f64::INFINITY, 7.0);
+            for k in 3..=24 {
+                let rho = 0.5 * k as f64;
+                let grid = TimeGrid::karras(edm, SIGMA_MIN, SIGMA_MAX, rho, steps, true)?;
+                let mut noise = CounterNoise::new(PILOT_SEED);
+                let (out, _) = run_once(solver, den, edm, &grid, &self.x_pilot, &mut noise)?;
+                let e = rms_error(&out.view(), &self.pilot_flow.at_zero.view());
+                if e < best.0 {
+                    best = (e, rho);
+                }
+            }
+            let grid = TimeGrid::karras(edm, SIGMA_MIN, SIGMA_MAX, best.1, steps, true)?;
+            let mut noise = CounterNoise::new(NOISE_SEED);
+            let (out, nfe) = run_once(solver, den, edm, &grid, &self.x_ode, &mut noise)?;
+            row.steps = steps;
+            row.nfe = nfe;
+            row.value = Some(rms_error(&out.view(), &self.flow.at_zero.view()));
+            row.param = Some(format!("rho={}", best.1));
+            Ok(())
+        })();
+        if let Err(e) = result {
+            row.error = Some(format!("{e:#}"));
+        }
+        row
     }
 
     /// The most steps whose NFE fits `budget` (probed with a cheap denoiser on one point).
@@ -535,6 +636,82 @@ impl Target {
                     t0.elapsed().as_secs_f64()
                 );
             }
+        }
+        for spec in GITS_SOLVERS.iter().filter(|s| keep(s)) {
+            let t0 = Instant::now();
+            let solver = registry::build::<Array2<f64>>(spec)?;
+            let fitted = self.gits_costs(solver.as_ref(), &den);
+            for &budget in nfes {
+                let mut row = AccRow {
+                    target: self.name.clone(),
+                    side: "project".into(),
+                    solver: (*spec).into(),
+                    grid: "gits (fitted)".into(),
+                    kind: "ode".into(),
+                    nfe_target: budget,
+                    nfe: 0,
+                    steps: 0,
+                    end_sigma: 0.0,
+                    metric: "rms".into(),
+                    value: None,
+                    error: None,
+                    param: None,
+                };
+                let result = (|| -> Result<()> {
+                    let (candidates, costs) =
+                        fitted.as_ref().map_err(|e| anyhow::anyhow!("{e:#}"))?;
+                    // Same step count as on the Karras grid (the NFE of a step count does not
+                    // depend on where the steps are).
+                    let Some((steps, _)) =
+                        self.steps_for(solver.as_ref(), GridKind::Karras, budget)?
+                    else {
+                        bail!("no step count fits NFE {budget}");
+                    };
+                    let (indices, _) = dp_schedule(costs, steps)?;
+                    let grid =
+                        TimeGrid::new(indices.iter().map(|&i| candidates.times()[i]).collect())?;
+                    let mut noise = CounterNoise::new(NOISE_SEED);
+                    let (out, nfe) = run_once(
+                        solver.as_ref(),
+                        &den,
+                        &self.schedules.edm,
+                        &grid,
+                        &self.x_ode,
+                        &mut noise,
+                    )?;
+                    row.steps = steps;
+                    row.nfe = nfe;
+                    row.value = Some(rms_error(&out.view(), &self.flow.at_zero.view()));
+                    row.param = Some(format!(
+                        "sigmas {}",
+                        grid.times()
+                            .iter()
+                            .map(|t| format!("{t:.3}"))
+                            .collect::<Vec<_>>()
+                            .join(" ")
+                    ));
+                    Ok(())
+                })();
+                if let Err(e) = result {
+                    row.error = Some(format!("{e:#}"));
+                }
+                rows.push(row);
+                rows.push(self.rho_fitted_row(solver.as_ref(), spec, &den, budget));
+            }
+            let mine: Vec<String> = rows
+                .iter()
+                .filter(|r| r.target == self.name && r.solver == *spec && r.grid.contains("fitted"))
+                .map(|r| match r.value {
+                    Some(v) => format!("{}:{}:{v:.1e}", r.grid, r.nfe),
+                    None => format!("fail ({})", r.error.as_deref().unwrap_or("")),
+                })
+                .collect();
+            eprintln!(
+                "[{}] ode {spec:22} fitted grids {} ({:.1} s)",
+                self.name,
+                mine.join(" "),
+                t0.elapsed().as_secs_f64()
+            );
         }
         for spec in adaptive.iter().filter(|s| keep(s)) {
             for (rtol, atol) in [(0.05, 0.0078), (0.01, 1e-3), (1e-3, 1e-4), (1e-4, 1e-5)] {
