@@ -5,9 +5,10 @@
 //! With `y = x / alpha`, `rho = sigma / alpha` the PF-ODE of every linear schedule is
 //! `dy/drho = eps_hat(y, rho)`; one Euler step is `y1 = y0 + (rho1 - rho0) eps_hat`. For eta = 0
 //! this coincides with DDIM (Song et al. 2021, arXiv:2010.02502, Eq. 13), which `Ddim` reuses.
-//! Global order 1.
+//! Global order 1. A data-predicting model's output goes into the update directly (no eps pass,
+//! see `euler_step_direct`).
 
-use super::edm_euler_move_owned;
+use super::euler_step_direct;
 use crate::error::Result;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
@@ -30,9 +31,6 @@ impl<S: State> Solver<S> for Euler {
         cache: &mut Cache<S>,
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
-        let e = step.eval_reusing(&x, step.t0, cache)?;
-        let out = edm_euler_move_owned(step.schedule, x, step.t0, step.t1, &e.eps);
-        cache.recycle_eval(e);
-        Ok(out)
+        euler_step_direct(step, x, cache)
     }
 }

@@ -62,7 +62,7 @@ pub(crate) use dpm_solver::{dpm_solver_2, dpm_solver_3};
 use crate::error::{Result, SolverError};
 use crate::ops::{lincomb_owned, lincomb_reusing, scale_reusing};
 use crate::solver::{Cache, Eval, Step};
-use diffusion_core::{denoise, Denoiser, NoiseSchedule, State};
+use diffusion_core::{denoise, Coeffs, Denoiser, NoiseSchedule, Prediction, State};
 
 /// Where a schedule stands at one time: the host numbers every step needs.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -111,6 +111,36 @@ pub(crate) fn edm_euler_move<S: State>(
 ) -> S {
     let to = Level::at(schedule, t1);
     edm_euler_to(x, &Level::at(schedule, t0), to.rho, to.alpha, d)
+}
+
+/// One Euler step of `step` straight from the model. A data prediction `x0` (EDM's `D`) folds
+/// `eps = (x - alpha0 x0) / sigma0` into the move: `x1 = (a + b / sigma0) x - (b alpha0 / sigma0) x0`
+/// with `(a, b)` the move's coefficients, so the pass that would write `eps` is skipped (the state
+/// is read and written once; equal to the two-pass form up to rounding). Other predictions, and
+/// `sigma0 = 0`, go through [`Step::eval_reusing`] and [`edm_euler_move_owned`].
+pub(crate) fn euler_step_direct<S: State>(
+    step: &Step<'_, S>,
+    x: S,
+    cache: &mut Cache<S>,
+) -> Result<S> {
+    let sch = step.schedule;
+    let c = Coeffs::at(sch, step.t0);
+    match step.model.predict(&x, step.t0)? {
+        Prediction::Sample(x0) if c.sigma > 0.0 && c.alpha != 0.0 => {
+            let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
+            let (a, b) = edm_euler_coefs(&from, to.rho, to.alpha);
+            let out = lincomb_owned(x, a + b / c.sigma, &x0, -b * c.alpha / c.sigma);
+            cache.recycle(x0);
+            Ok(out)
+        }
+        p => {
+            let (x0, eps) = p.resolve_reusing(&x, &c, cache.take_spare())?;
+            let out = edm_euler_move_owned(sch, x, step.t0, step.t1, &eps);
+            cache.recycle(x0);
+            cache.recycle(eps);
+            Ok(out)
+        }
+    }
 }
 
 /// [`edm_euler_move`] for a step's last use of `x`: the result is written into the storage of
