@@ -7,7 +7,7 @@
 //! use the first-order update (`D = x0_hat`), as k-diffusion's `sample_dpmpp_2m` does. Order 2.
 
 use crate::error::Result;
-use crate::ops::{lincomb_owned, lincomb_reusing, scale_reusing};
+use crate::ops::{lincomb3_owned, lincomb_owned, scale_reusing};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -41,13 +41,17 @@ impl<S: State> Solver<S> for DpmSolverPp2M {
             if cache.is_empty() {
                 lincomb_owned(x, s1 / s0, &e.x0, c)
             } else {
-                let buf = cache.scratch_like(&x);
+                // x1 = (s1/s0) x + c D with D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev, in one pass.
                 let prev = cache.back(0).expect("the cache is not empty");
                 let r = (l0 - sch.lambda(prev.t)) / h;
-                let d = lincomb_reusing(&e.x0, 1.0 + 0.5 / r, &prev.x0, -0.5 / r, buf);
-                let out = lincomb_owned(x, s1 / s0, &d, c);
-                cache.recycle(d);
-                out
+                lincomb3_owned(
+                    x,
+                    s1 / s0,
+                    &e.x0,
+                    c * (1.0 + 0.5 / r),
+                    &prev.x0,
+                    -c * 0.5 / r,
+                )
             }
         };
         cache.push(e, 1);
