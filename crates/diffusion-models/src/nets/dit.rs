@@ -42,8 +42,10 @@
 //! `HostNoise::new(seed)`.
 
 use super::embedding::TimeEmbedding;
-use super::layers::{attention, class_labels, conv2d, embedding_table, linear, Init, TimeMlp};
-use super::{check_time, fill_from_host, TimeNet};
+use super::layers::{
+    attention, conv2d, embedding_table, image_input, linear, ImageInput, Init, TimeMlp,
+};
+use super::{fill_from_host, TimeNet};
 use crate::error::{ModelError, Result};
 use diffusion_core::HostNoise;
 use serde::{Deserialize, Serialize};
@@ -384,20 +386,16 @@ impl Dit {
 impl TimeNet for Dit {
     fn forward_t(&self, x: &Tensor, t: &Tensor, class: Option<&Tensor>) -> Result<Tensor> {
         let cfg = &self.config;
-        let (ci, s) = (cfg.in_channels as i64, cfg.image_size as i64);
-        let size = x.size();
-        if size.len() != 4 || size[1..] != [ci, s, s] {
-            return Err(ModelError::Shape {
-                context: "Dit input".into(),
-                expected: vec![-1, ci, s, s],
-                got: size,
-            });
-        }
-        let b = check_time(x, t, "Dit")?;
-        let labels = class_labels(class, b, cfg.num_classes, self.device, "Dit")?;
-        let kind = self.kind();
-        let x = x.to_kind(kind).to_device(self.device);
-        let t = t.to_kind(kind).to_device(self.device);
+        let ImageInput { x, t, labels } = image_input(
+            x,
+            t,
+            class,
+            (cfg.in_channels, cfg.image_size),
+            cfg.num_classes,
+            (self.kind(), self.device),
+            "Dit",
+        )?;
+        let b = x.size()[0];
         // [B, D, g, g] -> [B, g g, D]
         let mut h = self.x_embedder.forward(&x).flatten(2, 3).transpose(1, 2) + &self.pos_embed;
         let c = self.t_embedder.forward(&t);

@@ -177,6 +177,46 @@ impl TimeMlp {
     }
 }
 
+/// The checked inputs of an image network: `x` (`[B, C, S, S]`) and `t` (`[B]`) in `kind` on
+/// `device`, and the class labels ([`class_labels`]).
+pub(crate) struct ImageInput {
+    /// The states.
+    pub x: Tensor,
+    /// The per-sample times.
+    pub t: Tensor,
+    /// The labels (`None` for an unconditional network).
+    pub labels: Option<Tensor>,
+}
+
+/// Checks an image network's input shape (`[B, channels, size, size]`), its times and labels, and
+/// moves them to the network's kind and device; `context` names the network in errors.
+pub(crate) fn image_input(
+    x: &Tensor,
+    t: &Tensor,
+    class: Option<&Tensor>,
+    (channels, size): (usize, usize),
+    num_classes: Option<usize>,
+    (kind, device): (Kind, Device),
+    context: &str,
+) -> Result<ImageInput> {
+    let (ci, s) = (channels as i64, size as i64);
+    let got = x.size();
+    if got.len() != 4 || got[1..] != [ci, s, s] {
+        return Err(ModelError::Shape {
+            context: format!("{context} input"),
+            expected: vec![-1, ci, s, s],
+            got,
+        });
+    }
+    let b = super::check_time(x, t, context)?;
+    let labels = class_labels(class, b, num_classes, device, context)?;
+    Ok(ImageInput {
+        x: x.to_kind(kind).to_device(device),
+        t: t.to_kind(kind).to_device(device),
+        labels,
+    })
+}
+
 /// Checks class labels against a network with `num_classes` classes (the extra label
 /// `num_classes` is the null class) and returns them as `Int64` on `device`; `None` means the
 /// null class for a class-conditional network.

@@ -61,10 +61,10 @@
 
 use super::embedding::{FourierEmbedding, TimeEmbedding};
 use super::layers::{
-    attention, class_labels, conv2d, dropout_key, embedding_table, group_norm, hash_dropout,
-    linear, splitmix64, Init, TimeMlp,
+    attention, conv2d, dropout_key, embedding_table, group_norm, hash_dropout, image_input, linear,
+    splitmix64, ImageInput, Init, TimeMlp,
 };
-use super::{check_time, TimeNet};
+use super::TimeNet;
 use crate::error::{ModelError, Result};
 use diffusion_core::HostNoise;
 use serde::{Deserialize, Serialize};
@@ -606,20 +606,15 @@ impl UNet {
 impl TimeNet for UNet {
     fn forward_t(&self, x: &Tensor, t: &Tensor, class: Option<&Tensor>) -> Result<Tensor> {
         let cfg = &self.config;
-        let (ci, s) = (cfg.in_channels as i64, cfg.image_size as i64);
-        let size = x.size();
-        if size.len() != 4 || size[1..] != [ci, s, s] {
-            return Err(ModelError::Shape {
-                context: "UNet input".into(),
-                expected: vec![-1, ci, s, s],
-                got: size,
-            });
-        }
-        let b = check_time(x, t, "UNet")?;
-        let labels = class_labels(class, b, cfg.num_classes, self.device, "UNet")?;
-        let kind = self.kind();
-        let x = x.to_kind(kind).to_device(self.device);
-        let t = t.to_kind(kind).to_device(self.device);
+        let ImageInput { x, t, labels } = image_input(
+            x,
+            t,
+            class,
+            (cfg.in_channels, cfg.image_size),
+            cfg.num_classes,
+            (self.kind(), self.device),
+            "UNet",
+        )?;
         let emb = self.time.forward(&t);
         let emb = match (&self.class_embed, &labels) {
             (Some(table), Some(l)) => emb + table.index_select(0, l),
