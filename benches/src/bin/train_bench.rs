@@ -1,5 +1,5 @@
 //! Training throughput of the Rust trainer (`cargo xtask bench --train` runs it next to
-//! tools/bench/train_torch.py): updates per second of `Trainer::train_step` for the toy MLP on
+//! tools/bench/train_torch.py): updates per second of `Trainer::train_steps` for the toy MLP on
 //! a 2-D toy and for a small U-Net on Fashion-MNIST-shaped data (synthetic 28x28 images written
 //! as IDX files, so the data set need not be installed), with the EDM loss, AdamW, clipping and
 //! one EMA, in float32 on the CPU with a fixed number of libtorch threads.
@@ -135,17 +135,12 @@ precision = "{precision}"
         .filter(|(_, v)| v.requires_grad())
         .map(|(_, v)| v.numel() as i64)
         .sum();
-    for _ in 0..a.warmup {
-        t.train_step()?;
-    }
+    // Updates are launched back to back and read back once at the end (as the PyTorch script
+    // reads its losses at the end); reading them back is the synchronisation point on a GPU.
+    t.train_steps(a.warmup as usize)?;
     let start = Instant::now();
-    let mut losses = Vec::new();
-    for i in 0..a.steps {
-        let s = t.train_step()?;
-        if i + 20 >= a.steps {
-            losses.push(s.loss);
-        }
-    }
+    let stats = t.train_steps(a.steps as usize)?;
+    let losses: Vec<f64> = stats.iter().rev().take(20).map(|s| s.loss).collect();
     let secs = start.elapsed().as_secs_f64();
     println!(
         "train_rust net={} device={} threads={} batch={} steps={} params={params} precision={:?} steps_per_s={:.3} loss={:.4}",

@@ -28,6 +28,19 @@ pub fn parse_device(text: &str) -> Result<Device> {
     }
 }
 
+/// `t` (a host tensor) on `device`. To a GPU it goes through pinned memory without blocking the
+/// host (the copy is ordered on the current stream, and libtorch keeps the pinned block alive until
+/// it is done), so the host can prepare the next batch while the GPU works.
+pub fn upload(t: &Tensor, device: Device) -> Tensor {
+    match device {
+        Device::Cuda(_) if t.device() == Device::Cpu => {
+            t.pin_memory(device)
+                .to_device_(device, t.kind(), true, false)
+        }
+        _ => t.to_device(device),
+    }
+}
+
 fn cuda_device(i: usize, text: &str) -> Result<Device> {
     if tch::Cuda::is_available() && i < tch::Cuda::device_count() as usize {
         Ok(Device::Cuda(i))

@@ -289,3 +289,42 @@ fn a_class_conditional_unet_on_images_resumes_exactly_with_dropout_and_label_dro
     let t = Trainer::new(cfg).unwrap();
     assert_eq!(t.precision(), diffusion_models::train::Precision::Fp32);
 }
+
+/// A blow-up (learning rate 1e30) makes a loss non-finite within a few updates: the batched
+/// read-back names that update, and the trainer is left exactly at the update before it (the
+/// device-side gate turned it and every later launched update into no-ops), so it can be saved.
+#[test]
+fn a_non_finite_update_is_an_error_naming_it_and_leaves_the_state_before_it() {
+    let mut cfg = tiny(50);
+    cfg.train.lr = 1e30;
+    cfg.train.warmup_steps = 0;
+    cfg.train.grad_clip = 0.0;
+    let mut t = Trainer::new(cfg.clone()).unwrap();
+    let err = t.train_steps(10).unwrap_err();
+    let bad = t.step() + 1;
+    assert!(bad <= 10, "the blow-up should show within 10 updates");
+    let text = err.to_string();
+    assert!(
+        matches!(err, ModelError::NonFinite(_)) && text.contains(&format!("update {bad} ")),
+        "{text}"
+    );
+    let mut reference = Trainer::new(cfg).unwrap();
+    for _ in 1..bad {
+        reference.train_step().unwrap();
+    }
+    assert!(
+        reference.train_step().is_err(),
+        "update {bad} blows up alone too"
+    );
+    let (a, b) = (t.named_variables(), reference.named_variables());
+    for ((n, x), (_, y)) in a.iter().zip(&b) {
+        assert_eq!(
+            Vec::<f32>::try_from(x.flatten(0, -1)).unwrap(),
+            Vec::<f32>::try_from(y.flatten(0, -1)).unwrap(),
+            "{n}"
+        );
+    }
+    let c = t.checkpoint().unwrap();
+    assert_eq!(c.step, bad - 1);
+    assert_eq!(c.optim_step, bad - 1);
+}

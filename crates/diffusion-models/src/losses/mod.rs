@@ -27,6 +27,7 @@ pub use smd::SmdLoss;
 pub use teacher::Teacher;
 
 use crate::denoiser::Parameterization;
+use crate::device::upload;
 use crate::error::{ModelError, Result};
 use crate::nets::TimeNet;
 use diffusion_core::{HostNoise, NoiseSchedule};
@@ -56,26 +57,30 @@ pub trait Objective {
 pub(crate) fn per_row(values: &[f64], like: &Tensor) -> Tensor {
     let mut shape = vec![values.len() as i64];
     shape.extend(std::iter::repeat_n(1, like.dim().saturating_sub(1)));
-    Tensor::from_slice(values)
-        .to_kind(like.kind())
-        .to_device(like.device())
-        .reshape(&shape)
+    upload(
+        &Tensor::from_slice(values).to_kind(like.kind()),
+        like.device(),
+    )
+    .reshape(&shape)
 }
 
 /// A `[B]` tensor of host values in the kind and on the device of `like`.
 pub(crate) fn vector(values: &[f64], like: &Tensor) -> Tensor {
-    Tensor::from_slice(values)
-        .to_kind(like.kind())
-        .to_device(like.device())
+    upload(
+        &Tensor::from_slice(values).to_kind(like.kind()),
+        like.device(),
+    )
 }
 
 /// Standard normals shaped like `like`, drawn on the host.
 pub(crate) fn normals_like(noise: &mut HostNoise, like: &Tensor) -> Tensor {
     let v = noise.normals(like.numel());
-    Tensor::from_slice(&v)
-        .reshape(like.size())
-        .to_kind(like.kind())
-        .to_device(like.device())
+    upload(
+        &Tensor::from_slice(&v)
+            .reshape(like.size())
+            .to_kind(like.kind()),
+        like.device(),
+    )
 }
 
 /// The mean over every dimension but the first: `[B, ...] -> [B]`.

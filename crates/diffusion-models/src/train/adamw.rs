@@ -6,7 +6,13 @@
 //! `torch.optim.AdamW` (`_single_tensor_adamw`, `amsgrad=False`) operation for operation:
 //! `p *= 1 - lr wd`; `m = b1 m + (1 - b1) g`; `v = b2 v + (1 - b2) g^2`;
 //! `p -= lr / (1 - b1^k) * m / (sqrt(v) / sqrt(1 - b2^k) + eps)`.
+//!
+//! [`AdamW::flat`] keeps both moments in flat buffers laid out like the trainer's flat parameter
+//! buffer, and [`AdamW::step_flat`] updates everything in about ten kernels (as torch's
+//! `_foreach_` AdamW does, with the moments moved by `lerp`), behind a device-side gate that
+//! turns the update into an exact no-op without a host read-back.
 
+use super::flat::FlatLayout;
 use crate::error::{ModelError, Result};
 use serde::{Deserialize, Serialize};
 use tch::Tensor;
@@ -70,6 +76,8 @@ pub struct AdamW {
     step: u64,
     exp_avg: Vec<Tensor>,
     exp_avg_sq: Vec<Tensor>,
+    /// Flat moment buffers (`exp_avg` and `exp_avg_sq` are views of them) and a scratch buffer.
+    flat: Option<[Tensor; 3]>,
 }
 
 impl AdamW {
@@ -87,7 +95,92 @@ impl AdamW {
             step: 0,
             exp_avg: zeros(),
             exp_avg_sq: zeros(),
+            flat: None,
         })
+    }
+
+    /// An optimizer whose zero moments live in flat buffers of `layout` (kind `kind` on
+    /// `device`), for [`AdamW::step_flat`]; [`AdamW::step`] works on it too.
+    pub fn flat(
+        layout: &FlatLayout,
+        kind: tch::Kind,
+        device: tch::Device,
+        config: AdamWConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        let [m, v, scratch] = [0; 3].map(|_| layout.zeros(kind, device));
+        Ok(AdamW {
+            config,
+            step: 0,
+            exp_avg: layout.views(&m),
+            exp_avg_sq: layout.views(&v),
+            flat: Some([m, v, scratch]),
+        })
+    }
+
+    /// Sets the number of updates done (the bias corrections depend on it), e.g. after updates
+    /// that a device-side gate turned into no-ops.
+    pub fn set_steps_done(&mut self, step: u64) {
+        self.step = step;
+    }
+
+    /// One update of the flat parameter buffer `p` from the flat gradient buffer `g` (both laid
+    /// out as at construction with [`AdamW::flat`]) with learning rate `lr`, gated by `gate`
+    /// (a 0-dim tensor on the device, 1 or 0 in `p`'s kind): with gate 0 parameters and moments
+    /// are left exactly as they were (the gradient must then be finite, e.g. zeroed), and the
+    /// step count still advances ([`AdamW::set_steps_done`] rewinds it).
+    pub fn step_flat(&mut self, p: &Tensor, g: &Tensor, lr: f64, gate: &Tensor) -> Result<()> {
+        let [m, v, scratch] = self.flat.as_ref().ok_or_else(|| {
+            ModelError::invalid(
+                "optimizer",
+                "step_flat needs an optimizer built by AdamW::flat",
+            )
+        })?;
+        if p.size() != m.size() || g.size() != m.size() {
+            return Err(ModelError::Shape {
+                context: "flat AdamW buffers".into(),
+                expected: m.size(),
+                got: if p.size() != m.size() {
+                    p.size()
+                } else {
+                    g.size()
+                },
+            });
+        }
+        self.step += 1;
+        let AdamWConfig {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } = self.config;
+        let bc1 = 1.0 - beta1.powi(self.step as i32);
+        let bc2_sqrt = (1.0 - beta2.powi(self.step as i32)).sqrt();
+        let step_size = lr / bc1;
+        tch::no_grad(|| {
+            let (mut p, mut m, mut v, mut s) = (
+                p.shallow_clone(),
+                m.shallow_clone(),
+                v.shallow_clone(),
+                scratch.shallow_clone(),
+            );
+            // Gated scalars: with gate 0 every factor is 1 and every weight 0.
+            let decay = gate * (-lr * weight_decay) + 1.0;
+            let w1 = gate * (1.0 - beta1);
+            let w2 = gate * (1.0 - beta2);
+            let w3 = gate * step_size;
+            let _ = p.g_mul_(&decay);
+            let _ = m.lerp_tensor_(g, &w1);
+            let _ = g.mul_out(&s, g);
+            let _ = v.lerp_tensor_(&s, &w2);
+            let _ = v.sqrt_out(&s);
+            let _ = s.g_div_scalar_(bc2_sqrt);
+            let _ = s.g_add_scalar_(eps);
+            let _ = m.div_out(&s, &s);
+            let _ = s.g_mul_(&w3);
+            let _ = p.g_sub_(&s);
+        });
+        Ok(())
     }
 
     /// Number of updates done.
@@ -243,5 +336,68 @@ mod tests {
         }
         // It actually moved toward the target.
         assert!((a[0] - 1.0).abs() < 0.3);
+    }
+
+    #[test]
+    fn flat_steps_match_the_per_tensor_ones_and_a_closed_gate_is_a_no_op() {
+        let init = [
+            Tensor::from_slice(&[0.3f64, 0.1, -0.4, 2.0]).reshape([2, 2]),
+            Tensor::from_slice(&[-1.5f64]),
+        ];
+        let params = |flat: bool| -> (Vec<Tensor>, Option<(FlatLayout, Tensor, Tensor)>) {
+            let ps: Vec<Tensor> = init
+                .iter()
+                .map(|t| t.copy().set_requires_grad(true))
+                .collect();
+            if !flat {
+                return (ps, None);
+            }
+            let layout = FlatLayout::of(&ps);
+            let p = layout.flatten(&ps).unwrap();
+            let g = layout.zeros(Kind::Double, Device::Cpu);
+            layout.attach_grads(&ps, &g).unwrap();
+            (ps, Some((layout, p, g)))
+        };
+        let loss = |ps: &[Tensor], k: usize| {
+            (ps[0].square().sum(Kind::Double) * (1.0 + 0.1 * k as f64)
+                + (&ps[1] - 3.0).square().sum(Kind::Double))
+                * 0.5
+        };
+        let config = AdamWConfig {
+            weight_decay: 0.1,
+            ..AdamWConfig::default()
+        };
+        let (a, _) = params(false);
+        let mut opt_a = AdamW::new(&a, config).unwrap();
+        let (b, flat) = params(true);
+        let (layout, pb, gb) = flat.unwrap();
+        let mut opt_b = AdamW::flat(&layout, Kind::Double, Device::Cpu, config).unwrap();
+        let open = Tensor::from_slice(&[1.0f64]).reshape([]);
+        let shut = Tensor::from_slice(&[0.0f64]).reshape([]);
+        for k in 0..30 {
+            for p in &a {
+                p.shallow_clone().zero_grad();
+            }
+            loss(&a, k).backward();
+            opt_a.step(&a, 0.05).unwrap();
+            let _ = gb.shallow_clone().zero_();
+            loss(&b, k).backward();
+            assert_eq!(layout.adopt_grads(&b, &gb).unwrap(), 0);
+            opt_b.step_flat(&pb, &gb, 0.05, &open).unwrap();
+        }
+        for (x, y) in a.iter().zip(&b) {
+            let d = (x - y).abs().max().double_value(&[]);
+            assert!(d < 1e-12, "flat and per-tensor AdamW differ by {d}");
+        }
+        // A closed gate leaves parameters and moments bit for bit.
+        let before: Vec<f64> = Vec::try_from(&pb).unwrap();
+        let m_before: Vec<f64> = Vec::try_from(&opt_b.exp_avg()[0].flatten(0, -1)).unwrap();
+        opt_b.step_flat(&pb, &gb, 0.05, &shut).unwrap();
+        assert_eq!(Vec::<f64>::try_from(&pb).unwrap(), before);
+        assert_eq!(
+            Vec::<f64>::try_from(&opt_b.exp_avg()[0].flatten(0, -1)).unwrap(),
+            m_before
+        );
+        assert!(opt_a.step_flat(&pb, &gb, 0.05, &open).is_err());
     }
 }

@@ -10,7 +10,12 @@
 //! `d_k = min(decay, (1 + k) / (10 + k))` (TensorFlow's `ExponentialMovingAverage(num_updates)`,
 //! also diffusers' `EMAModel` default), which keeps early averages from remembering the random
 //! initialization.
+//!
+//! [`Ema::flat`] keeps each average in one flat buffer laid out like the trainer's flat parameter
+//! buffer; [`Ema::update_flat`] then folds in the parameters with one `lerp` kernel per decay,
+//! behind the same device-side gate as [`super::adamw::AdamW::step_flat`].
 
+use super::flat::FlatLayout;
 use crate::error::{ModelError, Result};
 use tch::Tensor;
 
@@ -20,6 +25,8 @@ pub struct Ema {
     decays: Vec<f64>,
     warmup: bool,
     shadows: Vec<Vec<Tensor>>,
+    /// One flat buffer per decay (the `shadows` are views of them), for [`Ema::update_flat`].
+    flat: Vec<Tensor>,
 }
 
 impl Ema {
@@ -39,7 +46,49 @@ impl Ema {
             decays: decays.to_vec(),
             warmup,
             shadows,
+            flat: Vec::new(),
         })
+    }
+
+    /// Starts every average at the flat parameter buffer `params` (laid out by `layout`), each
+    /// average in a flat buffer of its own; decays lie in `[0, 1)`.
+    pub fn flat(
+        decays: &[f64],
+        layout: &FlatLayout,
+        params: &Tensor,
+        warmup: bool,
+    ) -> Result<Self> {
+        let mut e = Ema::new(decays, &[], warmup)?;
+        e.flat = decays.iter().map(|_| params.detach().copy()).collect();
+        e.shadows = e.flat.iter().map(|f| layout.views(f)).collect();
+        Ok(e)
+    }
+
+    /// Folds in the flat parameter buffer after update `k` (1-based): one `lerp` per decay,
+    /// weighted by `gate` (a 0-dim tensor, 1 or 0, in the buffer's kind; 0 leaves the averages
+    /// exactly as they were). Needs an average built by [`Ema::flat`].
+    pub fn update_flat(&mut self, params: &Tensor, k: u64, gate: &Tensor) -> Result<()> {
+        if self.flat.len() != self.decays.len() {
+            return Err(ModelError::invalid(
+                "ema",
+                "update_flat needs averages built by Ema::flat",
+            ));
+        }
+        for i in 0..self.decays.len() {
+            let w = gate * (1.0 - self.decay_at(i, k));
+            let s = &self.flat[i];
+            if s.size() != params.size() {
+                return Err(ModelError::Shape {
+                    context: "flat EMA buffer".into(),
+                    expected: s.size(),
+                    got: params.size(),
+                });
+            }
+            tch::no_grad(|| {
+                let _ = s.shallow_clone().lerp_tensor_(params, &w);
+            });
+        }
+        Ok(())
     }
 
     /// The decays.
@@ -125,5 +174,35 @@ mod tests {
         assert!((w.decay_at(0, 1) - 2.0 / 11.0).abs() < 1e-15);
         assert_eq!(w.decay_at(0, 1_000_000), 0.999);
         assert!(Ema::new(&[1.0], &[p], false).is_err());
+    }
+
+    #[test]
+    fn flat_averages_follow_the_same_recursion() {
+        let ps = [
+            Tensor::from_slice(&[0.0f64, 1.0]),
+            Tensor::from_slice(&[2.0f64]),
+        ];
+        let layout = FlatLayout::of(&ps);
+        let flat = layout
+            .gather(&ps, tch::Kind::Double, tch::Device::Cpu)
+            .unwrap();
+        let mut a = Ema::new(&[0.5, 0.9], &ps, true).unwrap();
+        let mut b = Ema::flat(&[0.5, 0.9], &layout, &flat, true).unwrap();
+        let one = Tensor::from_slice(&[1.0f64]).reshape([]);
+        for k in 1..=4 {
+            let _ = flat.shallow_clone().g_add_scalar_(k as f64);
+            let views = layout.views(&flat);
+            a.update(&views, k);
+            b.update_flat(&flat, k, &one).unwrap();
+        }
+        for i in 0..2 {
+            for (x, y) in a.shadow(i).iter().zip(b.shadow(i)) {
+                assert!((x - y).abs().max().double_value(&[]) < 1e-14);
+            }
+        }
+        let kept: Vec<f64> = Vec::try_from(&b.shadow(1)[0]).unwrap();
+        b.update_flat(&(&flat + 100.0), 5, &(&one * 0.0)).unwrap();
+        assert_eq!(Vec::<f64>::try_from(&b.shadow(1)[0]).unwrap(), kept);
+        assert!(a.update_flat(&flat, 5, &one).is_err());
     }
 }

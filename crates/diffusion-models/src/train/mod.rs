@@ -5,6 +5,7 @@ pub mod adamw;
 pub mod checkpoint;
 pub mod config;
 pub mod ema;
+pub mod flat;
 pub mod log;
 pub mod lr;
 pub mod model;

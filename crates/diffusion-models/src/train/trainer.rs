@@ -23,17 +23,27 @@
 //! Precision: see [`Precision`]. With `bf16` on CUDA a bfloat16 copy of the network does the
 //! forward and backward passes; the float32 master weights are copied into it before each update
 //! and its gradients are copied back (as float32) before clipping and AdamW.
+//!
+//! Speed: the trainable parameters are views of one flat buffer and their gradients views of
+//! another ([`super::flat`]), so zeroing, clipping, AdamW, the EMA and the bf16 copies are a few
+//! kernels per update whatever the number of tensors. Host data goes to a GPU through pinned
+//! memory without blocking, and an update reads nothing back: whether its loss and gradient norm
+//! are finite is decided on the device, where a non-finite one turns the update (and every later
+//! one) into an exact no-op. [`Trainer::train_steps`] and [`Trainer::run`] read the losses back
+//! once per batch of updates; a non-finite value then becomes an error naming the update, with
+//! the trainer left at the state before it.
 
 use super::adamw::AdamW;
 use super::checkpoint::{Checkpoint, Named};
 use super::config::{Precision, TrainConfig};
 use super::ema::Ema;
+use super::flat::FlatLayout;
 use super::log::MetricsLog;
 use super::lr::WarmupCosine;
 use super::model::Net;
 use crate::data::{grid, Batch, DataSource};
 use crate::denoiser::TchDenoiser;
-use crate::device::parse_device;
+use crate::device::{parse_device, upload};
 use crate::error::{ModelError, Result};
 use crate::guidance::Guided;
 use crate::losses::Objective;
@@ -44,6 +54,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use tch::{nn, Device, Kind, Tensor};
+
+/// [`Trainer::run`] reads losses back at least once per this many updates.
+const READ_BACK_EVERY: usize = 25;
 
 /// XORed into the seed for the per-update dropout seeds.
 const DROPOUT_SALT: u64 = 0xd509_0f7a_11ce_5eed;
@@ -76,10 +89,21 @@ pub struct RunOptions<'a> {
 struct LowPrecision {
     _vs: nn::VarStore,
     net: Net,
-    /// Every variable, in the order of the master store's sorted variables.
-    vars: Vec<Tensor>,
-    /// The trainable ones, in the order of the master parameters.
+    /// The trainable ones, in the order of the master parameters (views of `flat`).
     params: Vec<Tensor>,
+    /// The variables that are not trainable, with their master counterparts.
+    others: Vec<(Tensor, Tensor)>,
+    /// The bf16 parameter buffer and its gradient buffer.
+    flat: Tensor,
+    grads: Tensor,
+}
+
+/// An update launched on the device and not read back yet.
+struct Pending {
+    step: u64,
+    lr: f64,
+    /// `[loss, grad_norm]` in `Double`, on the device.
+    stats: Tensor,
 }
 
 /// Trains the configured network on the configured data with the configured objective.
@@ -92,6 +116,14 @@ pub struct Trainer {
     low: Option<LowPrecision>,
     names: Vec<String>,
     params: Vec<Tensor>,
+    /// Where each parameter lives in `flat` and `grads`.
+    layout: FlatLayout,
+    /// The flat parameter buffer (the parameters are views of it).
+    flat: Tensor,
+    /// The flat gradient buffer (the parameters' gradients are views of it).
+    grads: Tensor,
+    /// Set (on the device) by the first update whose loss or gradient norm is not finite.
+    poisoned: Tensor,
     opt: AdamW,
     ema: Ema,
     objective: Box<dyn Objective>,
@@ -149,20 +181,22 @@ impl Trainer {
             }
             (p, _) => p,
         };
+        let layout = FlatLayout::of(&params);
+        let flat = layout.flatten(&params)?;
+        let grads = layout.zeros(flat.kind(), device);
+        layout.attach_grads(&params, &grads)?;
         let low = match precision {
             Precision::Fp32 => None,
-            Precision::Bf16 => {
-                // Give every master parameter a (zero) gradient tensor to copy into.
-                let zero = params
-                    .iter()
-                    .map(|p| p.sum(Kind::Float) * 0.0)
-                    .fold(Tensor::zeros([], (Kind::Float, device)), |a, b| a + b);
-                zero.f_backward()?;
-                Some(Self::low_precision(&config, device, &names)?)
-            }
+            Precision::Bf16 => Some(Self::low_precision(&config, device, &names, &vs, &layout)?),
         };
-        let opt = AdamW::new(&params, config.adamw())?;
-        let ema = Ema::new(&config.train.ema_decays, &params, config.train.ema_warmup)?;
+        let opt = AdamW::flat(&layout, flat.kind(), device, config.adamw())?;
+        let ema = Ema::flat(
+            &config.train.ema_decays,
+            &layout,
+            &flat,
+            config.train.ema_warmup,
+        )?;
+        let poisoned = Tensor::zeros([], (Kind::Bool, device));
         let objective = config.objective()?;
         let data = config.data_source()?;
         let lr = config.lr_schedule()?;
@@ -175,6 +209,10 @@ impl Trainer {
             low,
             names,
             params,
+            layout,
+            flat,
+            grads,
+            poisoned,
             opt,
             ema,
             objective,
@@ -190,12 +228,20 @@ impl Trainer {
         config: &TrainConfig,
         device: Device,
         names: &[String],
+        master: &nn::VarStore,
+        layout: &FlatLayout,
     ) -> Result<LowPrecision> {
         let mut vs = nn::VarStore::new(device);
         vs.set_kind(Kind::BFloat16);
         let net = config.model.build(&vs.root(), config.seed)?;
         let all = sorted_variables(&vs);
-        let vars: Vec<Tensor> = all.iter().map(|(_, t)| t.shallow_clone()).collect();
+        let master = sorted_variables(master);
+        let others = all
+            .iter()
+            .zip(&master)
+            .filter(|((n, _), _)| !names.contains(n))
+            .map(|((_, c), (_, m))| (m.shallow_clone(), c.shallow_clone()))
+            .collect();
         let params = names
             .iter()
             .map(|n| {
@@ -207,11 +253,16 @@ impl Trainer {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
+        let flat = layout.flatten(&params)?;
+        let grads = layout.zeros(Kind::BFloat16, device);
+        layout.attach_grads(&params, &grads)?;
         Ok(LowPrecision {
             _vs: vs,
             net,
-            vars,
             params,
+            others,
+            flat,
+            grads,
         })
     }
 
@@ -359,34 +410,22 @@ impl Trainer {
         Ok((vs, net))
     }
 
-    /// The global gradient norm, clipped to `max` in place when `max > 0` (the factor
-    /// `max / (norm + 1e-6)` of `torch.nn.utils.clip_grad_norm_`).
-    fn clip_gradients(&self, max: f64) -> f64 {
+    /// The global gradient norm (a 0-dim `Double` on the device), the flat gradient clipped to
+    /// `max` in place when `max > 0` (the factor `min(1, max / (norm + 1e-6))` of
+    /// `torch.nn.utils.clip_grad_norm_`), without a host read-back.
+    fn clip_gradients(&self, max: f64) -> Tensor {
         tch::no_grad(|| {
-            let sq: Vec<Tensor> = self
-                .params
-                .iter()
-                .map(|p| p.grad())
-                .filter(|g| g.defined())
-                .map(|g| g.to_kind(Kind::Double).square().sum(Kind::Double))
-                .collect();
-            if sq.is_empty() {
-                return 0.0;
-            }
-            let norm = Tensor::stack(&sq, 0)
+            let norm = self
+                .grads
+                .to_kind(Kind::Double)
+                .square()
                 .sum(Kind::Double)
-                .sqrt()
-                .double_value(&[]);
+                .sqrt();
             if max > 0.0 {
-                let coef = max / (norm + 1e-6);
-                if coef < 1.0 {
-                    for p in &self.params {
-                        let mut g = p.grad();
-                        if g.defined() {
-                            let _ = g.g_mul_scalar_(coef);
-                        }
-                    }
-                }
+                let coef = ((&norm + 1e-6).reciprocal() * max)
+                    .clamp_max(1.0)
+                    .to_kind(self.grads.kind());
+                let _ = self.grads.shallow_clone().g_mul_(&coef);
             }
             norm
         })
@@ -408,7 +447,7 @@ impl Trainer {
         let b = self
             .data
             .batch(k, self.config.train.batch_size, &mut noise)?;
-        let x = b.x.to_kind(Kind::Float).to_device(self.device);
+        let x = upload(&b.x.to_kind(Kind::Float), self.device);
         let class = match (b.class, self.net.null_class()) {
             (Some(c), Some(null)) => {
                 let p = self.config.p_uncond();
@@ -418,7 +457,7 @@ impl Trainer {
                         *v = null;
                     }
                 }
-                Some(Tensor::from_slice(&l).to_device(self.device))
+                Some(upload(&Tensor::from_slice(&l), self.device))
             }
             (Some(_), None) => {
                 return Err(ModelError::Config(
@@ -430,14 +469,31 @@ impl Trainer {
         Ok(Batch { x, class })
     }
 
-    /// One update.
+    /// One update, read back at once (a host synchronisation; [`Trainer::train_steps`] launches
+    /// several before reading them back).
     pub fn train_step(&mut self) -> Result<StepStats> {
+        let p = self.launch_update()?;
+        Ok(self.settle(vec![p])?.remove(0))
+    }
+
+    /// `n` more updates (whatever `train.steps` says), read back once at the end. A non-finite loss or gradient is an error naming the update; the trainer is
+    /// then at the state before that update.
+    pub fn train_steps(&mut self, n: usize) -> Result<Vec<StepStats>> {
+        let mut pending = Vec::with_capacity(n);
+        for _ in 0..n {
+            pending.push(self.launch_update()?);
+        }
+        self.settle(pending)
+    }
+
+    /// Launches one update on the device without reading anything back.
+    fn launch_update(&mut self) -> Result<Pending> {
         let k = self.step;
         let batch = self.labelled_batch(k)?;
         let mut noise = HostNoise::with_stream(self.config.seed, 2 * k + 2);
-        for p in &mut self.params {
-            p.zero_grad();
-        }
+        tch::no_grad(|| {
+            let _ = self.grads.shallow_clone().zero_();
+        });
         // Dropout masks of this update: seeded by the run's seed and the update index.
         let dropout_seed = HostNoise::with_stream(self.config.seed ^ DROPOUT_SALT, k)
             .uniform()
@@ -453,15 +509,13 @@ impl Trainer {
                 l?
             }
             Some(low) => {
-                let master = sorted_variables(&self.vs);
                 tch::no_grad(|| {
-                    for ((_, m), c) in master.iter().zip(&low.vars) {
-                        c.shallow_clone().copy_(m);
+                    let _ = low.flat.shallow_clone().copy_(&self.flat);
+                    let _ = low.grads.shallow_clone().zero_();
+                    for (m, c) in &low.others {
+                        let _ = c.shallow_clone().copy_(m);
                     }
                 });
-                for p in &mut low.params {
-                    p.zero_grad();
-                }
                 low.net.set_train(true);
                 low.net.set_dropout_seed(dropout_seed);
                 let l = self
@@ -471,44 +525,84 @@ impl Trainer {
                 l?.to_kind(Kind::Float)
             }
         };
-        let value = loss.double_value(&[]);
-        if !value.is_finite() {
-            return Err(ModelError::NonFinite(format!(
-                "the loss at update {} ({value})",
-                k + 1
-            )));
-        }
         loss.f_backward()?;
-        if let Some(low) = &self.low {
-            // The master parameters' gradients are the bf16 copy's, as float32.
-            // (Their gradients were made to exist, as zeros, when the copy was built.)
-            tch::no_grad(|| {
-                for (p, c) in self.params.iter().zip(&low.params) {
-                    let g = c.grad();
-                    let mut pg = p.grad();
-                    if g.defined() && pg.defined() {
-                        pg.copy_(&g);
-                    }
-                }
-            });
+        match &self.low {
+            None => {
+                self.layout.adopt_grads(&self.params, &self.grads)?;
+            }
+            Some(low) => {
+                // The master parameters' gradients are the bf16 copy's, as float32.
+                self.layout.adopt_grads(&low.params, &low.grads)?;
+                tch::no_grad(|| {
+                    let _ = self.grads.shallow_clone().copy_(&low.grads);
+                });
+            }
         }
         let grad_norm = self.clip_gradients(self.config.train.grad_clip);
-        if !grad_norm.is_finite() {
-            return Err(ModelError::NonFinite(format!(
-                "the gradient at update {} (norm {grad_norm})",
-                k + 1
-            )));
-        }
+        let stats =
+            tch::no_grad(|| Tensor::stack(&[loss.detach().to_kind(Kind::Double), grad_norm], 0));
+        // The gate: 1 while every loss and gradient norm so far was finite, else 0.
+        let gate = tch::no_grad(|| {
+            let ok = stats
+                .isfinite()
+                .all()
+                .logical_and(&self.poisoned.logical_not());
+            self.poisoned = ok.logical_not();
+            // A non-finite gradient must not reach the moments through a zero weight.
+            let _ = self.grads.shallow_clone().nan_to_num_(0.0, 0.0, 0.0);
+            ok.to_kind(self.flat.kind())
+        });
         let lr = self.lr.at(k);
-        self.opt.step(&self.params, lr)?;
+        self.opt.step_flat(&self.flat, &self.grads, lr, &gate)?;
         self.step += 1;
-        self.ema.update(&self.params, self.step);
-        Ok(StepStats {
+        self.ema.update_flat(&self.flat, self.step, &gate)?;
+        Ok(Pending {
             step: self.step,
-            loss: value,
             lr,
-            grad_norm,
+            stats,
         })
+    }
+
+    /// Reads back launched updates (one host synchronisation) and checks them: the first
+    /// non-finite loss or gradient norm is an error naming its update, after rewinding the
+    /// step counters to the update before it (whose state the gate kept).
+    fn settle(&mut self, pending: Vec<Pending>) -> Result<Vec<StepStats>> {
+        if pending.is_empty() {
+            return Ok(Vec::new());
+        }
+        let all = Tensor::stack(&pending.iter().map(|p| &p.stats).collect::<Vec<_>>(), 0)
+            .to_device(Device::Cpu);
+        let values: Vec<f64> = Vec::try_from(all.flatten(0, -1))?;
+        let mut out = Vec::with_capacity(pending.len());
+        for (p, v) in pending.iter().zip(values.chunks_exact(2)) {
+            let (loss, grad_norm) = (v[0], v[1]);
+            if !(loss.is_finite() && grad_norm.is_finite()) {
+                let before = p.step - 1;
+                let undone = self.step - before;
+                self.opt
+                    .set_steps_done(self.opt.steps_done().saturating_sub(undone));
+                self.step = before;
+                self.poisoned = Tensor::zeros([], (Kind::Bool, self.device));
+                return Err(ModelError::NonFinite(if loss.is_finite() {
+                    format!(
+                        "the gradient at update {} (norm {grad_norm}); training state kept at update {before}",
+                        p.step
+                    )
+                } else {
+                    format!(
+                        "the loss at update {} ({loss}); training state kept at update {before}",
+                        p.step
+                    )
+                }));
+            }
+            out.push(StepStats {
+                step: p.step,
+                loss,
+                lr: p.lr,
+                grad_norm,
+            });
+        }
+        Ok(out)
     }
 
     /// Samples `n` items from the EMA network of `sample.ema` (or the first tracked decay, or the
@@ -518,13 +612,29 @@ impl Trainer {
     /// `seed + 1`. A class-conditional network gets labels `i mod num_classes` (returned), with
     /// classifier-free guidance at `sample.guidance` when that is not 1.
     pub fn sample(&self, n: usize, seed: u64) -> Result<(Tensor, Option<Tensor>)> {
-        let cfg = &self.config.sample;
-        let decay = cfg.ema.or(self.config.train.ema_decays.first().copied());
+        let decay = self
+            .config
+            .sample
+            .ema
+            .or(self.config.train.ema_decays.first().copied());
         let ema = decay.map(|d| self.ema_model(d)).transpose()?;
         let net: &dyn TimeNet = match &ema {
             Some((_, n)) => n.as_ref(),
             None => self.net.as_time_net(),
         };
+        self.sample_with(net, n, seed)
+    }
+
+    /// [`Trainer::sample`] with a given network (e.g. an [`Trainer::ema_model`] built once
+    /// for several calls): the configured solver, grid, steps and guidance, on the training
+    /// device, from the same seeded noise.
+    pub fn sample_with(
+        &self,
+        net: &dyn TimeNet,
+        n: usize,
+        seed: u64,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let cfg = &self.config.sample;
         let schedule = self.objective.schedule();
         let grid = TimeGrid::build(&cfg.grid, schedule, cfg.steps)?;
         let t_start = grid.times()[0];
@@ -665,34 +775,53 @@ impl Trainer {
         let mut all = Vec::new();
         let mut smooth = f64::NAN;
         let every = self.config.train.checkpoint_every;
+        let log_every = self.config.train.log_every;
+        let sample_every = self.config.train.sample_every;
+        let due = |step: u64, n: u64| n > 0 && step % n == 0;
         while self.step < total {
-            let s = self.train_step()?;
-            smooth = if smooth.is_nan() {
-                s.loss
-            } else {
-                0.98 * smooth + 0.02 * s.loss
-            };
-            if s.step % self.config.train.log_every == 0 || s.step == total {
-                if let Some(log) = opts.log.as_deref_mut() {
-                    log.write(&s, started.elapsed().as_secs_f64())?;
+            // Launch updates until one needs its numbers or the batch is full, then read back.
+            let mut pending = Vec::new();
+            loop {
+                let p = self.launch_update()?;
+                let step = p.step;
+                pending.push(p);
+                if step == total
+                    || due(step, log_every)
+                    || due(step, every)
+                    || (self.samples_dir.is_some() && due(step, sample_every))
+                    || pending.len() >= READ_BACK_EVERY
+                {
+                    break;
                 }
             }
+            for s in self.settle(pending)? {
+                smooth = if smooth.is_nan() {
+                    s.loss
+                } else {
+                    0.98 * smooth + 0.02 * s.loss
+                };
+                if due(s.step, log_every) || s.step == total {
+                    if let Some(log) = opts.log.as_deref_mut() {
+                        log.write(&s, started.elapsed().as_secs_f64())?;
+                    }
+                }
+                all.push(s);
+            }
+            let step = self.step;
             if let Some(pb) = &pb {
-                pb.set_position(s.step);
+                pb.set_position(step);
                 pb.set_message(format!("loss {smooth:.4}"));
             }
             if let Some(path) = &opts.checkpoint {
-                if every > 0 && s.step % every == 0 && s.step != total {
+                if due(step, every) && step != total {
                     self.save_checkpoint(path)?;
                 }
             }
             if let Some(dir) = &self.samples_dir {
-                let se = self.config.train.sample_every;
-                if se > 0 && s.step % se == 0 {
-                    self.save_sample_picture(&dir.join(format!("step_{:07}.png", s.step)))?;
+                if due(step, sample_every) {
+                    self.save_sample_picture(&dir.join(format!("step_{step:07}.png")))?;
                 }
             }
-            all.push(s);
         }
         if let Some(path) = &opts.checkpoint {
             self.save_checkpoint(path)?;

@@ -1,0 +1,67 @@
+//! Sampling throughput of a trained (or freshly initialised: the weights do not change the cost)
+//! network with a registry solver, the side-by-side partner of
+//! tools/bench/gpu/sample_diffusers.py (the same U-Net in PyTorch driven by a diffusers
+//! scheduler). Both sides build the network and load the weights first, run one untimed warm-up
+//! pass (kernels, allocator, cuDNN algorithm choice), then time one pass of `--n` images that
+//! ends with the samples read back.
+//!
+//! Prints one parseable line:
+//! `sample_rust n=1000 solver=euler steps=32 seconds=... images_per_s=... mean=...`
+use anyhow::Result;
+use clap::Parser;
+use diffusion::models::tch::Kind;
+use diffusion::models::train::{TrainConfig, Trainer};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Debug, Parser)]
+#[command(about = "Sampling throughput of the Rust sampler on a trained network")]
+struct Args {
+    /// The training config (network, objective, data shape, sampling settings).
+    #[arg(long)]
+    config: PathBuf,
+    /// A checkpoint to sample (default: the config's freshly initialised weights).
+    #[arg(long)]
+    checkpoint: Option<PathBuf>,
+    /// Overrides as in `diffusion train --set KEY=VALUE` (e.g. `sample.solver=euler`).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Images per pass.
+    #[arg(long, default_value_t = 1000)]
+    n: usize,
+}
+
+fn main() -> Result<()> {
+    let a = Args::parse();
+    let mut cfg = TrainConfig::load(&a.config)?;
+    for kv in &a.set {
+        cfg.set(kv)?;
+    }
+    let t = match &a.checkpoint {
+        Some(ck) => Trainer::resume(cfg.clone(), ck)?,
+        None => Trainer::new(cfg.clone())?,
+    };
+    let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
+    let ema = decay.map(|d| t.ema_model(d)).transpose()?;
+    let net = match &ema {
+        Some((_, n)) => n.as_ref(),
+        None => t.net(),
+    };
+    let pass = |seed: u64| -> Result<f64> {
+        let (x, _) = t.sample_with(net, a.n, seed)?;
+        // Reading a value back waits for the device.
+        Ok(x.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]))
+    };
+    pass(1)?;
+    let start = Instant::now();
+    let mean = pass(0)?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "sample_rust n={} solver={} steps={} seconds={secs:.3} images_per_s={:.1} mean={mean:.4}",
+        a.n,
+        cfg.sample.solver,
+        cfg.sample.steps,
+        a.n as f64 / secs
+    );
+    Ok(())
+}
