@@ -30,6 +30,7 @@ use crate::denoiser::Parameterization;
 use crate::device::upload;
 use crate::error::{ModelError, Result};
 use crate::nets::TimeNet;
+use crate::train::checkpoint::Named;
 use diffusion_core::{HostNoise, NoiseSchedule};
 use tch::{Kind, Tensor};
 
@@ -51,6 +52,22 @@ pub trait Objective {
     fn parameterization(&self) -> Parameterization;
     /// The forward process the network was trained on (and should be sampled with).
     fn schedule(&self) -> &dyn NoiseSchedule;
+    /// The objective's own training state (learned weights, their optimizer state and pending
+    /// gradients, counters) as named tensors, saved in checkpoints so a resumed run continues
+    /// exactly; empty (the default) for objectives without state.
+    fn state(&self) -> Result<Named> {
+        Ok(Vec::new())
+    }
+    /// Restores a state written by [`Objective::state`]. The default accepts only an empty one.
+    fn load_state(&self, state: &Named) -> Result<()> {
+        match state.first() {
+            None => Ok(()),
+            Some((n, _)) => Err(ModelError::invalid(
+                "objective state",
+                format!("`{}` keeps no state, got an entry `{n}`", self.name()),
+            )),
+        }
+    }
 }
 
 /// A `[B, 1, ...]` tensor (broadcasting against `like`) holding one host value per sample.

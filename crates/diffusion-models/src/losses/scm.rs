@@ -27,13 +27,15 @@
 //! double normalization, positional time embeddings), JVP rearrangement for Flash Attention and
 //! mixed-precision tricks, which concern large image networks. The adaptive head is updated at
 //! the start of the next [`Objective::loss`] call from the gradients that the trainer's backward
-//! pass left on it; it is not part of trainer checkpoints. The warmup ratio counts calls of
-//! [`Objective::loss`] (set it with [`ScmLoss::set_step`] when resuming).
+//! pass left on it. The warmup ratio counts calls of [`Objective::loss`]. Both are part of
+//! trainer checkpoints ([`Objective::state`]: the call count, the head's weights, their pending
+//! gradients and the head's AdamW state), so a resumed sCM run continues exactly.
 
 use super::{check_batch, mean_per_sample, normals_like, per_row, vector, Objective, Teacher};
 use crate::denoiser::Parameterization;
 use crate::error::{ModelError, Result};
 use crate::nets::TimeNet;
+use crate::train::checkpoint::Named;
 use crate::train::{AdamW, AdamWConfig};
 use diffusion_core::schedule::TrigFlow;
 use diffusion_core::{HostNoise, NoiseSchedule};
@@ -159,6 +161,89 @@ impl AdaptiveWeight {
     /// The head's parameters (for a custom optimizer).
     pub fn parameters(&self) -> &[Tensor] {
         &self.params
+    }
+
+    /// The head's state under the names `weight`, `bias`, `grad.weight`, `grad.bias` (zero
+    /// when there is no gradient), `has_grad` (whether the gradients exist: [`Self::update`]
+    /// steps whenever they do), `exp_avg.*`, `exp_avg_sq.*` and `steps`.
+    pub fn state(&self) -> Named {
+        let names = ["bias", "weight"];
+        let [b, w] = [&self.params[1], &self.params[0]];
+        let mut out: Named = Vec::new();
+        for (n, p) in names.iter().zip([b, w]) {
+            out.push((n.to_string(), p.detach().copy()));
+            let g = p.grad();
+            let g = if g.defined() {
+                g.detach().copy()
+            } else {
+                p.zeros_like()
+            };
+            out.push((format!("grad.{n}"), g));
+        }
+        let opt = self.opt.borrow();
+        for (n, (m, v)) in names
+            .iter()
+            .zip([1, 0].map(|i| (&opt.exp_avg()[i], &opt.exp_avg_sq()[i])))
+        {
+            out.push((format!("exp_avg.{n}"), m.copy()));
+            out.push((format!("exp_avg_sq.{n}"), v.copy()));
+        }
+        let has = self.params.iter().any(|p| p.grad().defined());
+        out.push(("has_grad".into(), Tensor::from_slice(&[has as i64])));
+        out.push((
+            "steps".into(),
+            Tensor::from_slice(&[opt.steps_done() as i64]),
+        ));
+        out
+    }
+
+    /// Restores a state written by [`AdaptiveWeight::state`] (entries named without prefix).
+    pub fn load_state(&self, state: &Named) -> Result<()> {
+        let get = |name: &str| -> Result<&Tensor> {
+            state
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, t)| t)
+                .ok_or_else(|| {
+                    ModelError::invalid("sCM head state", format!("missing entry `{name}`"))
+                })
+        };
+        let fits = |dst: &Tensor, src: &Tensor| -> Result<Tensor> {
+            if dst.size() != src.size() {
+                return Err(ModelError::Shape {
+                    context: "sCM head state".into(),
+                    expected: dst.size(),
+                    got: src.size(),
+                });
+            }
+            Ok(src.to_kind(dst.kind()).to_device(dst.device()))
+        };
+        let has_grad = get("has_grad")?.int64_value(&[0]) != 0;
+        if has_grad && self.params.iter().any(|p| !p.grad().defined()) {
+            let zero = (self.params[0].sum(Kind::Float) + self.params[1].sum(Kind::Float)) * 0.0;
+            zero.f_backward()?;
+        }
+        let mut m = Vec::new();
+        let mut v = Vec::new();
+        for (n, p) in [("weight", &self.params[0]), ("bias", &self.params[1])] {
+            let val = fits(p, get(n)?)?;
+            let grad = fits(p, get(&format!("grad.{n}"))?)?;
+            tch::no_grad(|| {
+                let _ = p.shallow_clone().copy_(&val);
+            });
+            let mut g = p.grad();
+            if g.defined() {
+                tch::no_grad(|| {
+                    let _ = g.copy_(&grad);
+                });
+            }
+            m.push(get(&format!("exp_avg.{n}"))?.shallow_clone());
+            v.push(get(&format!("exp_avg_sq.{n}"))?.shallow_clone());
+        }
+        let steps = get("steps")?.int64_value(&[0]);
+        let steps = u64::try_from(steps)
+            .map_err(|_| ModelError::invalid("sCM head state", "negative step count"))?;
+        self.opt.borrow_mut().load_state(steps, &m, &v)
     }
 
     /// Applies one AdamW update from the gradients left on the head, then clears them (no-op
@@ -509,5 +594,48 @@ impl Objective for ScmLoss {
 
     fn schedule(&self) -> &dyn NoiseSchedule {
         &self.schedule
+    }
+
+    fn state(&self) -> Result<Named> {
+        let mut out: Named = vec![(
+            "calls".into(),
+            Tensor::from_slice(&[self.calls.get() as i64]),
+        )];
+        if let Some(head) = &self.head {
+            out.extend(
+                head.state()
+                    .into_iter()
+                    .map(|(n, t)| (format!("head.{n}"), t)),
+            );
+        }
+        Ok(out)
+    }
+
+    fn load_state(&self, state: &Named) -> Result<()> {
+        if state.is_empty() {
+            // A checkpoint without objective state (written before it was saved): the warmup
+            // clock and the head start afresh.
+            return Ok(());
+        }
+        let calls = state
+            .iter()
+            .find(|(n, _)| n == "calls")
+            .ok_or_else(|| ModelError::invalid("sCM state", "missing entry `calls`"))?
+            .1
+            .int64_value(&[0]);
+        self.calls.set(
+            u64::try_from(calls).map_err(|_| ModelError::invalid("sCM state", "negative calls"))?,
+        );
+        if let Some(head) = &self.head {
+            let sub: Named = state
+                .iter()
+                .filter_map(|(n, t)| {
+                    n.strip_prefix("head.")
+                        .map(|s| (s.to_string(), t.shallow_clone()))
+                })
+                .collect();
+            head.load_state(&sub)?;
+        }
+        Ok(())
     }
 }

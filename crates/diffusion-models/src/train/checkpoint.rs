@@ -3,7 +3,8 @@
 //!
 //! Layout (tensor names): `model.<name>` (every variable, under the PyTorch `state_dict` name),
 //! `ema.<i>.<name>` (trainable parameters averaged with decay `meta.ema_decays[i]`),
-//! `optim.exp_avg.<name>` / `optim.exp_avg_sq.<name>` (AdamW moments), `meta.step` and
+//! `optim.exp_avg.<name>` / `optim.exp_avg_sq.<name>` (AdamW moments), `objective.<name>` (the
+//! objective's own state, e.g. sCM's adaptive weighting head; absent for most), `meta.step` and
 //! `meta.optim_step` (`i64`), `meta.format` (`i64`, currently 1), `meta.config` (the run's TOML
 //! as `u8`) and `meta.checksum`: FNV-1a (64 bit) over every other entry's name, dtype, shape and
 //! bytes in name order. safetensors itself rejects a truncated or malformed file; the checksum
@@ -39,6 +40,8 @@ pub struct Checkpoint {
     pub exp_avg: Named,
     /// AdamW second moments of the trainable parameters.
     pub exp_avg_sq: Named,
+    /// The objective's own training state (see [`crate::losses::Objective::state`]).
+    pub objective: Named,
     /// The run's configuration as TOML (provenance).
     pub config: String,
 }
@@ -160,6 +163,9 @@ impl Checkpoint {
         for (n, t) in &self.exp_avg_sq {
             entries.push((format!("optim.exp_avg_sq.{n}"), cpu_contiguous(t)));
         }
+        for (n, t) in &self.objective {
+            entries.push((format!("objective.{n}"), cpu_contiguous(t)));
+        }
         let decays: Vec<f64> = self.ema.iter().map(|e| e.0).collect();
         entries.push(("meta.ema_decays".into(), Tensor::from_slice(&decays)));
         entries.push(("meta.step".into(), scalar_i64(self.step as i64)));
@@ -251,6 +257,7 @@ impl Checkpoint {
             optim_step,
             exp_avg: take("optim.exp_avg."),
             exp_avg_sq: take("optim.exp_avg_sq."),
+            objective: take("objective."),
             config,
         })
     }
@@ -272,6 +279,7 @@ mod tests {
             optim_step: 7,
             exp_avg: named(0.1),
             exp_avg_sq: named(0.01),
+            objective: vec![("head.calls".into(), Tensor::from_slice(&[5i64]))],
             config: "seed = 3".into(),
         }
     }
@@ -288,6 +296,9 @@ mod tests {
         assert_eq!(d.config, "seed = 3");
         assert_eq!(d.ema.len(), 2);
         assert_eq!(d.ema[1].0, 0.99);
+        assert_eq!(d.objective.len(), 1);
+        assert_eq!(d.objective[0].0, "head.calls");
+        assert_eq!(d.objective[0].1.int64_value(&[0]), 5);
         for (a, b) in c.model.iter().zip(&d.model) {
             assert_eq!(a.0, b.0);
             assert!(a.1.equal(&b.1));

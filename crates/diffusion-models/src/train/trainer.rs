@@ -321,6 +321,9 @@ impl Trainer {
             let vals: Vec<Tensor> = named.iter().map(|e| e.1.shallow_clone()).collect();
             self.ema.load(i, &vals)?;
         }
+        self.objective
+            .load_state(&ck.objective)
+            .map_err(|e| bad(format!("objective state: {e}")))?;
         self.step = ck.step;
         Ok(())
     }
@@ -745,6 +748,7 @@ impl Trainer {
             optim_step: self.opt.steps_done(),
             exp_avg: named(self.opt.exp_avg()),
             exp_avg_sq: named(self.opt.exp_avg_sq()),
+            objective: self.objective.state()?,
             config: self.config.to_toml()?,
         })
     }
