@@ -1,6 +1,6 @@
 """Sampling throughput of the PyTorch U-Net driven by a diffusers scheduler (GPU comparison).
 
-Loads the EMA weights that `diffusion train` saved (`ema_<decay>.safetensors`; the Rust U-Net's
+Loads the EMA weights that `diffusion train` saved (or keeps the initial ones) (`ema_<decay>.safetensors`; the Rust U-Net's
 parameter names are those of tools/torch_ref/nets.py's `UNet`, so `load_state_dict` takes them
 strictly), then samples N images with diffusers' `EDMEulerScheduler` (Karras et al. 2022 Karras
 grid, sigma in [0.002, 80], rho 7, EDM preconditioning: prediction_type "epsilon" is EDM's F
@@ -9,8 +9,8 @@ untimed warm-up pass. Prints one parseable line:
 
     sample_diffusers n=1000 steps=32 nfe=32 seconds=1.23 images_per_s=813.0
 
-The Rust side of the same measurement is `diffusion train --resume` with
-`--set sample.solver=euler --set sample.steps=32` on the same run (see run.sh).
+The Rust side of the same measurement is benches/src/bin/sample_bench.rs (`--set
+sample.solver=euler --set sample.steps=32`, same warm-up-then-time protocol; see run.sh).
 """
 
 import argparse
@@ -41,7 +41,8 @@ def sample(net, sched, n, steps, device, seed):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--weights", required=True)
+    p.add_argument("--weights", default=None,
+                   help="state_dict (safetensors); default: the freshly initialised network (the cost does not depend on the weights)")
     p.add_argument("--unet", default="{}", help="UNet config as JSON (the Rust UNetConfig's fields)")
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--steps", type=int, default=32)
@@ -52,7 +53,8 @@ def main():
 
     dev = torch.device(a.device)
     net = nets.UNet(**json.loads(a.unet))
-    net.load_state_dict(load_file(a.weights), strict=True)
+    if a.weights:
+        net.load_state_dict(load_file(a.weights), strict=True)
     net = net.to(dev).eval()
     sched = EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5, rho=7.0,
                               prediction_type="epsilon")

@@ -327,7 +327,8 @@ pub struct OptimConfig {
 /// loss scaling: Kalamkar et al. 2019, arXiv:1905.12322). The loss itself is computed in float32
 /// from the network's bfloat16 output. (tch 0.24's `autocast` can only select float16 on CUDA,
 /// so the network is cast instead.) On the CPU, `bf16` falls back to `fp32` with a warning:
-/// libtorch's CPU bfloat16 kernels are slower than float32 ones on most machines.
+/// libtorch's CPU bfloat16 kernels are slower than float32 ones on most machines (the
+/// environment variable `DIFFUSION_BF16_ON_CPU=1` keeps bf16 on the CPU, for testing that path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Precision {

@@ -173,7 +173,9 @@ impl Trainer {
             .filter(|(_, t)| t.requires_grad())
             .unzip();
         let precision = match (config.train.precision, device) {
-            (Precision::Bf16, Device::Cpu) => {
+            (Precision::Bf16, Device::Cpu)
+                if std::env::var("DIFFUSION_BF16_ON_CPU").as_deref() != Ok("1") =>
+            {
                 eprintln!(
                     "warning: train.precision = \"bf16\" needs a CUDA device; training in fp32 on the CPU"
                 );
