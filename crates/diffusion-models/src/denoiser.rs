@@ -14,6 +14,7 @@
 //! EDM-trained network samples under any schedule. Inference runs under `tch::no_grad`
 //! (`predict_with_grad` records gradients, for likelihoods through the PF-ODE).
 
+use crate::device::upload;
 use crate::error::{ModelError, Result};
 use crate::nets::TimeNet;
 use crate::precond::EdmPrecond;
@@ -85,10 +86,12 @@ fn rows(values: Vec<f64>, like: &Tensor) -> Tensor {
     // `[B, 1, ..., 1]`, broadcasting over every dimension of `like` but the first.
     let mut shape = vec![-1i64];
     shape.extend(std::iter::repeat_n(1, like.dim().saturating_sub(1)));
-    Tensor::from_slice(&values)
-        .reshape(&shape)
-        .to_kind(like.kind())
-        .to_device(like.device())
+    upload(
+        &Tensor::from_slice(&values)
+            .reshape(&shape)
+            .to_kind(like.kind()),
+        like.device(),
+    )
 }
 
 /// The x0 prediction of `net` read through `param` for states `x` (`[B, ...]`) at per-sample times
@@ -114,9 +117,7 @@ pub fn x0_per_row(
     let cs: Vec<Coeffs> = t.iter().map(|&ti| Coeffs::at(schedule, ti)).collect();
     let col = |f: &dyn Fn(&Coeffs) -> f64| rows(cs.iter().map(f).collect(), x);
     let run = |xin: &Tensor, tin: Vec<f64>| -> Result<Tensor> {
-        let tt = Tensor::from_slice(&tin)
-            .to_kind(net.kind())
-            .to_device(net.device());
+        let tt = upload(&Tensor::from_slice(&tin).to_kind(net.kind()), net.device());
         let y = net.forward_t(&xin.to_kind(net.kind()).to_device(net.device()), &tt, class)?;
         Ok(y.to_kind(x.kind()).to_device(x.device()))
     };
@@ -146,9 +147,11 @@ pub fn x0_per_row(
                 ));
             }
             let a = col(&|c| c.alpha);
-            let st = Tensor::from_slice(&cs.iter().map(|c| c.sigma / c.alpha).collect::<Vec<_>>())
-                .to_kind(x.kind())
-                .to_device(x.device());
+            let st = upload(
+                &Tensor::from_slice(&cs.iter().map(|c| c.sigma / c.alpha).collect::<Vec<_>>())
+                    .to_kind(x.kind()),
+                x.device(),
+            );
             p.denoise(net, &(x / a), &st, class)
         }
         Parameterization::TrigFlow { sigma_d } => {

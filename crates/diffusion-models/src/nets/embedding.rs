@@ -98,9 +98,8 @@ impl SinusoidalEmbedding {
         let freqs: Vec<f64> = (0..half)
             .map(|k| (-(self.max_period.ln()) * k as f64 / half as f64).exp())
             .collect();
-        let f = Tensor::from_slice(&freqs)
-            .to_kind(t.kind())
-            .to_device(t.device());
+        // Uploaded without blocking: a plain host-to-GPU copy would synchronise every forward.
+        let f = crate::device::upload(&Tensor::from_slice(&freqs).to_kind(t.kind()), t.device());
         let args = t.unsqueeze(1) * f.unsqueeze(0);
         Tensor::cat(&[args.cos(), args.sin()], 1)
     }

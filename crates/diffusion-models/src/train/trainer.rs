@@ -652,10 +652,10 @@ impl Trainer {
             .iter()
             .map(|v| v * scale)
             .collect();
-        let x_t = Tensor::from_slice(&z)
-            .reshape(&shape)
-            .to_kind(Kind::Float)
-            .to_device(self.device);
+        let x_t = upload(
+            &Tensor::from_slice(&z).reshape(&shape).to_kind(Kind::Float),
+            self.device,
+        );
         let nc = self.config.model.num_classes();
         let labels = (nc > 0).then(|| {
             let l: Vec<i64> = (0..n).map(|i| (i % nc) as i64).collect();
