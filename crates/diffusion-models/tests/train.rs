@@ -407,14 +407,17 @@ fn the_bf16_path_tracks_fp32_and_resumes_exactly() {
     for (x, y) in a.iter().zip(&b) {
         let rel = (x.loss - y.loss).abs() / x.loss.abs();
         assert!(
-            rel < 0.05,
+            rel < 0.01,
             "update {}: fp32 {} vs bf16 {}",
             x.step,
             x.loss,
             y.loss
         );
     }
-    // The master weights moved, and they are float32.
+    // The passes really ran in bfloat16 (the first loss agrees: the zero-initialised output
+    // layer makes it independent of the network).
+    assert!(a.iter().zip(&b).skip(1).all(|(x, y)| x.loss != y.loss));
+    // The master weights are float32.
     let named = low.named_variables();
     assert!(named.iter().all(|(_, t)| t.kind() == tch::Kind::Float));
     let dir = tempfile::tempdir().unwrap();
