@@ -1,12 +1,12 @@
 //! Solvers by name: the table behind `diffusion solvers` and `--solver name:key=value,...`.
 
-use crate::augmented::{
-    Baoab, ConjugateIntegrator, ConjugateSplitting, Oba, PhaseEulerMaruyama, PhaseSolver,
-    ReducedBaoab, ReducedVelocityVerlet, Sscs, VelocityVerlet,
-};
 use crate::adaptive::{
     AdaptiveOptions, DpmSolverAdaptive, GottaGoFast, GottaGoFastOptions, OdeCoordinates, Rk45,
     Rk45Options,
+};
+use crate::augmented::{
+    Baoab, ConjugateIntegrator, ConjugateSplitting, Oba, PhaseEulerMaruyama, PhaseSolver,
+    ReducedBaoab, ReducedVelocityVerlet, Sscs, VelocityVerlet,
 };
 use crate::error::{Result, SolverError};
 use crate::ode::{

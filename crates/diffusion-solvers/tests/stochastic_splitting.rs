@@ -17,8 +17,8 @@ use common::{fitted_gaussian, fitted_slope};
 use diffusion_core::process::{AffineBeta, Cld, Psld};
 use diffusion_core::{BrownianPath, BrownianTree, HostNoise, Phase, State, TimeGrid};
 use diffusion_solvers::augmented::{
-    sample_phase, Baoab, Oba, PhaseEulerMaruyama, PhaseScore, PhaseSolver, PhaseStep,
-    ReducedBaoab, Sscs,
+    sample_phase, Baoab, Oba, PhaseEulerMaruyama, PhaseScore, PhaseSolver, PhaseStep, ReducedBaoab,
+    Sscs,
 };
 use diffusion_solvers::{registry, NoObserver, SolverError};
 use nalgebra::{Matrix2, Vector2};
@@ -120,7 +120,10 @@ impl Oracle {
         run(0, &mut counter);
         let mut probe = PhaseProbe::new(noise_scale);
         let out = run(counter.queries, &mut probe);
-        assert_eq!(probe.queries, counter.queries, "noise queries depend on the state");
+        assert_eq!(
+            probe.queries, counter.queries,
+            "noise queries depend on the state"
+        );
         let at = |r: usize| Vector2::new(out.x[[r, 0]], out.v[[r, 0]]);
         let mean = at(0);
         let mut cov = Matrix2::zeros();
@@ -314,7 +317,10 @@ fn splitting_samplers_reach_the_data_law_at_first_weak_order() {
             let joint = o
                 .sampled_law(s.as_ref(), &grid, (1.0, 1.0))
                 .w2(&o.law(T_END));
-            eprintln!("{name:8} {:14} joint (x, v) W2 at 400 steps {joint:.2e}", s.name());
+            eprintln!(
+                "{name:8} {:14} joint (x, v) W2 at 400 steps {joint:.2e}",
+                s.name()
+            );
             assert!(joint < 0.03, "{name} {}: joint W2 {joint}", s.name());
             if s.name() == "reduced-baoab" {
                 for (e, e_em) in errs.iter().zip(&em_errs) {
@@ -326,7 +332,10 @@ fn splitting_samplers_reach_the_data_law_at_first_weak_order() {
 }
 
 fn show(v: &[f64]) -> String {
-    v.iter().map(|e| format!("{e:.2e}")).collect::<Vec<_>>().join(" ")
+    v.iter()
+        .map(|e| format!("{e:.2e}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[test]
@@ -395,13 +404,24 @@ fn sampling_through_the_brownian_tree_has_the_probe_law() {
             let law = o.sampled_law(s.as_ref(), &grid, (1.0, 1.0));
             let mut tree = BrownianTree::with_default_tol(10 + seed as u64, 0.0, T).unwrap();
             let z = exact_samples(&o, T, n, 20 + seed as u64);
-            let out = sample_phase(s.as_ref(), &model, &o.p, &grid, z, &mut tree, &mut NoObserver)
-                .unwrap();
+            let out = sample_phase(
+                s.as_ref(),
+                &model,
+                &o.p,
+                &grid,
+                z,
+                &mut tree,
+                &mut NoObserver,
+            )
+            .unwrap();
             let two = ndarray::concatenate![ndarray::Axis(1), out.x, out.v];
             let g = fitted_gaussian(&two);
             let (m, var) = (g.mean()[0], g.cov()[(0, 0)]);
             let (m_want, var_want) = (law.mean[0], law.cov[(0, 0)]);
-            let (se_m, se_var) = ((var_want / n as f64).sqrt(), var_want * (2.0 / n as f64).sqrt());
+            let (se_m, se_var) = (
+                (var_want / n as f64).sqrt(),
+                var_want * (2.0 / n as f64).sqrt(),
+            );
             eprintln!(
                 "{name:5} {:14} mean {m:.4} (exact {m_want:.4}, se {se_m:.4}), var {var:.4} \
                  (exact {var_want:.4}, se {se_var:.4})",
@@ -435,7 +455,11 @@ fn strong_order_one_against_a_fine_euler_maruyama_on_the_same_brownian_tree() {
                 .map(|&k| solve(s.as_ref(), k).lincomb(1.0, &reference, -1.0).rms())
                 .collect();
             let k = fitted_slope(&ns, &errs);
-            eprintln!("{name:5} {:14} strong slope {k:.3} errors {}", s.name(), show(&errs));
+            eprintln!(
+                "{name:5} {:14} strong slope {k:.3} errors {}",
+                s.name(),
+                show(&errs)
+            );
             assert!(
                 (k - s.order()).abs() < 0.3,
                 "{name} {}: slope {k}, errors {errs:?}",
@@ -462,8 +486,16 @@ fn non_finite_states_are_errors_naming_the_step() {
     for s in splitting_solvers() {
         let z = exact_samples(&o, T, 4, 1);
         let mut tree = BrownianTree::with_default_tol(1, 0.0, T).unwrap();
-        let err = sample_phase(s.as_ref(), &huge, &o.p, &grid, z.dup(), &mut tree, &mut NoObserver)
-            .unwrap_err();
+        let err = sample_phase(
+            s.as_ref(),
+            &huge,
+            &o.p,
+            &grid,
+            z.dup(),
+            &mut tree,
+            &mut NoObserver,
+        )
+        .unwrap_err();
         match &err {
             SolverError::NonFinite { step, t, solver } => {
                 // The first score below 0.5 is read at the start of step `first_below` (all
@@ -482,7 +514,11 @@ fn non_finite_states_are_errors_naming_the_step() {
         let err = sample_phase(s.as_ref(), &nan, &o.p, &grid, z, &mut tree, &mut NoObserver)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("augmented score at t ="), "{}: {err}", s.name());
+        assert!(
+            err.contains("augmented score at t ="),
+            "{}: {err}",
+            s.name()
+        );
     }
 }
 
@@ -506,7 +542,11 @@ fn cld_splitting_samplers_never_read_the_position_score() {
         let d = run(s.as_ref(), &model, &o.p)
             .lincomb(1.0, &run(s.as_ref(), &zero_x, &o.p), -1.0)
             .rms();
-        assert!(d < 1e-12, "{}: depends on the position score ({d})", s.name());
+        assert!(
+            d < 1e-12,
+            "{}: depends on the position score ({d})",
+            s.name()
+        );
         // PSLD does read it.
         let psld = Oracle { p: Psld::default() };
         let m = psld.model(16, 1.0);
@@ -517,7 +557,11 @@ fn cld_splitting_samplers_never_read_the_position_score() {
         let d = run(s.as_ref(), &m, &psld.p)
             .lincomb(1.0, &run(s.as_ref(), &zx, &psld.p), -1.0)
             .rms();
-        assert!(d > 1e-3, "{}: PSLD ignores the position score ({d})", s.name());
+        assert!(
+            d > 1e-3,
+            "{}: PSLD ignores the position score ({d})",
+            s.name()
+        );
     }
 }
 

@@ -13,8 +13,9 @@
 //! `A(db_2)`, `B(db_2)` with `s(z, t1)`.
 //!
 //! Unlike molecular dynamics, the kick depends on `v` (the score does), so the Euler kicks are
-//! not exact flows and the scheme stays first order (strong and weak); its error constant is
-//! smaller than OBA's at the same number of steps, not at the same number of evaluations.
+//! not exact flows and the scheme stays first order (strong and weak). Measured on the Gaussian
+//! oracle (`tests/stochastic_splitting.rs`): 5-8 times closer to the data law than OBA at the
+//! same number of steps, about as close as Euler-Maruyama at the same number of evaluations.
 
 use super::langevin::Langevin;
 use super::{check_step, PhaseSolver, PhaseStep};

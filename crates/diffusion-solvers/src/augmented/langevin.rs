@@ -21,8 +21,8 @@
 //! - A: `dx = -beta q v / M d tau`, the position drift, exact for fixed `v`.
 //! - B: `dz = beta [(0, q x) + Q (s + S^{-1} z)] d tau`, the kick: the harmonic force of `H` plus the
 //!   score's deviation from equilibrium (`s + S^{-1} z = 0` when the data is `N(0, I)` and `v0` is
-//!   stationary; then O, A and B are exactly the Langevin dynamics of `H` and every splitting keeps
-//!   `N(0, S)`). B is integrated by an Euler kick of length `int beta` over the sub-interval. For
+//!   stationary; then O, A and B are the underdamped Langevin dynamics of `H` and the samplers are
+//!   the molecular-dynamics integrators of that setting). B is integrated by an Euler kick of length `int beta` over the sub-interval. For
 //!   CLD (`D = diag(0, Gamma)`) it moves `v` only and reads only `s_v`; for PSLD it moves both.
 
 use super::{apply, PhaseStep};
