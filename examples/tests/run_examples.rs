@@ -102,6 +102,7 @@ fn every_example_meets_its_expected_metric() {
     example!("score_calibration");
     example!("sscs");
     example!("splitting_integrators");
+    example!("stochastic_splitting");
     example!("models_ddpm");
     example!("models_iddpm");
     example!("models_edm");

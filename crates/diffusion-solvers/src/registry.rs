@@ -4,6 +4,10 @@ use crate::adaptive::{
     AdaptiveOptions, DpmSolverAdaptive, GottaGoFast, GottaGoFastOptions, OdeCoordinates, Rk45,
     Rk45Options,
 };
+use crate::augmented::{
+    Baoab, ConjugateIntegrator, ConjugateSplitting, Oba, PhaseEulerMaruyama, PhaseSolver,
+    ReducedBaoab, ReducedVelocityVerlet, Sscs, VelocityVerlet,
+};
 use crate::error::{Result, SolverError};
 use crate::ode::{
     int_param, Ddim, Deis, DeisForm, Dpm2, DpmSolver, DpmSolverPp2M, DpmSolverPp2S, DpmSolverPp3M,
@@ -413,6 +417,116 @@ pub fn build<S: State>(text: &str) -> Result<Box<dyn Solver<S>>> {
     Ok(solver)
 }
 
+/// Every phase-space (CLD / PSLD) sampler [`build_phase`] can build: the
+/// [`crate::augmented::PhaseSolver`]s, driven by an augmented score through
+/// [`crate::augmented::sample_phase`].
+pub const PHASE_SOLVERS: &[SolverInfo] = &[
+    SolverInfo {
+        name: "phase-euler-maruyama",
+        paper: "Dockhorn, Vahdat & Kreis 2022, CLD, arXiv:2112.07068, Sec. 3.3 (EM baseline); Pandey & Mandt 2023, PSLD, arXiv:2303.01748",
+        order: 1.0,
+        nfe_per_step: "1",
+        params: "",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "phase-euler",
+        paper: "Euler on the augmented probability-flow ODE (Song et al. 2021, arXiv:2011.13456, Eq. 13)",
+        order: 1.0,
+        nfe_per_step: "1",
+        params: "",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "sscs",
+        paper: "Dockhorn, Vahdat & Kreis 2022, CLD, arXiv:2112.07068, Alg. 1 (SSCS)",
+        order: 1.0,
+        nfe_per_step: "1",
+        params: "",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "conjugate",
+        paper: "Pandey, Rudolph & Mandt 2024, arXiv:2310.07894, Def. 3.1 (lambda-DDIM)",
+        order: 1.0,
+        nfe_per_step: "1",
+        params: "lambda=0",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "velocity-verlet",
+        paper: "Pandey, Rudolph & Mandt 2024, arXiv:2310.07894, Sec. 4 (naive velocity Verlet)",
+        order: 1.0,
+        nfe_per_step: "3",
+        params: "",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "reduced-velocity-verlet",
+        paper: "Pandey, Rudolph & Mandt 2024, arXiv:2310.07894, Sec. 4 (reduced velocity Verlet)",
+        order: 1.0,
+        nfe_per_step: "2",
+        params: "",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "conjugate-splitting",
+        paper: "Pandey, Rudolph & Mandt 2024, arXiv:2310.07894, Sec. 5 (conjugate splitting)",
+        order: 2.0,
+        nfe_per_step: "2",
+        params: "",
+        stochastic: false,
+    },
+    SolverInfo {
+        name: "oba",
+        paper: "Pandey, Rudolph & Mandt 2024, arXiv:2310.07894, Sec. 4 (stochastic splitting, OBA: exact OU, score kick, position drift); Leimkuhler & Matthews 2013, arXiv:1203.5428",
+        order: 1.0,
+        nfe_per_step: "1",
+        params: "",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "baoab",
+        paper: "Pandey, Rudolph & Mandt 2024, arXiv:2310.07894, Sec. 4 (naive stochastic splitting, BAOAB); Leimkuhler & Matthews 2013, arXiv:1203.5428",
+        order: 1.0,
+        nfe_per_step: "2",
+        params: "",
+        stochastic: true,
+    },
+    SolverInfo {
+        name: "reduced-baoab",
+        paper: "Pandey, Rudolph & Mandt 2024, arXiv:2310.07894, Sec. 4 (reduced stochastic splitting: BAOAB with one score per step)",
+        order: 1.0,
+        nfe_per_step: "1",
+        params: "",
+        stochastic: true,
+    },
+];
+
+/// Builds a phase-space sampler from a spec such as `reduced-baoab` or `conjugate:lambda=2`.
+/// Unknown names and unknown or invalid parameters are errors that list what is accepted.
+pub fn build_phase<S: State>(text: &str) -> Result<Box<dyn PhaseSolver<S>>> {
+    let mut spec = Spec::parse(text)?;
+    let solver: Box<dyn PhaseSolver<S>> = match spec.name.as_str() {
+        "phase-euler-maruyama" => Box::new(PhaseEulerMaruyama::sde()),
+        "phase-euler" => Box::new(PhaseEulerMaruyama::ode()),
+        "sscs" => Box::new(Sscs),
+        "conjugate" => Box::new(ConjugateIntegrator::new(spec.take("lambda", 0.0))?),
+        "velocity-verlet" => Box::new(VelocityVerlet),
+        "reduced-velocity-verlet" => Box::new(ReducedVelocityVerlet),
+        "conjugate-splitting" => Box::new(ConjugateSplitting),
+        "oba" => Box::new(Oba),
+        "baoab" => Box::new(Baoab),
+        "reduced-baoab" => Box::new(ReducedBaoab),
+        _ => {
+            let known: Vec<&str> = PHASE_SOLVERS.iter().map(|s| s.name).collect();
+            return Err(spec.unknown("phase-space solver", &known).into());
+        }
+    };
+    spec.finish()?;
+    Ok(solver)
+}
+
 /// A parameter that must be a non-negative integer (the spec grammar only knows numbers).
 fn integer(value: f64, name: &'static str) -> Result<usize> {
     if value >= 0.0 && value.fract() == 0.0 && value <= u32::MAX as f64 {
@@ -468,6 +582,27 @@ mod tests {
         assert!(!build::<Array2<f64>>("euler-ancestral:s_noise=0")
             .unwrap()
             .is_stochastic());
+    }
+
+    #[test]
+    fn every_listed_phase_solver_builds_and_reports_its_order() {
+        for info in PHASE_SOLVERS {
+            let s = build_phase::<Array2<f64>>(info.name).unwrap();
+            assert_eq!(s.order(), info.order, "{}", info.name);
+            assert_eq!(s.is_stochastic(), info.stochastic, "{}", info.name);
+            assert_eq!(
+                s.evals_per_step().to_string(),
+                info.nfe_per_step,
+                "{}",
+                info.name
+            );
+            assert!(s.name().starts_with(info.name), "{}", info.name);
+        }
+        let e = build_phase::<Array2<f64>>("boa").err().unwrap().to_string();
+        assert!(e.contains("boa") && e.contains("reduced-baoab"), "{e}");
+        assert!(build_phase::<Array2<f64>>("oba:eta=1").is_err());
+        assert!(build_phase::<Array2<f64>>("conjugate:lambda=inf").is_err());
+        assert!(build_phase::<Array2<f64>>("conjugate:lambda=2").is_ok());
     }
 
     #[test]

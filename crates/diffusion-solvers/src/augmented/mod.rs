@@ -22,20 +22,29 @@
 //! symmetric splitting CLD sampler, generalized to every recipe), [`ConjugateIntegrator`]
 //! (lambda-DDIM, Pandey et al. 2024), [`VelocityVerlet`] (a naive splitting integrator of
 //! the PF-ODE), [`ReducedVelocityVerlet`] (its reduced form, one evaluation fewer) and
-//! [`ConjugateSplitting`] (exact linear half-steps around a score kick). [`sample_phase`] is the loop.
+//! [`ConjugateSplitting`] (exact linear half-steps around a score kick); the stochastic
+//! splitting samplers of the reverse SDE built on its exact Ornstein-Uhlenbeck part ([`Oba`],
+//! [`Baoab`], [`ReducedBaoab`], Pandey et al. 2024). [`sample_phase`] is the loop.
 //!
 //! Paper: Dockhorn, Vahdat & Kreis (2022), arXiv:2112.07068 (CLD, SSCS); Pandey & Mandt (2023),
 //! arXiv:2303.01748 (PSLD); Pandey, Rudolph & Mandt (2024), "Efficient Integrators for Diffusion
 //! Generative Models", arXiv:2310.07894 (conjugate and splitting integrators).
 
+mod baoab;
 mod conjugate;
 mod euler_maruyama;
+mod langevin;
+mod oba;
+mod reduced_baoab;
 mod splitting;
 mod sscs;
 mod velocity_verlet;
 
+pub use baoab::Baoab;
 pub use conjugate::ConjugateIntegrator;
 pub use euler_maruyama::PhaseEulerMaruyama;
+pub use oba::Oba;
+pub use reduced_baoab::ReducedBaoab;
 pub use splitting::{ConjugateSplitting, ReducedVelocityVerlet};
 pub use sscs::Sscs;
 pub use velocity_verlet::VelocityVerlet;
