@@ -250,9 +250,9 @@ pub fn discretized_gaussian_nll(x: &Tensor, mean: &Tensor, log_scale: &Tensor) -
     let sf_lo = lo.erfc() * 0.5;
     let mid = (hi.erf() - lo.erf()) * 0.5;
     let floor = |p: Tensor| p.clamp_min(1e-12).log();
-    let ll = x.lt(-0.999).where_self(
-        &floor(cdf_hi),
-        &x.gt(0.999).where_self(&floor(sf_lo), &floor(mid)),
+    let ll = floor(cdf_hi).where_self(
+        &x.lt(-0.999),
+        &floor(sf_lo).where_self(&x.gt(0.999), &floor(mid)),
     );
     -ll
 }
@@ -501,7 +501,7 @@ impl IddpmLoss {
         let dec = mean_per_sample(&dec);
         let first: Vec<f64> = k.iter().map(|&i| f64::from(u8::from(i == 0))).collect();
         let first = vector(&first, x0).gt(0.5);
-        Ok(first.where_self(&dec, &kl) / LN_2)
+        Ok(dec.where_self(&first, &kl) / LN_2)
     }
 
     /// The bound's terms `L_k` (`[B]`, bits per dimension) of `net` at states `x_t` drawn from
