@@ -45,13 +45,8 @@ fn normal_kl_matches_core_and_monte_carlo() {
         (-2.0, 3.0, 0.5, 0.7),
     ];
     for (m1, v1, m2, v2) in cases {
-        let kl = normal_kl(
-            &scalar(m1),
-            &scalar(v1.ln()),
-            &scalar(m2),
-            &scalar(v2.ln()),
-        )
-        .double_value(&[0]);
+        let kl = normal_kl(&scalar(m1), &scalar(v1.ln()), &scalar(m2), &scalar(v2.ln()))
+            .double_value(&[0]);
         let p = Gaussian::new(vec![m1], vec![vec![v1]]).unwrap();
         let q = Gaussian::new(vec![m2], vec![vec![v2]]).unwrap();
         let want = gaussian_kl(&p, &q).unwrap();
@@ -90,8 +85,14 @@ fn decoders_are_normalized_likelihoods() {
             &Tensor::full([256], mean, (Kind::Double, Device::Cpu)),
             &Tensor::full([256], f64::ln(scale), (Kind::Double, Device::Cpu)),
         );
-        let total = (-nll.shallow_clone()).exp().sum(Kind::Double).double_value(&[]);
-        assert!((total - 1.0).abs() < 1e-9, "mass {total} at {mean}, {scale}");
+        let total = (-nll.shallow_clone())
+            .exp()
+            .sum(Kind::Double)
+            .double_value(&[]);
+        assert!(
+            (total - 1.0).abs() < 1e-9,
+            "mass {total} at {mean}, {scale}"
+        );
     }
     // Inner bin: Phi((x + 1/255 - m) / s) - Phi((x - 1/255 - m) / s), by the midpoint rule on
     // a fine grid.
@@ -155,7 +156,11 @@ impl ExactGaussian {
         let a = self.abar[k];
         let den = a * self.s2 + 1.0 - a;
         let g = self.s2 * a.sqrt() / den;
-        (g, self.mu - g * a.sqrt() * self.mu, self.s2 * (1.0 - a) / den)
+        (
+            g,
+            self.mu - g * a.sqrt() * self.mu,
+            self.s2 * (1.0 - a) / den,
+        )
     }
 
     /// The true `Var(x_{k-1} | x_k)`.
@@ -174,9 +179,8 @@ impl TimeNet for ExactGaussian {
     ) -> diffusion_models::Result<Tensor> {
         // Per-step host tables, gathered at each row's step.
         let n = self.abar.len();
-        let table = |f: &dyn Fn(usize) -> f64| {
-            Tensor::from_slice(&(0..n).map(f).collect::<Vec<_>>())
-        };
+        let table =
+            |f: &dyn Fn(usize) -> f64| Tensor::from_slice(&(0..n).map(f).collect::<Vec<_>>());
         let k = t.to_kind(Kind::Double).round().to_kind(Kind::Int64);
         let at = |f: &dyn Fn(usize) -> f64| table(f).index_select(0, &k).reshape([-1, 1]);
         let x = x.to_kind(Kind::Double);
@@ -232,9 +236,7 @@ fn kl_terms_vanish_when_the_model_is_the_true_posterior() {
     let x_t = big.q_sample(&x0, &ks, &eps).unwrap();
     let l = big.vb_terms(&net, &x0, &x_t, &ks, None).unwrap();
     assert!(l.min().double_value(&[]) > 1e-6);
-    let l = big
-        .vb_terms(&net, &(&x0 + 0.1), &x_t, &ks, None)
-        .unwrap();
+    let l = big.vb_terms(&net, &(&x0 + 0.1), &x_t, &ks, None).unwrap();
     assert!(l.min().double_value(&[]) > 1e-6);
 }
 
@@ -324,7 +326,9 @@ fn the_vlb_term_does_not_train_the_mean() {
     let out = Tensor::from_slice(&noise.normals((2 * n * d) as usize)).reshape([n, 2 * d]) * 0.5;
     let k: Vec<usize> = (0..n as usize).map(|i| (i * 7) % 100).collect();
     assert!(k.contains(&0));
-    let hybrid = grads(&out, |net| loss.per_sample(net, &x0, &k, &eps, None).unwrap());
+    let hybrid = grads(&out, |net| {
+        loss.per_sample(net, &x0, &k, &eps, None).unwrap()
+    });
     let simple = grads(&out, |net| {
         loss.clone()
             .with_variance(Variance::FixedSmall)
@@ -360,9 +364,13 @@ fn bad_outputs_and_steps_are_errors() {
     let e = loss.per_sample(&net, &x0, &[0, 1, 2, 3], &eps, None);
     assert!(matches!(e, Err(ModelError::Shape { .. })), "{e:?}");
     let net = Leaf(Tensor::zeros([4, 4], (Kind::Double, Device::Cpu)));
-    assert!(loss.per_sample(&net, &x0, &[0, 1, 2, 50], &eps, None).is_err());
+    assert!(loss
+        .per_sample(&net, &x0, &[0, 1, 2, 50], &eps, None)
+        .is_err());
     assert!(loss.per_sample(&net, &x0, &[0, 1, 2], &eps, None).is_err());
-    assert!(loss.per_sample(&net, &x0, &[0, 1, 2, 3], &eps, None).is_ok());
+    assert!(loss
+        .per_sample(&net, &x0, &[0, 1, 2, 3], &eps, None)
+        .is_ok());
     assert!(loss
         .sample(&net, loss.chain(), &[4], None, &mut HostNoise::new(0))
         .is_err());
@@ -408,7 +416,13 @@ fn ancestral_sampling_of_the_exact_model_gives_the_data_law() {
     .with_variance(Variance::FixedSmall);
     // (on 10 respaced steps, where beta~ is far from the true reverse variance)
     let xs = small
-        .sample(&net, &small.respaced(10).unwrap(), &[n, 1], None, &mut HostNoise::new(4))
+        .sample(
+            &net,
+            &small.respaced(10).unwrap(),
+            &[n, 1],
+            None,
+            &mut HostNoise::new(4),
+        )
         .unwrap();
     let vs = xs.var(true).double_value(&[]);
     println!("fixed beta~: var {vs:.4}");

@@ -95,7 +95,10 @@ fn dit_dropout_matches_pytorch_and_is_seeded() {
     let e = rel_err(&a, &f["dit_out_train"]);
     println!("dit train: relative error to PyTorch {e:e}");
     assert!(e < 1e-10, "train output differs from PyTorch by {e:e}");
-    assert_eq!(net.dropout_state(), (seed, f["dit_calls"].int64_value(&[0]) as u64));
+    assert_eq!(
+        net.dropout_state(),
+        (seed, f["dit_calls"].int64_value(&[0]) as u64)
+    );
     assert_eq!(net.dropout_state().1, 2 * net.config().depth as u64);
     assert!(rel_err(&a, &eval) > 1e-3, "dropout had no effect");
     // New masks on the next call, the same after resetting the seed, others for another seed.
@@ -130,7 +133,10 @@ fn sequence_transformer_dropout_matches_pytorch_and_is_seeded() {
     let e = rel_err(&a, &f["seq_out_train"]);
     println!("seq train: relative error to PyTorch {e:e}");
     assert!(e < 1e-10, "train output differs from PyTorch by {e:e}");
-    assert_eq!(net.dropout_state(), (seed, f["seq_calls"].int64_value(&[0]) as u64));
+    assert_eq!(
+        net.dropout_state(),
+        (seed, f["seq_calls"].int64_value(&[0]) as u64)
+    );
     assert!(rel_err(&a, &eval) > 1e-3, "dropout had no effect");
     assert!(!net.forward(tokens, t).unwrap().equal(&a));
     net.set_dropout_seed(seed);

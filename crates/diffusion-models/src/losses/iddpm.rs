@@ -142,10 +142,10 @@ impl Chain {
             }
             let beta = 1.0 - a / prev;
             out.betas.push(beta);
-            out.posterior_variance
-                .push(beta * (1.0 - prev) / (1.0 - a));
+            out.posterior_variance.push(beta * (1.0 - prev) / (1.0 - a));
             out.coef1.push(beta * prev.sqrt() / (1.0 - a));
-            out.coef2.push((1.0 - prev) * (1.0 - beta).sqrt() / (1.0 - a));
+            out.coef2
+                .push((1.0 - prev) * (1.0 - beta).sqrt() / (1.0 - a));
             prev = a;
         }
         let pv = &out.posterior_variance;
@@ -165,7 +165,9 @@ impl Chain {
             ));
         }
         let stride = (n - 1) as f64 / (k - 1) as f64;
-        Ok((0..k).map(|i| (i as f64 * stride).round() as usize).collect())
+        Ok((0..k)
+            .map(|i| (i as f64 * stride).round() as usize)
+            .collect())
     }
 
     /// Number of steps.
@@ -364,6 +366,13 @@ impl IddpmLoss {
 
     /// Splits a network output `[B, C or 2C, ...]` for states of `C` channels into `(eps, v)`.
     fn split(&self, out: &Tensor, like: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+        if like.dim() < 2 {
+            return Err(ModelError::Shape {
+                context: "iDDPM states ([B, C, ...])".into(),
+                expected: vec![-1, -1],
+                got: like.size(),
+            });
+        }
         let c = like.size()[1];
         let os = out.size();
         let mut want = like.size();
@@ -404,9 +413,11 @@ impl IddpmLoss {
     ) -> Result<ReverseStep> {
         let (eps, v) = self.split(out, x_t)?;
         let eps = if detach_mean { eps.detach() } else { eps };
-        let col = |f: &dyn Fn(usize) -> f64| per_row(&k.iter().map(|&i| f(i)).collect::<Vec<_>>(), x_t);
+        let col =
+            |f: &dyn Fn(usize) -> f64| per_row(&k.iter().map(|&i| f(i)).collect::<Vec<_>>(), x_t);
         let abar = |i: usize| chain.alphas_cumprod[i];
-        let x0 = col(&|i| 1.0 / abar(i).sqrt()) * x_t - col(&|i| (1.0 / abar(i) - 1.0).sqrt()) * &eps;
+        let x0 =
+            col(&|i| 1.0 / abar(i).sqrt()) * x_t - col(&|i| (1.0 / abar(i) - 1.0).sqrt()) * &eps;
         let x0 = if clip { x0.clamp(-1.0, 1.0) } else { x0 };
         let mean = col(&|i| chain.coef1[i]) * &x0 + col(&|i| chain.coef2[i]) * x_t;
         let log_variance = match (self.variance, v) {
@@ -462,7 +473,8 @@ impl IddpmLoss {
     /// chain (the log-variance clipped at `k = 0`).
     pub fn q_posterior(&self, x0: &Tensor, x_t: &Tensor, k: &[usize]) -> Result<(Tensor, Tensor)> {
         Self::check_steps(&self.chain, k)?;
-        let col = |f: &dyn Fn(usize) -> f64| per_row(&k.iter().map(|&i| f(i)).collect::<Vec<_>>(), x0);
+        let col =
+            |f: &dyn Fn(usize) -> f64| per_row(&k.iter().map(|&i| f(i)).collect::<Vec<_>>(), x0);
         let c = &self.chain;
         let mean = col(&|i| c.coef1[i]) * x0 + col(&|i| c.coef2[i]) * x_t;
         let lv = col(&|i| c.posterior_log_variance_clipped[i]).expand_as(x0);
@@ -475,7 +487,10 @@ impl IddpmLoss {
         Self::check_steps(&self.chain, k)?;
         let a = &self.chain.alphas_cumprod;
         let sa = per_row(&k.iter().map(|&i| a[i].sqrt()).collect::<Vec<_>>(), x0);
-        let ss = per_row(&k.iter().map(|&i| (1.0 - a[i]).sqrt()).collect::<Vec<_>>(), x0);
+        let ss = per_row(
+            &k.iter().map(|&i| (1.0 - a[i]).sqrt()).collect::<Vec<_>>(),
+            x0,
+        );
         Ok(sa * x0 + ss * eps)
     }
 
@@ -494,9 +509,7 @@ impl IddpmLoss {
         let kl = mean_per_sample(&normal_kl(&qm, &qlv, &p.mean, &p.log_variance));
         let dec = match self.decoder {
             Decoder::Gaussian => gaussian_nll(x0, &p.mean, &p.log_variance),
-            Decoder::Discretized => {
-                discretized_gaussian_nll(x0, &p.mean, &(&p.log_variance * 0.5))
-            }
+            Decoder::Discretized => discretized_gaussian_nll(x0, &p.mean, &(&p.log_variance * 0.5)),
         };
         let dec = mean_per_sample(&dec);
         let first: Vec<f64> = k.iter().map(|&i| f64::from(u8::from(i == 0))).collect();

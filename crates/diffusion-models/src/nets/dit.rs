@@ -53,8 +53,8 @@
 
 use super::embedding::TimeEmbedding;
 use super::layers::{
-    attention, conv2d, dropout_key, embedding_table, hash_dropout, image_input, linear,
-    splitmix64, ImageInput, Init, TimeMlp,
+    attention, conv2d, dropout_key, embedding_table, hash_dropout, image_input, linear, splitmix64,
+    ImageInput, Init, TimeMlp,
 };
 use super::{fill_from_host, TimeNet};
 use crate::error::{ModelError, Result};
