@@ -7,6 +7,7 @@
 use diffusion_models::nets::{
     load_safetensors, Dit, DitConfig, SeqTransformer, SeqTransformerConfig, TimeNet,
 };
+use diffusion_models::train::model::ModelConfig;
 use diffusion_models::ModelError;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -171,4 +172,27 @@ fn dropout_rates_outside_the_unit_interval_are_errors() {
         );
         assert!(e.is_err());
     }
+}
+
+#[test]
+fn the_trainers_net_switches_dit_dropout() {
+    // `[model] kind = "dit"` with `dropout`: the trainer's `Net` forwards train mode and the
+    // per-update dropout seed to the DiT.
+    let f = tensors("transformer_dropout_io.safetensors");
+    let io = tensors("dit_io.safetensors");
+    let cfg = DitConfig {
+        dropout: f["rate"].double_value(&[0]),
+        ..config("dit")
+    };
+    let vs = store();
+    let net = ModelConfig::Dit(cfg).build(&vs.root(), 0).unwrap();
+    load_safetensors(&vs, &fixture("dit.safetensors")).unwrap();
+    let (x, t, y) = (&io["x"], &io["t"], Some(&io["class"]));
+    let eval = net.forward_t(x, t, y).unwrap();
+    net.set_train(true);
+    net.set_dropout_seed(f["seed"].int64_value(&[0]) as u64);
+    let train = net.forward_t(x, t, y).unwrap();
+    assert!(rel_err(&train, &f["dit_out_train"]) < 1e-10);
+    net.set_train(false);
+    assert!(net.forward_t(x, t, y).unwrap().equal(&eval));
 }
