@@ -6,11 +6,12 @@
 
 use diffusion_core::metrics::gaussian_kl;
 use diffusion_core::schedule::{BetaSchedule, DdpmDiscrete};
+use diffusion_core::Prediction;
 use diffusion_core::{Gaussian, HostNoise};
 use diffusion_models::losses::iddpm::{
-    discretized_gaussian_nll, gaussian_nll, normal_kl, Decoder, IddpmLoss, Variance,
+    discretized_gaussian_nll, gaussian_nll, normal_kl, Decoder, EpsHead, IddpmLoss, Variance,
 };
-use diffusion_models::{ModelError, Objective, TimeNet};
+use diffusion_models::{ModelError, Objective, Output, Parameterization, TchDenoiser, TimeNet};
 use std::f64::consts::{LN_2, PI};
 use tch::{Device, Kind, Tensor};
 
@@ -427,4 +428,36 @@ fn ancestral_sampling_of_the_exact_model_gives_the_data_law() {
     let vs = xs.var(true).double_value(&[]);
     println!("fixed beta~: var {vs:.4}");
     assert!(vs < s2 - 0.02, "fixed-small variance {vs}");
+}
+
+#[test]
+fn eps_head_reads_the_first_half_for_the_solvers() {
+    tch::set_num_threads(1);
+    let schedule = linear(50);
+    let net = ExactGaussian::new(&schedule, 0.7, 0.25);
+    let head = EpsHead(&net);
+    let x = column(&[0.1, -0.4, 1.3]);
+    let t = Tensor::from_slice(&[3.0, 17.0, 42.0]);
+    let full = net.forward_t(&x, &t, None).unwrap();
+    let eps = head.forward_t(&x, &t, None).unwrap();
+    assert!(eps.equal(&full.narrow(1, 0, 1)));
+    // Through the solvers' denoiser, under the table's own schedule (eps at t = 17).
+    let den = TchDenoiser::new(&head, Parameterization::Raw(Output::Epsilon), &schedule);
+    match den.predict_tensor(&x, 17.0).unwrap() {
+        Prediction::Epsilon(e) => {
+            let want = net
+                .forward_t(
+                    &x,
+                    &Tensor::full([3], 17.0, (Kind::Double, Device::Cpu)),
+                    None,
+                )
+                .unwrap()
+                .narrow(1, 0, 1);
+            assert!(e.equal(&want));
+        }
+        _ => panic!("expected an eps prediction"),
+    }
+    // An odd number of output channels is an error.
+    let odd = Leaf(Tensor::zeros([3, 3], (Kind::Double, Device::Cpu)));
+    assert!(EpsHead(&odd).forward_t(&x, &t, None).is_err());
 }

@@ -575,7 +575,7 @@ impl IddpmLoss {
         let b = *x0.size().first().unwrap_or(&0) as usize;
         tch::no_grad(|| {
             let prior = self.prior_bpd(x0);
-            let mut total = prior.shallow_clone();
+            let mut total = prior.copy();
             let mut terms = vec![0.0; self.chain.len()];
             for k in (0..self.chain.len()).rev() {
                 let ks = vec![k; b];
@@ -583,7 +583,7 @@ impl IddpmLoss {
                 let x_t = self.q_sample(x0, &ks, &eps)?;
                 let l = self.vb_terms(net, x0, &x_t, &ks, class)?;
                 terms[k] = l.mean(Kind::Double).double_value(&[]);
-                total = total + l;
+                total += l;
             }
             Ok(NllBound {
                 total,
@@ -628,6 +628,47 @@ impl IddpmLoss {
     }
 }
 
+/// A learned-variance network read as a plain eps network: the first half of its output
+/// channels (dimension 1), for the solvers' `TchDenoiser` and anything else that expects `C`
+/// output channels (the variance head is dropped; the solvers then use their own variances).
+pub struct EpsHead<'a>(pub &'a dyn TimeNet);
+
+impl std::fmt::Debug for EpsHead<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EpsHead")
+    }
+}
+
+impl TimeNet for EpsHead<'_> {
+    fn forward_t(&self, x: &Tensor, t: &Tensor, class: Option<&Tensor>) -> Result<Tensor> {
+        let out = self.0.forward_t(x, t, class)?;
+        let c2 = if out.dim() >= 2 { out.size()[1] } else { -1 };
+        if c2 < 2 || c2 % 2 != 0 {
+            return Err(ModelError::Shape {
+                context: "EpsHead: a network output with 2C channels".into(),
+                expected: vec![-1, -1],
+                got: out.size(),
+            });
+        }
+        Ok(out.narrow(1, 0, c2 / 2))
+    }
+    fn kind(&self) -> Kind {
+        self.0.kind()
+    }
+    fn device(&self) -> tch::Device {
+        self.0.device()
+    }
+    fn null_class(&self) -> Option<i64> {
+        self.0.null_class()
+    }
+    fn set_train(&self, train: bool) {
+        self.0.set_train(train);
+    }
+    fn set_dropout_seed(&self, seed: u64) {
+        self.0.set_dropout_seed(seed);
+    }
+}
+
 impl Objective for IddpmLoss {
     fn name(&self) -> String {
         format!(
@@ -656,8 +697,8 @@ impl Objective for IddpmLoss {
     }
 
     /// The first `C` output channels are eps under [`IddpmLoss::schedule`]; a learned-variance
-    /// network has `2C` channels, so sample it with [`IddpmLoss::sample`] (or wrap it to narrow
-    /// its output before handing it to a `TchDenoiser`).
+    /// network has `2C` channels, so sample it with [`IddpmLoss::sample`] (or wrap it in
+    /// [`EpsHead`] before handing it to a `TchDenoiser`).
     fn parameterization(&self) -> Parameterization {
         Parameterization::Raw(Output::Epsilon)
     }

@@ -23,7 +23,7 @@ pub mod teacher;
 pub use dsm::{DsmLoss, Weighting};
 pub use edm::EdmLoss;
 pub use flow::{FlowMatchingLoss, TimeSampling};
-pub use iddpm::{Chain, Decoder, IddpmLoss, Variance};
+pub use iddpm::{Chain, Decoder, EpsHead, IddpmLoss, Variance};
 pub use progressive::ProgressiveDistillation;
 pub use scm::{jvp, AdaptiveWeight, ScmConfig, ScmLoss};
 pub use smd::SmdLoss;
