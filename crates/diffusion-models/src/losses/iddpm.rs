@@ -323,7 +323,9 @@ impl IddpmLoss {
         self
     }
 
-    /// Clip `x0_hat` to `[-1, 1]` when sampling (for images on `[-1, 1]`; off by default).
+    /// Clip `x0_hat` to `[-1, 1]` when sampling and in [`IddpmLoss::vb_terms`] /
+    /// [`IddpmLoss::nll_bound`] (for images on `[-1, 1]`, as the authors' `clip_denoised`; never
+    /// in the training loss; off by default).
     pub fn with_clip(mut self, clip: bool) -> Self {
         self.clip_x0 = clip;
         self
@@ -503,8 +505,9 @@ impl IddpmLoss {
         x_t: &Tensor,
         k: &[usize],
         detach_mean: bool,
+        clip: bool,
     ) -> Result<Tensor> {
-        let p = self.reverse_from_output(&self.chain, out, x_t, k, detach_mean, false)?;
+        let p = self.reverse_from_output(&self.chain, out, x_t, k, detach_mean, clip)?;
         let (qm, qlv) = self.q_posterior(x0, x_t, k)?;
         let kl = mean_per_sample(&normal_kl(&qm, &qlv, &p.mean, &p.log_variance));
         let dec = match self.decoder {
@@ -518,7 +521,8 @@ impl IddpmLoss {
     }
 
     /// The bound's terms `L_k` (`[B]`, bits per dimension) of `net` at states `x_t` drawn from
-    /// `q(x_k | x0)`, per-sample steps `k` of the training chain.
+    /// `q(x_k | x0)`, per-sample steps `k` of the training chain (with `x0_hat` clipped when
+    /// [`IddpmLoss::with_clip`] is on).
     pub fn vb_terms(
         &self,
         net: &dyn TimeNet,
@@ -529,7 +533,7 @@ impl IddpmLoss {
     ) -> Result<Tensor> {
         check_batch(x0, x_t, k.len(), "iDDPM vb_terms")?;
         let out = self.net_out(&self.chain, net, x_t, k, class)?;
-        self.vb_from_output(&out, x0, x_t, k, false)
+        self.vb_from_output(&out, x0, x_t, k, false, self.clip_x0)
     }
 
     /// The prior term `L_T = KL(q(x_{T-1} | x0) || N(0, I))` (`[B]`, bits per dimension).
@@ -559,7 +563,7 @@ impl IddpmLoss {
         if self.variance != Variance::Learned || self.lambda == 0.0 {
             return Ok(mse);
         }
-        let vb = self.vb_from_output(&out, x0, &x_t, k, true)?;
+        let vb = self.vb_from_output(&out, x0, &x_t, k, true, false)?;
         Ok(mse + vb * (self.lambda * self.chain.len() as f64))
     }
 
