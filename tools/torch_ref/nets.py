@@ -10,9 +10,10 @@ dit.rs and transformer.rs), so weights move between the two through safetensors:
 Initial values are PyTorch's own (this module is for checking and for moving weights, not for
 reproducing the Rust initialisation, which draws from the Rust HostNoise stream).
 
-Dropout in the U-Net uses the same seeded hash as the Rust side (`hash_dropout`), so train-mode
-outputs agree too: set `net.dropout_seed` (the counter `net.dropout_calls` restarts at 0 when it
-is set through `set_dropout_seed`) and call `net.train()`.
+Dropout in the U-Net, the DiT and the sequence transformer uses the same seeded hash as the Rust
+side (`hash_dropout`), so train-mode outputs agree too: set `net.dropout_seed` (the counter
+`net.dropout_calls` restarts at 0 when it is set through `set_dropout_seed`) and call
+`net.train()`.
 
 The module depends on torch only; `tools/refdata/make_net_fixtures.py` uses it to write the
 interop fixtures of crates/diffusion-models/tests/interop.rs.
@@ -313,17 +314,37 @@ def layer_norm(x):
     return F.layer_norm(x, (x.shape[-1],), eps=1e-6)
 
 
+def _identity(h):
+    return h
+
+
+class HashDropout:
+    """The transformers' train-mode dropout (nets/dit.rs `Dropout`): rate `dropout_rate`, masks
+    keyed by `dropout_seed` and the call counter `dropout_calls`."""
+
+    def set_dropout_seed(self, seed):
+        self.dropout_seed, self.dropout_calls = seed, 0
+
+    def dropout(self, h):
+        p = self.dropout_rate
+        if not self.training or p <= 0:
+            return h
+        key = dropout_key(self.dropout_seed, self.dropout_calls)
+        self.dropout_calls += 1
+        return hash_dropout(h, p, key)
+
+
 class Attention(nn.Module):
     def __init__(self, d, heads):
         super().__init__()
         self.qkv, self.proj, self.heads = nn.Linear(d, 3 * d), nn.Linear(d, d), heads
 
-    def forward(self, x):
+    def forward(self, x, drop=_identity):
         b, l, d = x.shape
         qkv = self.qkv(x).reshape(b, l, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
         w = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d // self.heads), dim=-1)
-        return self.proj((w @ v).transpose(1, 2).reshape(b, l, d))
+        return drop(self.proj((w @ v).transpose(1, 2).reshape(b, l, d)))
 
 
 class Mlp(nn.Module):
@@ -331,8 +352,8 @@ class Mlp(nn.Module):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(d, m), nn.Linear(m, d)
 
-    def forward(self, x):
-        return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+    def forward(self, x, drop=_identity):
+        return self.fc2(drop(F.gelu(self.fc1(x), approximate="tanh")))
 
 
 class DiTBlock(nn.Module):
@@ -342,10 +363,10 @@ class DiTBlock(nn.Module):
         self.mlp = Mlp(d, int(d * mlp_ratio))
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(d, 6 * d))
 
-    def forward(self, x, c):
+    def forward(self, x, c, drop=_identity):
         s1, sc1, g1, s2, sc2, g2 = self.adaLN_modulation(c).chunk(6, dim=1)
-        x = x + g1[:, None] * self.attn(modulate(layer_norm(x), s1, sc1))
-        return x + g2[:, None] * self.mlp(modulate(layer_norm(x), s2, sc2))
+        x = x + g1[:, None] * self.attn(modulate(layer_norm(x), s1, sc1), drop)
+        return x + g2[:, None] * self.mlp(modulate(layer_norm(x), s2, sc2), drop)
 
 
 class FinalLayer(nn.Module):
@@ -388,7 +409,7 @@ class PatchEmbed(nn.Module):
         return self.proj(x).flatten(2).transpose(1, 2)
 
 
-class DiT(nn.Module):
+class DiT(HashDropout, nn.Module):
     def __init__(
         self,
         image_size=28,
@@ -402,8 +423,10 @@ class DiT(nn.Module):
         num_classes=None,
         embedding=None,
         time_scale=1.0,
+        dropout=0.0,
     ):
         super().__init__()
+        self.dropout_rate, self.dropout_seed, self.dropout_calls = dropout, 0, 0
         embedding = embedding or {"kind": "sinusoidal", "dim": 256, "max_period": 10000.0}
         g = image_size // patch_size
         self.g, self.p, self.co = g, patch_size, out_channels
@@ -427,14 +450,14 @@ class DiT(nn.Module):
                 y = torch.full((x.shape[0],), self.num_classes, dtype=torch.int64, device=x.device)
             c = c + self.y_embedder(y)
         for blk in self.blocks:
-            h = blk(h, c)
+            h = blk(h, c, self.dropout)
         h = self.final_layer(h, c)
         b, g, p, co = x.shape[0], self.g, self.p, self.co
         h = h.reshape(b, g, g, p, p, co)
         return torch.einsum("nhwpqc->nchpwq", h).reshape(b, co, g * p, g * p)
 
 
-class SeqTransformer(nn.Module):
+class SeqTransformer(HashDropout, nn.Module):
     def __init__(
         self,
         vocab_size=28,
@@ -445,8 +468,10 @@ class SeqTransformer(nn.Module):
         mlp_ratio=4.0,
         embedding=None,
         time_scale=1.0,
+        dropout=0.0,
     ):
         super().__init__()
+        self.dropout_rate, self.dropout_seed, self.dropout_calls = dropout, 0, 0
         embedding = embedding or {"kind": "sinusoidal", "dim": 128, "max_period": 10000.0}
         self.time_scale = time_scale
         self.tok_embed = nn.Embedding(vocab_size, hidden)
@@ -459,5 +484,5 @@ class SeqTransformer(nn.Module):
         h = self.tok_embed(tokens) + self.pos_embed[:, : tokens.shape[1]]
         c = self.t_embedder(t * self.time_scale)
         for blk in self.blocks:
-            h = blk(h, c)
+            h = blk(h, c, self.dropout)
         return self.final_layer(h, c)

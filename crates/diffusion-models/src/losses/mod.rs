@@ -1,7 +1,8 @@
 //! Training objectives: denoising score matching with any target and weighting ([`DsmLoss`]),
 //! the EDM loss ([`EdmLoss`]), flow matching ([`FlowMatchingLoss`]), continuous-time
 //! consistency training and distillation under TrigFlow ([`ScmLoss`]), progressive distillation
-//! ([`ProgressiveDistillation`]) and Soft Mixture Denoising ([`SmdLoss`]); distillation
+//! ([`ProgressiveDistillation`]), Soft Mixture Denoising ([`SmdLoss`]) and Improved DDPM's
+//! learned-variance hybrid loss ([`IddpmLoss`]); distillation
 //! objectives hold a frozen [`Teacher`].
 //!
 //! Each objective has a pure per-sample form (`per_sample`, given the times and the noise, for
@@ -13,6 +14,7 @@
 pub mod dsm;
 pub mod edm;
 pub mod flow;
+pub mod iddpm;
 pub mod progressive;
 pub mod scm;
 pub mod smd;
@@ -21,6 +23,7 @@ pub mod teacher;
 pub use dsm::{DsmLoss, Weighting};
 pub use edm::EdmLoss;
 pub use flow::{FlowMatchingLoss, TimeSampling};
+pub use iddpm::{Chain, Decoder, EpsHead, IddpmLoss, Variance};
 pub use progressive::ProgressiveDistillation;
 pub use scm::{jvp, AdaptiveWeight, ScmConfig, ScmLoss};
 pub use smd::SmdLoss;

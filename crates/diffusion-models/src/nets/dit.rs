@@ -30,6 +30,16 @@
 //! with `c = t_embedder(t) + y_embedder(y)` and `M = floor(D * mlp_ratio)`. Attention is
 //! multi-head `softmax(q k^T / sqrt(d)) v` with the `qkv` output laid out `[3, heads, d]`.
 //!
+//! Dropout (rate `dropout`, 0 by default as in DiT; active only after [`Dit::set_train`]`(true)`)
+//! sits where timm's `Attention` / `Mlp` put `proj_drop` and `drop1`: on the attention output
+//! after `proj` and on the MLP's hidden activation after the GELU, two calls per block in that
+//! order: `attn = drop(proj(...))`, `mlp = fc2(drop(gelu(fc1(...))))` (Srivastava et al. 2014;
+//! Vaswani et al. 2017, arXiv:1706.03762, Sec. 5.4, dropout on each sub-layer's output). Its masks
+//! are the seeded hash of [`super::layers`] (key: the dropout seed and a call counter, as in the
+//! U-Net), so train mode is reproducible on every device and matches `DiT` of
+//! `tools/torch_ref/nets.py` mask for mask; [`Dit::set_dropout_seed`] sets the seed and restarts
+//! the counter. With rate 0 (or in eval mode) the output is bit-identical to a net without it.
+//!
 //! Positional embedding (MAE / DiT `get_2d_sincos_pos_embed`): token `n = i * g + j` (patch row
 //! `i`, column `j`, `g = image_size / patch_size`) gets `[E(j), E(i)]`, each `E` of width `D/2`:
 //! `E(x) = [sin(x w_0), .., sin(x w_{D/4-1}), cos(x w_0), ..]` with `w_k = 10000^(-k / (D/4))`.
@@ -43,12 +53,14 @@
 
 use super::embedding::TimeEmbedding;
 use super::layers::{
-    attention, conv2d, embedding_table, image_input, linear, ImageInput, Init, TimeMlp,
+    attention, conv2d, dropout_key, embedding_table, hash_dropout, image_input, linear, splitmix64,
+    ImageInput, Init, TimeMlp,
 };
 use super::{fill_from_host, TimeNet};
 use crate::error::{ModelError, Result};
 use diffusion_core::HostNoise;
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use tch::nn::{self, Module};
 use tch::{Device, Kind, Tensor};
 
@@ -82,6 +94,9 @@ pub struct DitConfig {
     pub embedding: TimeEmbedding,
     /// The network's time input is multiplied by this before the embedding.
     pub time_scale: f64,
+    /// Dropout rate on the attention and MLP activations of every block (train mode only; 0:
+    /// none, DiT's default).
+    pub dropout: f64,
 }
 
 impl Default for DitConfig {
@@ -101,6 +116,7 @@ impl Default for DitConfig {
                 max_period: 10000.0,
             },
             time_scale: 1.0,
+            dropout: 0.0,
         }
     }
 }
@@ -113,7 +129,14 @@ pub(crate) fn validate_transformer(
     mlp_ratio: f64,
     time_scale: f64,
     embedding: &TimeEmbedding,
+    dropout: f64,
 ) -> Result<()> {
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(ModelError::invalid(
+            "model.dropout",
+            format!("must lie in [0, 1), got {dropout}"),
+        ));
+    }
     if hidden == 0 {
         return Err(ModelError::invalid("model.hidden", "must be at least 1"));
     }
@@ -190,6 +213,7 @@ impl DitConfig {
             self.mlp_ratio,
             self.time_scale,
             &self.embedding,
+            self.dropout,
         )
     }
 }
@@ -224,6 +248,55 @@ fn layer_norm(x: &Tensor) -> Tensor {
     x.layer_norm([d], None::<&Tensor>, None::<&Tensor>, 1e-6, true)
 }
 
+/// Train-mode dropout of a transformer (the DiT and the sequence transformer): a rate, a
+/// train/eval switch, and the seed and call counter that key the hash masks.
+#[derive(Debug)]
+pub(crate) struct Dropout {
+    rate: f64,
+    train: Cell<bool>,
+    seed: Cell<u64>,
+    calls: Cell<u64>,
+}
+
+impl Dropout {
+    /// Eval mode, dropout seed derived from the network's seed.
+    pub(crate) fn new(rate: f64, seed: u64) -> Self {
+        Dropout {
+            rate,
+            train: Cell::new(false),
+            seed: Cell::new(splitmix64(seed ^ 0x6472_6f70_6f75_7421)),
+            calls: Cell::new(0),
+        }
+    }
+
+    pub(crate) fn set_train(&self, train: bool) {
+        self.train.set(train);
+    }
+
+    pub(crate) fn is_train(&self) -> bool {
+        self.train.get()
+    }
+
+    pub(crate) fn set_seed(&self, seed: u64) {
+        self.seed.set(seed);
+        self.calls.set(0);
+    }
+
+    pub(crate) fn state(&self) -> (u64, u64) {
+        (self.seed.get(), self.calls.get())
+    }
+
+    /// `h` with inverted dropout in train mode (a shallow copy otherwise).
+    pub(crate) fn apply(&self, h: Tensor) -> Tensor {
+        if !self.train.get() || self.rate <= 0.0 {
+            return h;
+        }
+        let call = self.calls.get();
+        self.calls.set(call + 1);
+        hash_dropout(&h, self.rate, dropout_key(self.seed.get(), call))
+    }
+}
+
 /// One DiT block (shared with the sequence transformer).
 #[derive(Debug)]
 pub(crate) struct DitBlock {
@@ -255,7 +328,7 @@ impl DitBlock {
         }
     }
 
-    fn attn(&self, x: &Tensor) -> Tensor {
+    fn attn(&self, x: &Tensor, drop: &Dropout) -> Tensor {
         let s = x.size();
         let (b, l, d) = (s[0], s[1], s[2]);
         let qkv = self
@@ -264,19 +337,20 @@ impl DitBlock {
             .reshape([b, l, 3, self.heads, d / self.heads])
             .permute([2, 0, 3, 1, 4]);
         let a = attention(&qkv.get(0), &qkv.get(1), &qkv.get(2));
-        self.proj.forward(&a.transpose(1, 2).reshape([b, l, d]))
+        drop.apply(self.proj.forward(&a.transpose(1, 2).reshape([b, l, d])))
     }
 
-    /// `x`: `[B, L, D]` tokens; `c_act`: `silu(c)`, `[B, D]`.
-    pub(crate) fn forward(&self, x: &Tensor, c_act: &Tensor) -> Tensor {
+    /// `x`: `[B, L, D]` tokens; `c_act`: `silu(c)`, `[B, D]`; `drop`: the network's dropout.
+    pub(crate) fn forward(&self, x: &Tensor, c_act: &Tensor, drop: &Dropout) -> Tensor {
         let m = self.ada.forward(c_act).chunk(6, 1);
-        let h = self.attn(&modulate(&layer_norm(x), &m[0], &m[1]));
+        let h = self.attn(&modulate(&layer_norm(x), &m[0], &m[1]), drop);
         let x = x + m[2].unsqueeze(1) * h;
         let h = self.fc2.forward(
-            &self
-                .fc1
-                .forward(&modulate(&layer_norm(&x), &m[3], &m[4]))
-                .gelu("tanh"),
+            &drop.apply(
+                self.fc1
+                    .forward(&modulate(&layer_norm(&x), &m[3], &m[4]))
+                    .gelu("tanh"),
+            ),
         );
         &x + m[5].unsqueeze(1) * h
     }
@@ -314,6 +388,7 @@ pub struct Dit {
     blocks: Vec<DitBlock>,
     final_layer: FinalLayer,
     device: Device,
+    dropout: Dropout,
 }
 
 impl Dit {
@@ -374,12 +449,33 @@ impl Dit {
             blocks,
             final_layer,
             device: path.device(),
+            dropout: Dropout::new(cfg.dropout, seed),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &DitConfig {
         &self.config
+    }
+
+    /// Switches dropout on (`true`, training) or off (`false`, evaluation; the default).
+    pub fn set_train(&self, train: bool) {
+        self.dropout.set_train(train);
+    }
+
+    /// Whether dropout is on.
+    pub fn is_train(&self) -> bool {
+        self.dropout.is_train()
+    }
+
+    /// Sets the dropout seed and resets the dropout call counter.
+    pub fn set_dropout_seed(&self, seed: u64) {
+        self.dropout.set_seed(seed);
+    }
+
+    /// The dropout seed and the number of dropout calls made since it was set.
+    pub fn dropout_state(&self) -> (u64, u64) {
+        self.dropout.state()
     }
 }
 
@@ -405,7 +501,7 @@ impl TimeNet for Dit {
         };
         let c_act = c.silu();
         for blk in &self.blocks {
-            h = blk.forward(&h, &c_act);
+            h = blk.forward(&h, &c_act, &self.dropout);
         }
         let h = self.final_layer.forward(&h, &c_act);
         let (g, p, co) = (
@@ -428,5 +524,13 @@ impl TimeNet for Dit {
 
     fn null_class(&self) -> Option<i64> {
         self.config.num_classes.map(|k| k as i64)
+    }
+
+    fn set_train(&self, train: bool) {
+        Dit::set_train(self, train);
+    }
+
+    fn set_dropout_seed(&self, seed: u64) {
+        Dit::set_dropout_seed(self, seed);
     }
 }

@@ -20,7 +20,7 @@
 //!         self.inp = nn.Linear(data_dim, hidden)                  # inp.{weight,bias}
 //!         self.blocks = nn.ModuleList(nn.Linear(hidden, hidden)
 //!                                     for _ in range(depth))      # blocks.{i}.{weight,bias}
-//!         self.out = nn.Linear(hidden, data_dim)                  # out.{weight,bias}
+//!         self.out = nn.Linear(hidden, out_dim or data_dim)       # out.{weight,bias}
 //!     def forward(self, x, t, y=None):
 //!         e = self.time_mlp(self.time_embed(t * time_scale))
 //!         if num_classes: e = e + self.class_embed(y)
@@ -28,6 +28,9 @@
 //!         for blk in self.blocks: h = h + blk(F.silu(h + e))
 //!         return self.out(F.silu(h))
 //! ```
+//!
+//! `out_dim` (default: `data_dim`) widens the output, e.g. to `2 * data_dim` for Improved DDPM's
+//! learned variances (`losses::iddpm`: eps and the variance interpolation `v`).
 //!
 //! Initialization follows `nn.Linear`'s default (weights and biases uniform on
 //! `+-1/sqrt(fan_in)`) and `nn.Embedding`'s (`N(0, 1)`), except that `out` starts at zero, so an
@@ -57,6 +60,8 @@ pub struct MlpConfig {
     pub time_scale: f64,
     /// Number of classes for class conditioning (0: unconditional).
     pub num_classes: usize,
+    /// Width of the output (`None`: `data_dim`; `2 * data_dim` for a learned variance).
+    pub out_dim: Option<usize>,
 }
 
 impl Default for MlpConfig {
@@ -71,6 +76,7 @@ impl Default for MlpConfig {
             },
             time_scale: 1.0,
             num_classes: 0,
+            out_dim: None,
         }
     }
 }
@@ -81,6 +87,7 @@ impl MlpConfig {
         for (name, v) in [
             ("model.data_dim", self.data_dim),
             ("model.hidden", self.hidden),
+            ("model.out_dim", self.out_dim.unwrap_or(1)),
         ] {
             if v == 0 {
                 return Err(ModelError::invalid(name, "must be at least 1"));
@@ -158,7 +165,7 @@ impl Mlp {
                 l
             })
             .collect();
-        let out = zero_linear(path / "out", h, d);
+        let out = zero_linear(path / "out", h, config.out_dim.unwrap_or(d));
         Ok(Mlp {
             config: config.clone(),
             time_embed,

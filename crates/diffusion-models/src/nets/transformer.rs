@@ -26,8 +26,12 @@
 //! Sequences may be shorter than `seq_len` (the first `L` positions are used). The vocabulary
 //! includes the mask token of an absorbing process, if any. The zero-initialised final layer
 //! starts the network at uniform logits.
+//!
+//! Dropout (rate `dropout`, 0 by default) is the DiT's: on each block's attention output and MLP
+//! hidden activation, seeded hash masks, active only after [`SeqTransformer::set_train`]`(true)`
+//! (see [`super::dit`]).
 
-use super::dit::{validate_transformer, DitBlock, FinalLayer};
+use super::dit::{validate_transformer, DitBlock, Dropout, FinalLayer};
 use super::embedding::TimeEmbedding;
 use super::layers::{embedding_table, Init, TimeMlp};
 use super::{check_time, fill_from_host, TimeNet};
@@ -60,6 +64,9 @@ pub struct SeqTransformerConfig {
     pub embedding: TimeEmbedding,
     /// The network's time input is multiplied by this before the embedding.
     pub time_scale: f64,
+    /// Dropout rate on the attention and MLP activations of every block (train mode only; 0:
+    /// none).
+    pub dropout: f64,
 }
 
 impl Default for SeqTransformerConfig {
@@ -76,6 +83,7 @@ impl Default for SeqTransformerConfig {
                 max_period: 10000.0,
             },
             time_scale: 1.0,
+            dropout: 0.0,
         }
     }
 }
@@ -99,6 +107,7 @@ impl SeqTransformerConfig {
             self.mlp_ratio,
             self.time_scale,
             &self.embedding,
+            self.dropout,
         )
     }
 }
@@ -113,6 +122,7 @@ pub struct SeqTransformer {
     blocks: Vec<DitBlock>,
     final_layer: FinalLayer,
     device: Device,
+    dropout: Dropout,
 }
 
 impl SeqTransformer {
@@ -155,12 +165,33 @@ impl SeqTransformer {
             blocks,
             final_layer,
             device: path.device(),
+            dropout: Dropout::new(cfg.dropout, seed),
         })
     }
 
     /// The configuration.
     pub fn config(&self) -> &SeqTransformerConfig {
         &self.config
+    }
+
+    /// Switches dropout on (`true`, training) or off (`false`, evaluation; the default).
+    pub fn set_train(&self, train: bool) {
+        self.dropout.set_train(train);
+    }
+
+    /// Whether dropout is on.
+    pub fn is_train(&self) -> bool {
+        self.dropout.is_train()
+    }
+
+    /// Sets the dropout seed and resets the dropout call counter.
+    pub fn set_dropout_seed(&self, seed: u64) {
+        self.dropout.set_seed(seed);
+    }
+
+    /// The dropout seed and the number of dropout calls made since it was set.
+    pub fn dropout_state(&self) -> (u64, u64) {
+        self.dropout.state()
     }
 
     /// Logits `[B, L, V]` for integer tokens `[B, L]` (values in `0..vocab_size`, `L <=
@@ -203,7 +234,7 @@ impl SeqTransformer {
             + self.pos_embed.narrow(1, 0, l);
         let c_act = self.t_embedder.forward(&t).silu();
         for blk in &self.blocks {
-            h = blk.forward(&h, &c_act);
+            h = blk.forward(&h, &c_act, &self.dropout);
         }
         Ok(self.final_layer.forward(&h, &c_act))
     }
@@ -227,5 +258,13 @@ impl TimeNet for SeqTransformer {
 
     fn device(&self) -> Device {
         self.device
+    }
+
+    fn set_train(&self, train: bool) {
+        SeqTransformer::set_train(self, train);
+    }
+
+    fn set_dropout_seed(&self, seed: u64) {
+        SeqTransformer::set_dropout_seed(self, seed);
     }
 }

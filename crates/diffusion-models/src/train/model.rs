@@ -51,16 +51,12 @@ impl Net {
 
     /// Train mode (dropout on) or eval mode; a no-op for networks without dropout.
     pub fn set_train(&self, train: bool) {
-        if let Net::UNet(n) = self {
-            n.set_train(train);
-        }
+        self.as_time_net().set_train(train);
     }
 
     /// Seeds the dropout masks of the next forward passes (a no-op without dropout).
     pub fn set_dropout_seed(&self, seed: u64) {
-        if let Net::UNet(n) = self {
-            n.set_dropout_seed(seed);
-        }
+        self.as_time_net().set_dropout_seed(seed);
     }
 }
 
