@@ -5,7 +5,7 @@
 #   cargo xtask run -- build --release -p diffusion --bin diffusion -p diffusion-benches \
 #     --features diffusion-benches/train --bin train_bench --bin sample_bench
 #   mkdir -p .dev/bin .dev/fmnist && cp target/release/{diffusion,train_bench,sample_bench} .dev/bin/
-#   cp /usr/share/datasets/fashion-mnist/*.gz .dev/fmnist/
+#   cp /usr/share/datasets/fashion-mnist/*.gz .dev/fmnist/     # all four: train and t10k
 #   pip download --no-deps diffusers==0.42.1 importlib_metadata zipp -d .whl
 # then, there: STEPS=2000 EMA=0.99 bash tools/bench/gpu/run.sh   (about 7 minutes on an H100)
 # 1. training throughput, Rust vs PyTorch (same U-Net, batch 256, AdamW, clipping, EMA; fp32 and

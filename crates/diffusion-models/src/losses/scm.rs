@@ -229,12 +229,12 @@ impl AdaptiveWeight {
             let val = fits(p, get(n)?)?;
             let grad = fits(p, get(&format!("grad.{n}"))?)?;
             tch::no_grad(|| {
-                let _ = p.shallow_clone().copy_(&val);
+                p.shallow_clone().copy_(&val);
             });
             let mut g = p.grad();
             if g.defined() {
                 tch::no_grad(|| {
-                    let _ = g.copy_(&grad);
+                    g.copy_(&grad);
                 });
             }
             m.push(get(&format!("exp_avg.{n}"))?.shallow_clone());

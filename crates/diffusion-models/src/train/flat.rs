@@ -155,7 +155,7 @@ impl FlatLayout {
                 ));
             }
             tch::no_grad(|| {
-                let _ = v.shallow_clone().copy_(&g);
+                v.shallow_clone().copy_(&g);
             });
             g.set_data(&v);
         }
@@ -178,7 +178,7 @@ impl FlatLayout {
                 return Ok(moved + 1);
             }
             tch::no_grad(|| {
-                let _ = v.shallow_clone().copy_(&g);
+                v.shallow_clone().copy_(&g);
             });
             g.set_data(v);
             moved += 1;

@@ -515,10 +515,10 @@ impl Trainer {
             }
             Some(low) => {
                 tch::no_grad(|| {
-                    let _ = low.flat.shallow_clone().copy_(&self.flat);
+                    low.flat.shallow_clone().copy_(&self.flat);
                     let _ = low.grads.shallow_clone().zero_();
                     for (m, c) in &low.others {
-                        let _ = c.shallow_clone().copy_(m);
+                        c.shallow_clone().copy_(m);
                     }
                 });
                 low.net.set_train(true);
@@ -539,7 +539,7 @@ impl Trainer {
                 // The master parameters' gradients are the bf16 copy's, as float32.
                 self.layout.adopt_grads(&low.params, &low.grads)?;
                 tch::no_grad(|| {
-                    let _ = self.grads.shallow_clone().copy_(&low.grads);
+                    self.grads.shallow_clone().copy_(&low.grads);
                 });
             }
         }
