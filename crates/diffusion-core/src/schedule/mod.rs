@@ -69,6 +69,42 @@ pub const SCHEDULES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The discrete DDPM table of a `ddpm-linear`, `ddpm-scaled-linear` or `ddpm-cosine` spec
+/// (parameters as in [`SCHEDULES`]), as the concrete type (for objectives that need its tables).
+pub fn build_ddpm(text: &str) -> Result<DdpmDiscrete> {
+    let mut spec = Spec::parse(text)?;
+    if !spec.name.starts_with("ddpm-") {
+        let known = ["ddpm-linear", "ddpm-scaled-linear", "ddpm-cosine"];
+        return Err(spec.unknown("discrete DDPM schedule", &known));
+    }
+    let table = ddpm_from(&mut spec)?;
+    spec.finish()?;
+    Ok(table)
+}
+
+fn ddpm_from(spec: &mut Spec) -> Result<DdpmDiscrete> {
+    let n = ddpm_discrete::count("n", spec.take("n", 1000.0))?;
+    let kind = match spec.name.as_str() {
+        "ddpm-linear" => BetaSchedule::Linear {
+            beta_start: spec.take("beta_start", 1e-4),
+            beta_end: spec.take("beta_end", 0.02),
+        },
+        "ddpm-scaled-linear" => BetaSchedule::ScaledLinear {
+            beta_start: spec.take("beta_start", 0.00085),
+            beta_end: spec.take("beta_end", 0.012),
+        },
+        "ddpm-cosine" => BetaSchedule::SquaredCosCapV2 {
+            max_beta: spec.take("max_beta", 0.999),
+        },
+        _ => {
+            let known = ["ddpm-linear", "ddpm-scaled-linear", "ddpm-cosine"];
+            return Err(spec.unknown("discrete DDPM schedule", &known));
+        }
+    };
+    let zero_snr = ddpm_discrete::flag("zero_snr", spec.take("zero_snr", 0.0))?;
+    DdpmDiscrete::new(kind, n, zero_snr)
+}
+
 /// Builds a schedule from a spec such as `vp-linear:beta_max=20` or `edm:sigma_max=80`.
 pub fn build(text: &str) -> Result<Box<dyn NoiseSchedule>> {
     let mut spec = Spec::parse(text)?;
@@ -94,24 +130,7 @@ pub fn build(text: &str) -> Result<Box<dyn NoiseSchedule>> {
         )?),
         "flow" => Box::new(RectifiedFlow::new()),
         "trigflow" => Box::new(TrigFlow::new(spec.take("sigma_d", 1.0))?),
-        "ddpm-linear" | "ddpm-scaled-linear" | "ddpm-cosine" => {
-            let n = ddpm_discrete::count("n", spec.take("n", 1000.0))?;
-            let kind = match spec.name.as_str() {
-                "ddpm-linear" => BetaSchedule::Linear {
-                    beta_start: spec.take("beta_start", 1e-4),
-                    beta_end: spec.take("beta_end", 0.02),
-                },
-                "ddpm-scaled-linear" => BetaSchedule::ScaledLinear {
-                    beta_start: spec.take("beta_start", 0.00085),
-                    beta_end: spec.take("beta_end", 0.012),
-                },
-                _ => BetaSchedule::SquaredCosCapV2 {
-                    max_beta: spec.take("max_beta", 0.999),
-                },
-            };
-            let zero_snr = ddpm_discrete::flag("zero_snr", spec.take("zero_snr", 0.0))?;
-            Box::new(DdpmDiscrete::new(kind, n, zero_snr)?)
-        }
+        "ddpm-linear" | "ddpm-scaled-linear" | "ddpm-cosine" => Box::new(ddpm_from(&mut spec)?),
         _ => {
             let known: Vec<&str> = SCHEDULES.iter().map(|s| s.0).collect();
             return Err(spec.unknown("schedule", &known));

@@ -710,6 +710,11 @@ impl Objective for IddpmLoss {
     fn schedule(&self) -> &dyn NoiseSchedule {
         &self.schedule
     }
+
+    /// Learned-variance networks are sampled through their eps half ([`EpsHead`]).
+    fn sampling_net<'a>(&self, net: &'a dyn TimeNet) -> Option<Box<dyn TimeNet + 'a>> {
+        (self.variance == Variance::Learned).then(|| Box::new(EpsHead(net)) as Box<dyn TimeNet>)
+    }
 }
 
 #[cfg(test)]

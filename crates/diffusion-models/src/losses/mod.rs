@@ -55,6 +55,13 @@ pub trait Objective {
     fn parameterization(&self) -> Parameterization;
     /// The forward process the network was trained on (and should be sampled with).
     fn schedule(&self) -> &dyn NoiseSchedule;
+    /// How samplers should see a network trained with this objective: `None` (the default) when
+    /// its output is the prediction of [`Objective::parameterization`] as it is; a wrapper when
+    /// the network outputs more (iDDPM's learned variances: the eps half, [`iddpm::EpsHead`]).
+    fn sampling_net<'a>(&self, net: &'a dyn TimeNet) -> Option<Box<dyn TimeNet + 'a>> {
+        let _ = net;
+        None
+    }
     /// The objective's own training state (learned weights, their optimizer state and pending
     /// gradients, counters) as named tensors, saved in checkpoints so a resumed run continues
     /// exactly; empty (the default) for objectives without state.

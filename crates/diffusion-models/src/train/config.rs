@@ -11,7 +11,7 @@
 //! hidden = 128
 //! depth = 3
 //! embedding = { kind = "fourier", dim = 32, scale = 4.0 }
-//! [loss]                         # kind = "edm" | "dsm" | "flow" | "scm"
+//! [loss]                         # kind = "edm" | "dsm" | "flow" | "scm" | "iddpm"
 //! kind = "edm"
 //! sigma_data = 2.0
 //! [train]                        # every field optional
@@ -35,7 +35,8 @@ use crate::data::{DataSource, ImageData, ImageOptions, Sampling, ToyData};
 use crate::denoiser::Output;
 use crate::error::{ModelError, Result};
 use crate::losses::{
-    DsmLoss, EdmLoss, FlowMatchingLoss, Objective, ScmConfig, ScmLoss, TimeSampling, Weighting,
+    Decoder, DsmLoss, EdmLoss, FlowMatchingLoss, IddpmLoss, Objective, ScmConfig, ScmLoss,
+    TimeSampling, Variance, Weighting,
 };
 use crate::precond::EdmPrecond;
 use diffusion_core::Toy2d;
@@ -169,7 +170,7 @@ impl FmnistConfig {
     }
 }
 
-/// The objective (TOML `[loss]` with `kind = "edm" | "dsm" | "flow" | "scm"`).
+/// The objective (TOML `[loss]` with `kind = "edm" | "dsm" | "flow" | "scm" | "iddpm"`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum LossConfig {
@@ -234,6 +235,36 @@ pub enum LossConfig {
         #[serde(default = "yes")]
         adaptive: bool,
     },
+    /// Improved DDPM's hybrid loss `L_simple + lambda L_vlb` with learned variances
+    /// (`losses::iddpm`). A learned-variance network outputs twice the data's channels (MLP
+    /// `out_dim`, U-Net / DiT `out_channels`); samplers see its eps half.
+    Iddpm {
+        /// The discrete table, a `ddpm-linear | ddpm-scaled-linear | ddpm-cosine` spec.
+        #[serde(default = "ddpm_cosine")]
+        schedule: String,
+        /// Weight of `L_vlb`.
+        #[serde(default = "iddpm_lambda")]
+        lambda: f64,
+        /// The `k = 0` term: `gaussian` (real-valued data) or `discretized` (8-bit images).
+        #[serde(default = "gaussian_decoder")]
+        decoder: Decoder,
+        /// `learned`, `fixed-small` or `fixed-large`.
+        #[serde(default = "learned")]
+        variance: Variance,
+    },
+}
+
+fn ddpm_cosine() -> String {
+    "ddpm-cosine".into()
+}
+fn iddpm_lambda() -> f64 {
+    0.001
+}
+fn gaussian_decoder() -> Decoder {
+    Decoder::Gaussian
+}
+fn learned() -> Variance {
+    Variance::Learned
 }
 
 fn scm_p_mean() -> f64 {
@@ -648,6 +679,19 @@ impl TrainConfig {
                     crate::device::parse_device(&self.device)?,
                 )?)
             }
+            LossConfig::Iddpm {
+                schedule,
+                lambda,
+                decoder,
+                variance,
+            } => Box::new(
+                IddpmLoss::new(
+                    diffusion_core::schedule::build_ddpm(schedule)?,
+                    *lambda,
+                    *decoder,
+                )?
+                .with_variance(*variance),
+            ),
         })
     }
 }
@@ -695,6 +739,15 @@ mod tests {
         );
         assert!(TrainConfig::from_toml_str(&format!(
             "{base}[loss]\nkind = \"scm\"\np_std = 0.0\n"
+        ))
+        .is_err());
+        let iddpm = TrainConfig::from_toml_str(&format!(
+            "{base}[loss]\nkind = \"iddpm\"\nschedule = \"ddpm-linear:n=100\"\nvariance = \"fixed-small\"\n"
+        ))
+        .unwrap();
+        assert!(iddpm.objective().unwrap().name().contains("FixedSmall"));
+        assert!(TrainConfig::from_toml_str(&format!(
+            "{base}[loss]\nkind = \"iddpm\"\nschedule = \"edm\"\n"
         ))
         .is_err());
         assert!(TrainConfig::from_toml_str(&format!(

@@ -639,6 +639,8 @@ impl Trainer {
         n: usize,
         seed: u64,
     ) -> Result<(Tensor, Option<Tensor>)> {
+        let head = self.objective.sampling_net(net);
+        let net: &dyn TimeNet = head.as_deref().unwrap_or(net);
         let cfg = &self.config.sample;
         let schedule = self.objective.schedule();
         let grid = TimeGrid::build(&cfg.grid, schedule, cfg.steps)?;
