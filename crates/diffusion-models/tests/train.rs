@@ -6,34 +6,8 @@ use diffusion_models::train::{
 };
 use diffusion_models::ModelError;
 
-fn tiny(steps: u64) -> TrainConfig {
-    TrainConfig::from_toml_str(&format!(
-        r#"
-seed = 3
-[data]
-toy = "8gaussians"
-[model]
-hidden = 16
-depth = 2
-embedding = {{ kind = "fourier", dim = 8, scale = 2.0 }}
-[loss]
-kind = "edm"
-sigma_data = 2.0
-p_mean = 0.0
-[train]
-steps = {steps}
-batch_size = 64
-lr = 5e-3
-warmup_steps = 5
-weight_decay = 0.01
-grad_clip = 0.5
-ema_decays = [0.9, 0.99]
-log_every = 1
-checkpoint_every = 0
-"#
-    ))
-    .unwrap()
-}
+mod common;
+use common::tiny;
 
 #[test]
 fn resume_continues_exactly() {

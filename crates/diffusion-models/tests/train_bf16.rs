@@ -1,36 +1,10 @@
 //! The bf16 training path on the CPU (`DIFFUSION_BF16_ON_CPU=1`), in a test binary of its own
 //! because the switch is a process-wide environment variable.
 
-use diffusion_models::train::{RunOptions, TrainConfig, Trainer};
+use diffusion_models::train::{RunOptions, Trainer};
 
-fn tiny(steps: u64) -> TrainConfig {
-    TrainConfig::from_toml_str(&format!(
-        r#"
-seed = 3
-[data]
-toy = "8gaussians"
-[model]
-hidden = 16
-depth = 2
-embedding = {{ kind = "fourier", dim = 8, scale = 2.0 }}
-[loss]
-kind = "edm"
-sigma_data = 2.0
-p_mean = 0.0
-[train]
-steps = {steps}
-batch_size = 64
-lr = 5e-3
-warmup_steps = 5
-weight_decay = 0.01
-grad_clip = 0.5
-ema_decays = [0.9, 0.99]
-log_every = 1
-checkpoint_every = 0
-"#
-    ))
-    .unwrap()
-}
+mod common;
+use common::tiny;
 
 /// The bf16 path (a bfloat16 compute copy with flat parameter and gradient buffers, float32
 /// master weights), forced onto the CPU: its losses follow the float32 run's to bfloat16

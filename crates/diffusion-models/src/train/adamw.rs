@@ -118,6 +118,15 @@ impl AdamW {
         })
     }
 
+    /// Counts one more update and returns its bias corrections: `sqrt(1 - b2^k)` and the step
+    /// size `lr / (1 - b1^k)`.
+    fn advance(&mut self, lr: f64) -> (f64, f64) {
+        self.step += 1;
+        let k = self.step as i32;
+        let bc1 = 1.0 - self.config.beta1.powi(k);
+        ((1.0 - self.config.beta2.powi(k)).sqrt(), lr / bc1)
+    }
+
     /// Sets the number of updates done (the bias corrections depend on it), e.g. after updates
     /// that a device-side gate turned into no-ops.
     pub fn set_steps_done(&mut self, step: u64) {
@@ -130,12 +139,17 @@ impl AdamW {
     /// are left exactly as they were (the gradient must then be finite, e.g. zeroed), and the
     /// step count still advances ([`AdamW::set_steps_done`] rewinds it).
     pub fn step_flat(&mut self, p: &Tensor, g: &Tensor, lr: f64, gate: &Tensor) -> Result<()> {
-        let [m, v, scratch] = self.flat.as_ref().ok_or_else(|| {
-            ModelError::invalid(
-                "optimizer",
-                "step_flat needs an optimizer built by AdamW::flat",
-            )
-        })?;
+        let [m, v, scratch] = self
+            .flat
+            .as_ref()
+            .ok_or_else(|| {
+                ModelError::invalid(
+                    "optimizer",
+                    "step_flat needs an optimizer built by AdamW::flat",
+                )
+            })?
+            .each_ref()
+            .map(|t| t.shallow_clone());
         if p.size() != m.size() || g.size() != m.size() {
             return Err(ModelError::Shape {
                 context: "flat AdamW buffers".into(),
@@ -147,23 +161,15 @@ impl AdamW {
                 },
             });
         }
-        self.step += 1;
+        let (bc2_sqrt, step_size) = self.advance(lr);
         let AdamWConfig {
             beta1,
             beta2,
             eps,
             weight_decay,
         } = self.config;
-        let bc1 = 1.0 - beta1.powi(self.step as i32);
-        let bc2_sqrt = (1.0 - beta2.powi(self.step as i32)).sqrt();
-        let step_size = lr / bc1;
         tch::no_grad(|| {
-            let (mut p, mut m, mut v, mut s) = (
-                p.shallow_clone(),
-                m.shallow_clone(),
-                v.shallow_clone(),
-                scratch.shallow_clone(),
-            );
+            let (mut p, mut m, mut v, mut s) = (p.shallow_clone(), m, v, scratch);
             // Gated scalars: with gate 0 every factor is 1 and every weight 0.
             let decay = gate * (-lr * weight_decay) + 1.0;
             let w1 = gate * (1.0 - beta1);
@@ -249,16 +255,13 @@ impl AdamW {
                 ),
             ));
         }
-        self.step += 1;
+        let (bc2_sqrt, step_size) = self.advance(lr);
         let AdamWConfig {
             beta1,
             beta2,
             eps,
             weight_decay,
         } = self.config;
-        let bc1 = 1.0 - beta1.powi(self.step as i32);
-        let bc2_sqrt = (1.0 - beta2.powi(self.step as i32)).sqrt();
-        let step_size = lr / bc1;
         tch::no_grad(|| {
             for ((p, m), v) in params.iter().zip(&self.exp_avg).zip(&self.exp_avg_sq) {
                 let g = p.grad();

@@ -150,3 +150,34 @@ impl TimeNet for OptimalEdm {
         Device::Cpu
     }
 }
+
+/// A tiny MLP-on-eight-Gaussians training run of `steps` updates (EDM loss, AdamW with
+/// warmup, clipping, two EMA decays, a log line every update), for the trainer tests.
+pub fn tiny(steps: u64) -> diffusion_models::train::TrainConfig {
+    diffusion_models::train::TrainConfig::from_toml_str(&format!(
+        r#"
+seed = 3
+[data]
+toy = "8gaussians"
+[model]
+hidden = 16
+depth = 2
+embedding = {{ kind = "fourier", dim = 8, scale = 2.0 }}
+[loss]
+kind = "edm"
+sigma_data = 2.0
+p_mean = 0.0
+[train]
+steps = {steps}
+batch_size = 64
+lr = 5e-3
+warmup_steps = 5
+weight_decay = 0.01
+grad_clip = 0.5
+ema_decays = [0.9, 0.99]
+log_every = 1
+checkpoint_every = 0
+"#
+    ))
+    .unwrap()
+}

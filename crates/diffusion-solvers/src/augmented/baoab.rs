@@ -17,7 +17,7 @@
 //! oracle (`tests/stochastic_splitting.rs`): 5-8 times closer to the data law than OBA at the
 //! same number of steps, about as close as Euler-Maruyama at the same number of evaluations.
 
-use super::langevin::Langevin;
+use super::langevin::baoab_step;
 use super::{check_step, PhaseSolver, PhaseStep};
 use crate::error::Result;
 use diffusion_core::{BrownianPath, Phase, State};
@@ -46,15 +46,6 @@ impl<S: State> PhaseSolver<S> for Baoab {
         noise: &mut dyn BrownianPath<Phase<S>>,
     ) -> Result<Phase<S>> {
         check_step(step)?;
-        let (t0, t1) = (step.t0, step.t1);
-        let tm = 0.5 * (t0 + t1);
-        let l = Langevin::of(step.process)?;
-        let (db1, db2) = (l.beta_integral(tm, t0), l.beta_integral(t1, tm));
-        let g0 = l.score_force_at(step, &z, t0)?;
-        let z = l.a_step(l.b_step(z, &g0, db1), db1);
-        let z = l.o_step(&z, (t1, t0), (t0, t1), noise)?;
-        let z = l.a_step(z, db2);
-        let g1 = l.score_force_at(step, &z, t1)?;
-        Ok(l.b_step(z, &g1, db2))
+        baoab_step(step, z, noise, false)
     }
 }

@@ -116,6 +116,31 @@ impl Langevin {
     }
 }
 
+/// One BAOAB step from `step.t0` to `step.t1`: half kick, half drift, the exact O step, half
+/// drift, half kick. The closing kick evaluates the score again at `t1` or, when `reduced`,
+/// reuses the opening kick's score part (one evaluation per step).
+pub(crate) fn baoab_step<S: State>(
+    step: &PhaseStep<'_, S>,
+    z: Phase<S>,
+    noise: &mut dyn BrownianPath<Phase<S>>,
+    reduced: bool,
+) -> Result<Phase<S>> {
+    let (t0, t1) = (step.t0, step.t1);
+    let tm = 0.5 * (t0 + t1);
+    let l = Langevin::of(step.process)?;
+    let (db1, db2) = (l.beta_integral(tm, t0), l.beta_integral(t1, tm));
+    let g0 = l.score_force_at(step, &z, t0)?;
+    let z = l.a_step(l.b_step(z, &g0, db1), db1);
+    let z = l.o_step(&z, (t1, t0), (t0, t1), noise)?;
+    let z = l.a_step(z, db2);
+    let g1 = if reduced {
+        g0
+    } else {
+        l.score_force_at(step, &z, t1)?
+    };
+    Ok(l.b_step(z, &g1, db2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,7 +17,7 @@
 //! 3-5 times closer to the data law than Euler-Maruyama, 4-5 times than SSCS, at the same number
 //! of evaluations.
 
-use super::langevin::Langevin;
+use super::langevin::baoab_step;
 use super::{check_step, PhaseSolver, PhaseStep};
 use crate::error::Result;
 use diffusion_core::{BrownianPath, Phase, State};
@@ -46,15 +46,7 @@ impl<S: State> PhaseSolver<S> for ReducedBaoab {
         noise: &mut dyn BrownianPath<Phase<S>>,
     ) -> Result<Phase<S>> {
         check_step(step)?;
-        let (t0, t1) = (step.t0, step.t1);
-        let tm = 0.5 * (t0 + t1);
-        let l = Langevin::of(step.process)?;
-        let (db1, db2) = (l.beta_integral(tm, t0), l.beta_integral(t1, tm));
-        let g = l.score_force_at(step, &z, t0)?;
-        let z = l.a_step(l.b_step(z, &g, db1), db1);
-        let z = l.o_step(&z, (t1, t0), (t0, t1), noise)?;
-        let z = l.a_step(z, db2);
-        Ok(l.b_step(z, &g, db2))
+        baoab_step(step, z, noise, true)
     }
 }
 
