@@ -45,7 +45,9 @@ impl<S: State> Observer<S> for Trajectory {
 /// Errors: a grid outside the schedule's time range, any model or solver error, and a non-finite
 /// state after a step ([`SolverError::NonFinite`] names the step and time). This is the one
 /// finiteness check of a step: a non-finite model output propagates into the step's result
-/// ([`Step::eval`] does not check it separately).
+/// ([`Step::eval`] does not check it separately). Solvers whose final in-place update already
+/// checked the result ([`Cache::set_checked`], `true` only when it was finite) skip the separate
+/// pass; the outcome is the same.
 pub fn sample<S: State>(
     solver: &dyn Solver<S>,
     model: &dyn Denoiser<S>,
@@ -76,8 +78,10 @@ pub fn sample<S: State>(
             index,
             n_steps,
         };
+        cache.take_checked();
         x = solver.step(&step, x, &mut cache, noise)?;
-        if !x.is_finite() {
+        // A step whose last pass checked its result (`Cache::set_checked`) saves the pass here.
+        if !cache.take_checked() && !x.is_finite() {
             return Err(SolverError::NonFinite {
                 step: index,
                 t: w[1],

@@ -1,7 +1,7 @@
 //! The one-step rule every sampler implements, and the per-trajectory cache of model outputs.
 
 use crate::error::Result;
-use diffusion_core::{BrownianPath, Coeffs, Denoiser, NoiseSchedule, State};
+use diffusion_core::{BrownianPath, Coeffs, Denoiser, NoiseSchedule, Prediction, State};
 use std::collections::VecDeque;
 
 /// Everything one step needs besides the state: the model, the schedule and the step's times.
@@ -37,6 +37,22 @@ impl<S: State> Step<'_, S> {
         self.eval_with(x, t, cache.take_spare())
     }
 
+    /// The data prediction `x0_hat` of the model at `(x, t)` only, for solvers that never read
+    /// `eps_hat` (the data-prediction multistep methods): a model that predicts `x0` costs no
+    /// conversion pass at all, any other prediction is resolved as by [`Step::eval_reusing`]
+    /// (so `x0_hat` has the same bits either way) and its `eps_hat` buffer goes back to `cache`.
+    pub fn eval_x0_reusing(&self, x: &S, t: f64, cache: &mut Cache<S>) -> Result<S> {
+        match self.model.predict(x, t)? {
+            Prediction::Sample(x0) => Ok(x0),
+            p => {
+                let c = Coeffs::at(self.schedule, t);
+                let (x0, eps) = p.resolve_reusing(x, &c, cache.take_spare())?;
+                cache.recycle(eps);
+                Ok(x0)
+            }
+        }
+    }
+
     fn eval_with(&self, x: &S, t: f64, spare: Option<S>) -> Result<Eval<S>> {
         let c = Coeffs::at(self.schedule, t);
         let (x0, eps) = self.model.predict(x, t)?.resolve_reusing(x, &c, spare)?;
@@ -70,11 +86,17 @@ pub struct Eval<S> {
 /// the history and states a solver hands back with [`Cache::recycle`] are kept (only when they
 /// own their storage exclusively, [`State::is_exclusive`]) and handed out again by
 /// [`Cache::take_spare`], so that a step in a long run allocates nothing.
+///
+/// Solvers that only ever read data predictions keep them in a separate history of
+/// `(t, x0_hat)` pairs ([`Cache::push_x0`], [`Cache::back_x0`]), filled by
+/// [`Step::eval_x0_reusing`] without the `eps_hat` pass.
 #[derive(Debug)]
 pub struct Cache<S> {
     evals: VecDeque<Eval<S>>,
+    data: VecDeque<(f64, S)>,
     aux: Option<(f64, S)>,
     spare: Vec<S>,
+    checked: bool,
 }
 
 /// The most spare buffers a [`Cache`] keeps (enough for the scratch states of every solver here).
@@ -84,8 +106,10 @@ impl<S> Default for Cache<S> {
     fn default() -> Self {
         Cache {
             evals: VecDeque::new(),
+            data: VecDeque::new(),
             aux: None,
             spare: Vec::new(),
+            checked: false,
         }
     }
 }
@@ -98,6 +122,16 @@ impl<S: State> Cache<S> {
         while self.evals.len() > keep {
             if let Some(old) = self.evals.pop_front() {
                 self.recycle_eval(old);
+            }
+        }
+    }
+    /// Appends a data prediction `x0` at time `t` to the data history, keeping at most `keep`
+    /// of the newest (the dropped ones' buffers become spares).
+    pub fn push_x0(&mut self, t: f64, x0: S, keep: usize) {
+        self.data.push_back((t, x0));
+        while self.data.len() > keep {
+            if let Some((_, old)) = self.data.pop_front() {
+                self.recycle(old);
             }
         }
     }
@@ -137,6 +171,29 @@ impl<S> Cache<S> {
             .checked_sub(k + 1)
             .and_then(|i| self.evals.get(i))
     }
+    /// The `k`-th newest entry `(t, x0_hat)` of the data history (`k = 0` is the newest).
+    pub fn back_x0(&self, k: usize) -> Option<(f64, &S)> {
+        self.data
+            .len()
+            .checked_sub(k + 1)
+            .and_then(|i| self.data.get(i))
+            .map(|(t, x0)| (*t, x0))
+    }
+    /// Number of entries in the data history.
+    pub fn len_x0(&self) -> usize {
+        self.data.len()
+    }
+    /// Records whether the state a step is about to return was checked finite by the pass that
+    /// wrote it (`true` only then, e.g. from [`State::lincomb_assign_finite`]), so the driver
+    /// may skip its own check.
+    pub fn set_checked(&mut self, checked: bool) {
+        self.checked = checked;
+    }
+    /// Whether the current step's result was checked finite ([`Cache::set_checked`]); resets
+    /// the mark. [`crate::sample`] calls it after every step.
+    pub fn take_checked(&mut self) -> bool {
+        std::mem::take(&mut self.checked)
+    }
     /// Number of stored evaluations.
     pub fn len(&self) -> usize {
         self.evals.len()
@@ -145,9 +202,11 @@ impl<S> Cache<S> {
     pub fn is_empty(&self) -> bool {
         self.evals.is_empty()
     }
-    /// Forgets everything, the auxiliary state and the spare buffers included.
+    /// Forgets everything: both histories, the auxiliary state, the spare buffers and the mark.
     pub fn clear(&mut self) {
         self.evals.clear();
+        self.data.clear();
+        self.checked = false;
         self.aux = None;
         self.spare.clear();
     }

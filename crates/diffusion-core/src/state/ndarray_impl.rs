@@ -358,7 +358,10 @@ mod tests {
                     let mut s = x.clone();
                     assert!(!s.lincomb_assign_finite(a, &ub, b), "n = {n}, i = {i}");
                     let mut s = x.clone();
-                    assert!(!s.lincomb3_assign_finite(a, &u, b, &ub, c), "n = {n}, i = {i}");
+                    assert!(
+                        !s.lincomb3_assign_finite(a, &u, b, &ub, c),
+                        "n = {n}, i = {i}"
+                    );
                 }
                 // Finite inputs whose result overflows.
                 let mut big = u.clone();
@@ -368,7 +371,10 @@ mod tests {
                 let mut sf = xf.clone();
                 let mut bf = uf.clone();
                 bf[i] = 3.0e38;
-                assert!(!sf.lincomb_assign_finite(1.0, &bf, 2.0), "f32 n = {n}, i = {i}");
+                assert!(
+                    !sf.lincomb_assign_finite(1.0, &bf, 2.0),
+                    "f32 n = {n}, i = {i}"
+                );
             }
         }
         // Non-standard layouts take the unfused path with the same answer.
