@@ -245,3 +245,64 @@ pub trait Solver<S: State> {
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diffusion_core::schedule::VpLinear;
+    use ndarray::{array, Array1};
+
+    #[test]
+    fn data_only_evaluations_give_the_bits_of_full_ones_and_recycle_eps() {
+        let vp = VpLinear::default();
+        let x = array![0.3_f64, -1.7, 2.9, 1e-3];
+        let models: [&dyn Denoiser<Array1<f64>>; 3] = [
+            &|x: &Array1<f64>, _t: f64| -> diffusion_core::Result<Prediction<Array1<f64>>> {
+                Ok(Prediction::Sample(x.mapv(|v| 0.5 * v)))
+            },
+            &|x: &Array1<f64>, _t: f64| -> diffusion_core::Result<Prediction<Array1<f64>>> {
+                Ok(Prediction::Epsilon(x.mapv(|v| (v * 1.3).sin())))
+            },
+            &|x: &Array1<f64>, _t: f64| -> diffusion_core::Result<Prediction<Array1<f64>>> {
+                Ok(Prediction::V(x.mapv(|v| v * v - 0.4)))
+            },
+        ];
+        for (k, model) in models.into_iter().enumerate() {
+            let step = Step {
+                model,
+                schedule: &vp,
+                t0: 0.6,
+                t1: 0.4,
+                index: 0,
+                n_steps: 1,
+            };
+            let full = step.eval(&x, 0.6).unwrap();
+            let mut cache = Cache::new();
+            let x0 = step.eval_x0_reusing(&x, 0.6, &mut cache).unwrap();
+            assert_eq!(x0, full.x0, "model {k}");
+            // A data prediction needs no buffer; any other leaves its eps buffer as a spare.
+            assert_eq!(cache.take_spare().is_some(), k > 0, "model {k}");
+        }
+    }
+
+    #[test]
+    fn the_data_history_keeps_the_newest_and_recycles_the_rest() {
+        let mut cache = Cache::<Array1<f64>>::new();
+        assert!(cache.back_x0(0).is_none());
+        for i in 0..4 {
+            cache.push_x0(i as f64, Array1::from_elem(2, i as f64), 2);
+        }
+        assert_eq!(cache.len_x0(), 2);
+        let (t, x0) = cache.back_x0(0).unwrap();
+        assert_eq!((t, x0[0]), (3.0, 3.0));
+        assert_eq!(cache.back_x0(1).unwrap().0, 2.0);
+        assert!(cache.back_x0(2).is_none());
+        assert!(cache.take_spare().is_some() && cache.take_spare().is_some());
+        assert!(cache.take_spare().is_none());
+        assert!(cache.is_empty(), "the evaluation history is separate");
+        cache.set_checked(true);
+        assert!(cache.take_checked() && !cache.take_checked());
+        cache.clear();
+        assert_eq!(cache.len_x0(), 0);
+    }
+}
