@@ -53,6 +53,14 @@ impl<S: State> Step<'_, S> {
         }
     }
 
+    /// [`Step::eval_x0_reusing`] without a cache (a non-data prediction's `eps_hat` is dropped).
+    pub fn eval_x0(&self, x: &S, t: f64) -> Result<S> {
+        match self.model.predict(x, t)? {
+            Prediction::Sample(x0) => Ok(x0),
+            p => Ok(p.resolve(x, &Coeffs::at(self.schedule, t))?.0),
+        }
+    }
+
     fn eval_with(&self, x: &S, t: f64, spare: Option<S>) -> Result<Eval<S>> {
         let c = Coeffs::at(self.schedule, t);
         let (x0, eps) = self.model.predict(x, t)?.resolve_reusing(x, &c, spare)?;
@@ -280,6 +288,7 @@ mod tests {
             let mut cache = Cache::new();
             let x0 = step.eval_x0_reusing(&x, 0.6, &mut cache).unwrap();
             assert_eq!(x0, full.x0, "model {k}");
+            assert_eq!(step.eval_x0(&x, 0.6).unwrap(), full.x0, "model {k}");
             // A data prediction needs no buffer; any other leaves its eps buffer as a spare.
             assert_eq!(cache.take_spare().is_some(), k > 0, "model {k}");
         }

@@ -426,8 +426,7 @@ pub(crate) fn multistep_order<S: State>(
 }
 
 /// Makes sure the newest cached evaluation is the model at `(x, step.t0)`, evaluating only when
-/// it is not there yet (UniPC stores the evaluation its corrector made at the new point), and
-/// keeps at most `keep` evaluations. Returns the number of older evaluations available.
+/// it is not there yet, and keeps at most `keep` evaluations. Returns the number of older evaluations available.
 pub(crate) fn ensure_current<S: State>(
     step: &Step<'_, S>,
     x: &S,
@@ -440,6 +439,25 @@ pub(crate) fn ensure_current<S: State>(
         cache.push(e, keep);
     }
     Ok(cache.len() - 1)
+}
+
+/// [`ensure_current`] for methods that read only data predictions (DPM-Solver++(3M), UniPC):
+/// the newest entry of the cache's data history ([`Cache::back_x0`]) is made the model's
+/// `x0_hat` at `(x, step.t0)` without an `eps_hat` pass ([`Step::eval_x0_reusing`]), evaluating
+/// only when it is not there yet (UniPC stores the prediction its corrector made at the new
+/// point), and keeps at most `keep` entries. Returns the number of older data predictions available.
+pub(crate) fn ensure_current_x0<S: State>(
+    step: &Step<'_, S>,
+    x: &S,
+    cache: &mut Cache<S>,
+    keep: usize,
+) -> Result<usize> {
+    let have = cache.back_x0(0).is_some_and(|(t, _)| t == step.t0);
+    if !have {
+        let x0 = step.eval_x0_reusing(x, step.t0, cache)?;
+        cache.push_x0(step.t0, x0, keep);
+    }
+    Ok(cache.len_x0() - 1)
 }
 
 /// The values at `tau` of the Lagrange basis polynomials on distinct `nodes`.
