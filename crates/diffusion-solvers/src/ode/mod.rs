@@ -426,7 +426,8 @@ pub(crate) fn multistep_order<S: State>(
 }
 
 /// Makes sure the newest cached evaluation is the model at `(x, step.t0)`, evaluating only when
-/// it is not there yet, and keeps at most `keep` evaluations. Returns the number of older evaluations available.
+/// it is not there yet, and keeps at most `keep` evaluations. Returns the number of older
+/// evaluations available.
 pub(crate) fn ensure_current<S: State>(
     step: &Step<'_, S>,
     x: &S,
@@ -445,7 +446,8 @@ pub(crate) fn ensure_current<S: State>(
 /// the newest entry of the cache's data history ([`Cache::back_x0`]) is made the model's
 /// `x0_hat` at `(x, step.t0)` without an `eps_hat` pass ([`Step::eval_x0_reusing`]), evaluating
 /// only when it is not there yet (UniPC stores the prediction its corrector made at the new
-/// point), and keeps at most `keep` entries. Returns the number of older data predictions available.
+/// point), and keeps at most `keep` entries. Returns the number of older data predictions
+/// available.
 pub(crate) fn ensure_current_x0<S: State>(
     step: &Step<'_, S>,
     x: &S,
