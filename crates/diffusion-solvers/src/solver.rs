@@ -193,7 +193,8 @@ impl<S> Cache<S> {
     }
     /// Records whether the state a step is about to return was checked finite by the pass that
     /// wrote it (`true` only then, e.g. from [`State::lincomb_assign_finite`]), so the driver
-    /// may skip its own check.
+    /// may skip its own check. A solver that runs another solver's step and then changes the
+    /// state must clear the mark (`set_checked(false)`).
     pub fn set_checked(&mut self, checked: bool) {
         self.checked = checked;
     }
