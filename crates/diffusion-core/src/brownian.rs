@@ -39,7 +39,18 @@ pub trait BrownianPath<S> {
                 format!("a normalized Brownian increment needs t0 != t1, got t0 = t1 = {t0}"),
             ));
         }
-        Ok(self.increment(t0, t1, like)?.scale(1.0 / dt.sqrt()))
+        Ok(scaled(self.increment(t0, t1, like)?, 1.0 / dt.sqrt()))
+    }
+}
+
+/// `a z`, in the storage of `z` when it owns it exclusively ([`State::is_exclusive`]): the same
+/// bits as [`State::scale`] without a new state.
+fn scaled<S: State>(mut z: S, a: f64) -> S {
+    if z.is_exclusive() {
+        z.scale_assign(a);
+        z
+    } else {
+        z.scale(a)
     }
 }
 
@@ -73,7 +84,7 @@ impl<S: State, N: NoiseSource<S>> BrownianPath<S> for IndependentIncrements<N> {
             ));
         }
         let z = self.noise.standard_normal(like);
-        Ok(z.scale(dt.signum() * dt.abs().sqrt()))
+        Ok(scaled(z, dt.signum() * dt.abs().sqrt()))
     }
 }
 

@@ -27,6 +27,37 @@ pub(crate) fn lincomb3_owned<S: State>(mut x: S, a: f64, u: &S, b: f64, v: &S, c
     }
 }
 
+/// [`lincomb_owned`] for a step's final update: when the update is in place its pass also
+/// checks the result ([`State::lincomb_assign_finite`]); the flag is `true` only when it did and
+/// the result is finite (pass it to [`crate::solver::Cache::set_checked`], so the sampler skips
+/// its separate pass). Same values as [`lincomb_owned`].
+pub(crate) fn lincomb_checked<S: State>(mut x: S, a: f64, d: &S, b: f64) -> (S, bool) {
+    if x.is_exclusive() {
+        let ok = x.lincomb_assign_finite(a, d, b);
+        (x, ok)
+    } else {
+        (x.lincomb(a, d, b), false)
+    }
+}
+
+/// [`lincomb3_owned`] for a step's final update, checking the result in the same pass (see
+/// [`lincomb_checked`]).
+pub(crate) fn lincomb3_checked<S: State>(
+    mut x: S,
+    a: f64,
+    u: &S,
+    b: f64,
+    v: &S,
+    c: f64,
+) -> (S, bool) {
+    if x.is_exclusive() {
+        let ok = x.lincomb3_assign_finite(a, u, b, v, c);
+        (x, ok)
+    } else {
+        (x.lincomb3(a, u, b, v, c), false)
+    }
+}
+
 /// `a x`, in the storage of `x` when it owns it exclusively.
 pub(crate) fn scale_owned<S: State>(mut x: S, a: f64) -> S {
     if x.is_exclusive() {
@@ -79,5 +110,16 @@ mod tests {
         assert_eq!(scale_owned(x.clone(), c), x.scale(c));
         assert_eq!(scale_reusing(&x, b, junk.clone()), x.scale(b));
         assert_eq!(lincomb_reusing(&x, a, &u, b, junk), x.lincomb(a, &u, b));
+        let (out, ok) = lincomb_checked(x.clone(), a, &u, b);
+        assert!(ok && out == x.lincomb(a, &u, b));
+        let (out, ok) = lincomb3_checked(x.clone(), a, &u, b, &v, c);
+        assert!(ok && out == x.lincomb3(a, &u, b, &v, c));
+        let bad = array![0.0_f64, f64::NAN, 0.0, 0.0];
+        let (out, ok) = lincomb3_checked(x.clone(), a, &u, b, &bad, c);
+        assert!(
+            out[1].is_nan() && !ok,
+            "a non-finite result is not reported finite"
+        );
+        assert!(!lincomb_checked(x.clone(), a, &bad, b).1);
     }
 }

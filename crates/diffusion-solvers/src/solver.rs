@@ -1,7 +1,7 @@
 //! The one-step rule every sampler implements, and the per-trajectory cache of model outputs.
 
 use crate::error::Result;
-use diffusion_core::{BrownianPath, Coeffs, Denoiser, NoiseSchedule, State};
+use diffusion_core::{BrownianPath, Coeffs, Denoiser, NoiseSchedule, Prediction, State};
 use std::collections::VecDeque;
 
 /// Everything one step needs besides the state: the model, the schedule and the step's times.
@@ -37,6 +37,30 @@ impl<S: State> Step<'_, S> {
         self.eval_with(x, t, cache.take_spare())
     }
 
+    /// The data prediction `x0_hat` of the model at `(x, t)` only, for solvers that never read
+    /// `eps_hat` (the data-prediction multistep methods): a model that predicts `x0` costs no
+    /// conversion pass at all, any other prediction is resolved as by [`Step::eval_reusing`]
+    /// (so `x0_hat` has the same bits either way) and its `eps_hat` buffer goes back to `cache`.
+    pub fn eval_x0_reusing(&self, x: &S, t: f64, cache: &mut Cache<S>) -> Result<S> {
+        match self.model.predict(x, t)? {
+            Prediction::Sample(x0) => Ok(x0),
+            p => {
+                let c = Coeffs::at(self.schedule, t);
+                let (x0, eps) = p.resolve_reusing(x, &c, cache.take_spare())?;
+                cache.recycle(eps);
+                Ok(x0)
+            }
+        }
+    }
+
+    /// [`Step::eval_x0_reusing`] without a cache (a non-data prediction's `eps_hat` is dropped).
+    pub fn eval_x0(&self, x: &S, t: f64) -> Result<S> {
+        match self.model.predict(x, t)? {
+            Prediction::Sample(x0) => Ok(x0),
+            p => Ok(p.resolve(x, &Coeffs::at(self.schedule, t))?.0),
+        }
+    }
+
     fn eval_with(&self, x: &S, t: f64, spare: Option<S>) -> Result<Eval<S>> {
         let c = Coeffs::at(self.schedule, t);
         let (x0, eps) = self.model.predict(x, t)?.resolve_reusing(x, &c, spare)?;
@@ -70,11 +94,17 @@ pub struct Eval<S> {
 /// the history and states a solver hands back with [`Cache::recycle`] are kept (only when they
 /// own their storage exclusively, [`State::is_exclusive`]) and handed out again by
 /// [`Cache::take_spare`], so that a step in a long run allocates nothing.
+///
+/// Solvers that only ever read data predictions keep them in a separate history of
+/// `(t, x0_hat)` pairs ([`Cache::push_x0`], [`Cache::back_x0`]), filled by
+/// [`Step::eval_x0_reusing`] without the `eps_hat` pass.
 #[derive(Debug)]
 pub struct Cache<S> {
     evals: VecDeque<Eval<S>>,
+    data: VecDeque<(f64, S)>,
     aux: Option<(f64, S)>,
     spare: Vec<S>,
+    checked: bool,
 }
 
 /// The most spare buffers a [`Cache`] keeps (enough for the scratch states of every solver here).
@@ -84,8 +114,10 @@ impl<S> Default for Cache<S> {
     fn default() -> Self {
         Cache {
             evals: VecDeque::new(),
+            data: VecDeque::new(),
             aux: None,
             spare: Vec::new(),
+            checked: false,
         }
     }
 }
@@ -98,6 +130,16 @@ impl<S: State> Cache<S> {
         while self.evals.len() > keep {
             if let Some(old) = self.evals.pop_front() {
                 self.recycle_eval(old);
+            }
+        }
+    }
+    /// Appends a data prediction `x0` at time `t` to the data history, keeping at most `keep`
+    /// of the newest (the dropped ones' buffers become spares).
+    pub fn push_x0(&mut self, t: f64, x0: S, keep: usize) {
+        self.data.push_back((t, x0));
+        while self.data.len() > keep {
+            if let Some((_, old)) = self.data.pop_front() {
+                self.recycle(old);
             }
         }
     }
@@ -137,6 +179,30 @@ impl<S> Cache<S> {
             .checked_sub(k + 1)
             .and_then(|i| self.evals.get(i))
     }
+    /// The `k`-th newest entry `(t, x0_hat)` of the data history (`k = 0` is the newest).
+    pub fn back_x0(&self, k: usize) -> Option<(f64, &S)> {
+        self.data
+            .len()
+            .checked_sub(k + 1)
+            .and_then(|i| self.data.get(i))
+            .map(|(t, x0)| (*t, x0))
+    }
+    /// Number of entries in the data history.
+    pub fn len_x0(&self) -> usize {
+        self.data.len()
+    }
+    /// Records whether the state a step is about to return was checked finite by the pass that
+    /// wrote it (`true` only then, e.g. from [`State::lincomb_assign_finite`]), so the driver
+    /// may skip its own check. A solver that runs another solver's step and then changes the
+    /// state must clear the mark (`set_checked(false)`).
+    pub fn set_checked(&mut self, checked: bool) {
+        self.checked = checked;
+    }
+    /// Whether the current step's result was checked finite ([`Cache::set_checked`]); resets
+    /// the mark. [`crate::sample`] calls it after every step.
+    pub fn take_checked(&mut self) -> bool {
+        std::mem::take(&mut self.checked)
+    }
     /// Number of stored evaluations.
     pub fn len(&self) -> usize {
         self.evals.len()
@@ -145,9 +211,11 @@ impl<S> Cache<S> {
     pub fn is_empty(&self) -> bool {
         self.evals.is_empty()
     }
-    /// Forgets everything, the auxiliary state and the spare buffers included.
+    /// Forgets everything: both histories, the auxiliary state, the spare buffers and the mark.
     pub fn clear(&mut self) {
         self.evals.clear();
+        self.data.clear();
+        self.checked = false;
         self.aux = None;
         self.spare.clear();
     }
@@ -185,4 +253,66 @@ pub trait Solver<S: State> {
         cache: &mut Cache<S>,
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diffusion_core::schedule::VpLinear;
+    use ndarray::{array, Array1};
+
+    #[test]
+    fn data_only_evaluations_give_the_bits_of_full_ones_and_recycle_eps() {
+        let vp = VpLinear::default();
+        let x = array![0.3_f64, -1.7, 2.9, 1e-3];
+        let models: [&dyn Denoiser<Array1<f64>>; 3] = [
+            &|x: &Array1<f64>, _t: f64| -> diffusion_core::Result<Prediction<Array1<f64>>> {
+                Ok(Prediction::Sample(x.mapv(|v| 0.5 * v)))
+            },
+            &|x: &Array1<f64>, _t: f64| -> diffusion_core::Result<Prediction<Array1<f64>>> {
+                Ok(Prediction::Epsilon(x.mapv(|v| (v * 1.3).sin())))
+            },
+            &|x: &Array1<f64>, _t: f64| -> diffusion_core::Result<Prediction<Array1<f64>>> {
+                Ok(Prediction::V(x.mapv(|v| v * v - 0.4)))
+            },
+        ];
+        for (k, model) in models.into_iter().enumerate() {
+            let step = Step {
+                model,
+                schedule: &vp,
+                t0: 0.6,
+                t1: 0.4,
+                index: 0,
+                n_steps: 1,
+            };
+            let full = step.eval(&x, 0.6).unwrap();
+            let mut cache = Cache::new();
+            let x0 = step.eval_x0_reusing(&x, 0.6, &mut cache).unwrap();
+            assert_eq!(x0, full.x0, "model {k}");
+            assert_eq!(step.eval_x0(&x, 0.6).unwrap(), full.x0, "model {k}");
+            // A data prediction needs no buffer; any other leaves its eps buffer as a spare.
+            assert_eq!(cache.take_spare().is_some(), k > 0, "model {k}");
+        }
+    }
+
+    #[test]
+    fn the_data_history_keeps_the_newest_and_recycles_the_rest() {
+        let mut cache = Cache::<Array1<f64>>::new();
+        assert!(cache.back_x0(0).is_none());
+        for i in 0..4 {
+            cache.push_x0(i as f64, Array1::from_elem(2, i as f64), 2);
+        }
+        assert_eq!(cache.len_x0(), 2);
+        let (t, x0) = cache.back_x0(0).unwrap();
+        assert_eq!((t, x0[0]), (3.0, 3.0));
+        assert_eq!(cache.back_x0(1).unwrap().0, 2.0);
+        assert!(cache.back_x0(2).is_none());
+        assert!(cache.take_spare().is_some() && cache.take_spare().is_some());
+        assert!(cache.take_spare().is_none());
+        assert!(cache.is_empty(), "the evaluation history is separate");
+        cache.set_checked(true);
+        assert!(cache.take_checked() && !cache.take_checked());
+        cache.clear();
+        assert_eq!(cache.len_x0(), 0);
+    }
 }

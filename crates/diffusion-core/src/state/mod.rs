@@ -68,6 +68,19 @@ pub trait State: Sized + Send + 'static {
     fn lincomb3_assign(&mut self, a: f64, x: &Self, b: f64, y: &Self, c: f64) {
         *self = self.lincomb3(a, x, b, y, c);
     }
+    /// [`State::lincomb_assign`] that also answers [`State::is_finite`] for the result. The same
+    /// values as `lincomb_assign`; implementations may fold the check into the update's pass over
+    /// the data (ndarray does), so a sampler's per-step finiteness check costs no extra pass.
+    fn lincomb_assign_finite(&mut self, a: f64, other: &Self, b: f64) -> bool {
+        self.lincomb_assign(a, other, b);
+        self.is_finite()
+    }
+    /// [`State::lincomb3_assign`] that also answers [`State::is_finite`] for the result (see
+    /// [`State::lincomb_assign_finite`]).
+    fn lincomb3_assign_finite(&mut self, a: f64, x: &Self, b: f64, y: &Self, c: f64) -> bool {
+        self.lincomb3_assign(a, x, b, y, c);
+        self.is_finite()
+    }
     /// `self = a * self`, in place; the same arithmetic as [`State::scale`].
     fn scale_assign(&mut self, a: f64) {
         *self = self.scale(a);

@@ -33,6 +33,29 @@ impl Scalar for f32 {
     }
 }
 
+/// Independent partial sums of the finiteness probes (lets the compiler vectorize the pass).
+const LANES: usize = 8;
+
+/// Adds `v * 0` to `acc`: NaN exactly when `v` is NaN or infinite (a signed zero otherwise), so
+/// a sum of probes is NaN iff some entry is not finite. There is no early exit on purpose: the
+/// common case is all finite, where a branch per entry only costs.
+#[inline(always)]
+fn probe<A: Scalar>(acc: &mut f64, v: A) {
+    *acc += v.to_f64() * 0.0;
+}
+
+/// `v * 0` is a signed zero for a finite `v` and NaN otherwise: a branch-free test that the
+/// compiler vectorizes inside an update loop (cheaper there than a probe sum, measured).
+#[inline(always)]
+fn finite<A: Scalar>(v: A) -> bool {
+    v.to_f64() * 0.0 == 0.0
+}
+
+/// `true` when every partial sum of probes is zero (no entry was NaN or infinite).
+fn all_zero(acc: &[f64; LANES]) -> bool {
+    acc.iter().sum::<f64>() == 0.0
+}
+
 impl<A, D> State for Array<A, D>
 where
     A: Scalar,
@@ -97,31 +120,58 @@ where
     }
 
     fn is_finite(&self) -> bool {
-        // `v * 0` is NaN exactly when `v` is NaN or infinite (and a signed zero otherwise), so
-        // a sum of them is NaN iff some entry is not finite. Eight independent partial sums
-        // let the compiler vectorize the pass; there is no early exit on purpose (the common
-        // case is all finite, where a branch per entry only costs).
-        let probe = |acc: &mut [f64; 8], chunk: &[A]| {
-            for (a, &v) in acc.iter_mut().zip(chunk) {
-                *a += v.to_f64() * 0.0;
-            }
-        };
-        let mut acc = [0.0_f64; 8];
         match self.as_slice_memory_order() {
             Some(s) => {
-                let mut chunks = s.chunks_exact(8);
+                let mut acc = [0.0_f64; LANES];
+                let mut chunks = s.chunks_exact(LANES);
                 for c in &mut chunks {
-                    probe(&mut acc, c);
+                    for (a, &v) in acc.iter_mut().zip(c) {
+                        probe(a, v);
+                    }
                 }
-                probe(&mut acc, chunks.remainder());
+                for (a, &v) in acc.iter_mut().zip(chunks.remainder()) {
+                    probe(a, v);
+                }
+                all_zero(&acc)
             }
             None => {
+                let mut acc = 0.0_f64;
                 for &v in self.iter() {
-                    acc[0] += v.to_f64() * 0.0;
+                    probe(&mut acc, v);
                 }
+                acc == 0.0
             }
         }
-        acc.iter().sum::<f64>() == 0.0
+    }
+
+    fn lincomb_assign_finite(&mut self, a: f64, other: &Self, b: f64) -> bool {
+        assert_eq!(self.shape(), other.shape(), "State::lincomb shape mismatch");
+        // `as_slice` is `Some` only in standard layout, so the slices pair entries correctly.
+        if let (Some(s), Some(u)) = (self.as_slice_mut(), other.as_slice()) {
+            let mut ok = true;
+            for (s, &u) in s.iter_mut().zip(u) {
+                *s = A::from_f64(a * s.to_f64() + b * u.to_f64());
+                ok &= finite(*s);
+            }
+            return ok;
+        }
+        self.lincomb_assign(a, other, b);
+        self.is_finite()
+    }
+
+    fn lincomb3_assign_finite(&mut self, a: f64, x: &Self, b: f64, y: &Self, c: f64) -> bool {
+        assert_eq!(self.shape(), x.shape(), "State::lincomb3 shape mismatch");
+        assert_eq!(self.shape(), y.shape(), "State::lincomb3 shape mismatch");
+        if let (Some(s), Some(u), Some(v)) = (self.as_slice_mut(), x.as_slice(), y.as_slice()) {
+            let mut ok = true;
+            for ((s, &u), &v) in s.iter_mut().zip(u).zip(v) {
+                *s = A::from_f64(a * s.to_f64() + b * u.to_f64() + c * v.to_f64());
+                ok &= finite(*s);
+            }
+            return ok;
+        }
+        self.lincomb3_assign(a, x, b, y, c);
+        self.is_finite()
     }
 
     fn is_exclusive(&self) -> bool {
@@ -257,6 +307,62 @@ mod tests {
         assert!(!t.is_finite());
         m[[3, 1]] = 0.0;
         assert!(m.t().to_owned().is_finite());
+    }
+
+    #[test]
+    fn fused_finite_forms_give_the_same_bits_and_catch_every_non_finite_result() {
+        let (a, b, c) = (0.731_f64, -1.0 / 3.0, 2.0_f64.sqrt());
+        for n in [1_usize, 7, 8, 9, 64, 101] {
+            let x = Array1::<f64>::from_iter((0..n).map(|i| (i as f64 * 0.37).sin() * 3.1));
+            let u = x.mapv(|v| (v * 1.7).cos() - 0.2);
+            let w = x.mapv(|v| v * v - 0.9);
+            let mut s = x.clone();
+            assert!(s.lincomb_assign_finite(a, &u, b));
+            assert_eq!(s, x.lincomb(a, &u, b));
+            let mut s = x.clone();
+            assert!(s.lincomb3_assign_finite(a, &u, b, &w, c));
+            assert_eq!(s, x.lincomb3(a, &u, b, &w, c));
+            let xf = x.mapv(|v| v as f32);
+            let (uf, wf) = (u.mapv(|v| v as f32), w.mapv(|v| v as f32));
+            let mut sf = xf.clone();
+            assert!(sf.lincomb3_assign_finite(a, &uf, b, &wf, c));
+            assert_eq!(sf, xf.lincomb3(a, &uf, b, &wf, c));
+            for i in [0, n / 2, n - 1] {
+                for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                    let mut ub = u.clone();
+                    ub[i] = bad;
+                    let mut s = x.clone();
+                    assert!(!s.lincomb_assign_finite(a, &ub, b), "n = {n}, i = {i}");
+                    let mut s = x.clone();
+                    assert!(
+                        !s.lincomb3_assign_finite(a, &u, b, &ub, c),
+                        "n = {n}, i = {i}"
+                    );
+                }
+                // Finite inputs whose result overflows.
+                let mut big = u.clone();
+                big[i] = 1.0e308;
+                let mut s = x.mapv(|_| 1.0e308);
+                assert!(!s.lincomb_assign_finite(1.0, &big, 1.0), "n = {n}, i = {i}");
+                let mut sf = xf.clone();
+                let mut bf = uf.clone();
+                bf[i] = 3.0e38;
+                assert!(
+                    !sf.lincomb_assign_finite(1.0, &bf, 2.0),
+                    "f32 n = {n}, i = {i}"
+                );
+            }
+        }
+        // Non-standard layouts take the unfused path with the same answer.
+        let m = Array2::<f64>::from_shape_fn((4, 6), |(i, j)| (i * 6 + j) as f64);
+        let mut t = m.t().to_owned();
+        let mut tt = Array2::<f64>::zeros((6, 4));
+        tt.assign(&m.t());
+        let mut bad = m.clone();
+        bad[[3, 1]] = f64::NAN;
+        let bad_t = bad.reversed_axes();
+        assert!(!t.lincomb_assign_finite(1.0, &bad_t, 1.0));
+        assert!(tt.lincomb3_assign_finite(1.0, &m.t().to_owned(), 0.5, &tt.clone(), -0.5));
     }
 
     #[test]

@@ -84,6 +84,14 @@ impl<S: State> State for Phase<S> {
         self.x.lincomb3_assign(a, &x.x, b, &y.x, c);
         self.v.lincomb3_assign(a, &x.v, b, &y.v, c);
     }
+    fn lincomb_assign_finite(&mut self, a: f64, other: &Self, b: f64) -> bool {
+        let x_ok = self.x.lincomb_assign_finite(a, &other.x, b);
+        self.v.lincomb_assign_finite(a, &other.v, b) && x_ok
+    }
+    fn lincomb3_assign_finite(&mut self, a: f64, x: &Self, b: f64, y: &Self, c: f64) -> bool {
+        let x_ok = self.x.lincomb3_assign_finite(a, &x.x, b, &y.x, c);
+        self.v.lincomb3_assign_finite(a, &x.v, b, &y.v, c) && x_ok
+    }
     fn scale_assign(&mut self, a: f64) {
         self.x.scale_assign(a);
         self.v.scale_assign(a);

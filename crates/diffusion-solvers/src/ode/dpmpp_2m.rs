@@ -7,7 +7,7 @@
 //! use the first-order update (`D = x0_hat`), as k-diffusion's `sample_dpmpp_2m` does. Order 2.
 
 use crate::error::Result;
-use crate::ops::{lincomb3_owned, lincomb_owned, scale_reusing};
+use crate::ops::{lincomb3_checked, lincomb_checked, scale_reusing};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -30,31 +30,29 @@ impl<S: State> Solver<S> for DpmSolverPp2M {
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval_reusing(&x, step.t0, cache)?;
+        // Only data predictions are read (this one and the previous step's), so no eps pass.
+        let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
         let (s0, s1, a1) = (sch.sigma(step.t0), sch.sigma(step.t1), sch.alpha(step.t1));
         let out = if s1 <= 0.0 {
-            scale_reusing(&e.x0, a1, x)
+            scale_reusing(&x0, a1, x)
         } else {
             let (l0, l1) = (sch.lambda(step.t0), sch.lambda(step.t1));
             let h = l1 - l0;
             let c = -a1 * (-h).exp_m1();
-            if cache.is_empty() {
-                lincomb_owned(x, s1 / s0, &e.x0, c)
-            } else {
-                // x1 = (s1/s0) x + c D with D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev, in one pass.
-                let prev = cache.back(0).expect("the cache is not empty");
-                let r = (l0 - sch.lambda(prev.t)) / h;
-                lincomb3_owned(
-                    x,
-                    s1 / s0,
-                    &e.x0,
-                    c * (1.0 + 0.5 / r),
-                    &prev.x0,
-                    -c * 0.5 / r,
-                )
-            }
+            let (out, checked) = match cache.back_x0(0) {
+                None => lincomb_checked(x, s1 / s0, &x0, c),
+                Some((t_prev, x0_prev)) => {
+                    // x1 = (s1/s0) x + c D with D = (1 + 1/(2r)) x0 - 1/(2r) x0_prev, in one
+                    // pass that also checks the result.
+                    let r = (l0 - sch.lambda(t_prev)) / h;
+                    let (cx, cp) = (c * (1.0 + 0.5 / r), -c * 0.5 / r);
+                    lincomb3_checked(x, s1 / s0, &x0, cx, x0_prev, cp)
+                }
+            };
+            cache.set_checked(checked);
+            out
         };
-        cache.push(e, 1);
+        cache.push_x0(step.t0, x0, 1);
         Ok(out)
     }
 }

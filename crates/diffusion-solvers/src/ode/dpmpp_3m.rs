@@ -25,7 +25,7 @@
 //! order (`alpha1 x0_hat`); grids of fewer than 10 steps lower the order of the last steps
 //! (`lower_order_final`). One evaluation per step.
 
-use super::{ensure_current, multistep_order, phi, ExpStep, LOWER_ORDER_FINAL_DPM_SOLVER};
+use super::{ensure_current_x0, multistep_order, phi, ExpStep, LOWER_ORDER_FINAL_DPM_SOLVER};
 use crate::error::Result;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
@@ -55,7 +55,7 @@ impl DpmSolverPp3M {
 }
 
 /// One multistep DPM-Solver++ update of order `k` (1, 2 or 3) from `step.t0` to `step.t1`,
-/// reading the data predictions from `cache` (newest, at `t0`, first).
+/// reading the data predictions from the data history of `cache` (newest, at `t0`, first).
 pub(crate) fn dpmpp_multistep<S: State>(
     step: &Step<'_, S>,
     x: &S,
@@ -65,22 +65,26 @@ pub(crate) fn dpmpp_multistep<S: State>(
 ) -> S {
     let sch = step.schedule;
     let st = ExpStep::new(sch, step.t0, step.t1);
-    let e = |i: usize| cache.back(i).expect("history checked by multistep_order");
-    let m0 = &e(0).x0;
+    let e = |i: usize| {
+        cache
+            .back_x0(i)
+            .expect("history checked by multistep_order")
+    };
+    let m0 = e(0).1;
     if k == 1 || st.ends_clean() {
         return st.data_move(x, m0);
     }
     let h = st.h;
     let l0 = sch.lambda(step.t0);
-    let l1 = sch.lambda(e(1).t);
+    let l1 = sch.lambda(e(1).0);
     let r0 = (l0 - l1) / h;
-    let d1_0 = m0.lincomb(1.0 / r0, &e(1).x0, -1.0 / r0);
+    let d1_0 = m0.lincomb(1.0 / r0, e(1).1, -1.0 / r0);
     if k == 2 {
         // D = m0 + D1_0 / 2: the 2M update of Algorithm 2.
         return st.data_move(x, &m0.lincomb(1.0, &d1_0, 0.5));
     }
-    let r1 = (l1 - sch.lambda(e(2).t)) / h;
-    let d1_1 = e(1).x0.lincomb(1.0 / r1, &e(2).x0, -1.0 / r1);
+    let r1 = (l1 - sch.lambda(e(2).0)) / h;
+    let d1_1 = e(1).1.lincomb(1.0 / r1, e(2).1, -1.0 / r1);
     let diff = d1_0.lincomb(1.0, &d1_1, -1.0);
     let d1 = d1_0.lincomb(1.0, &diff, r0 / (r0 + r1));
     let ah = st.a1 * h;
@@ -112,7 +116,7 @@ impl<S: State> Solver<S> for DpmSolverPp3M {
         cache: &mut Cache<S>,
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
-        let history = ensure_current(step, &x, cache, 3)?;
+        let history = ensure_current_x0(step, &x, cache, 3)?;
         let k = multistep_order(step, 3, history, LOWER_ORDER_FINAL_DPM_SOLVER);
         let w = match self.weight {
             Dpmpp3MWeight::Consistent => 2.0,

@@ -183,10 +183,10 @@ fn update_and_basis<S: State>(
         n_steps: step.n_steps,
     };
     // The base solver sees the cache it would have had: DPM-Solver++(2M) keeps the previous
-    // step's first evaluation.
+    // step's data prediction in its data history (DDIM and Heun read no history).
     let mut base_cache = Cache::new();
     if let Some(prev) = cache.back(0) {
-        base_cache.push(dup_eval(prev), 1);
+        base_cache.push_x0(prev.t, prev.x0.dup(), 1);
     }
     let update = base.step(&inner, x, &mut base_cache, noise)?;
     let evals = rec.evals.into_inner();

@@ -60,7 +60,7 @@ pub use unipc::{UniPc, UniPcVariant};
 pub(crate) use dpm_solver::{dpm_solver_2, dpm_solver_3};
 
 use crate::error::{Result, SolverError};
-use crate::ops::{lincomb_owned, lincomb_reusing, scale_reusing};
+use crate::ops::{lincomb_checked, lincomb_owned, scale_reusing};
 use crate::solver::{Cache, Eval, Step};
 use diffusion_core::{denoise, Coeffs, Denoiser, NoiseSchedule, Prediction, State};
 
@@ -113,34 +113,97 @@ pub(crate) fn edm_euler_move<S: State>(
     edm_euler_to(x, &Level::at(schedule, t0), to.rho, to.alpha, d)
 }
 
-/// One Euler step of `step` straight from the model. A data prediction `x0` (EDM's `D`) folds
-/// `eps = (x - alpha0 x0) / sigma0` into the move: `x1 = (a + b / sigma0) x - (b alpha0 / sigma0) x0`
-/// with `(a, b)` the move's coefficients, so the pass that would write `eps` is skipped (the state
-/// is read and written once; equal to the two-pass form up to rounding). Other predictions, and
-/// `sigma0 = 0`, go through [`Step::eval_reusing`] and [`edm_euler_move_owned`].
+/// One model evaluation as the slope `eps_hat` of the EDM-coordinate PF-ODE `dy/drho = eps_hat`,
+/// kept in the cheapest exact form. A data prediction `x0` (EDM's `D`) is kept as it is, with
+/// `eps_hat = (x - alpha x0) / sigma` folded into whatever combination the solver writes next, so
+/// no pass over the state writes `eps_hat`; other predictions (and `sigma = 0`, `alpha = 0`) are
+/// resolved to `eps_hat` as by [`Step::eval_reusing`].
+pub(crate) enum Slope<S> {
+    /// `eps_hat = (x - alpha x0) / sigma` at the evaluated state `x`.
+    Data {
+        /// The data prediction.
+        x0: S,
+        /// `alpha(t)` of the evaluation.
+        alpha: f64,
+        /// `sigma(t)` of the evaluation.
+        sigma: f64,
+    },
+    /// `eps_hat` itself.
+    Eps(S),
+}
+
+impl<S: State> Slope<S> {
+    /// The model of `step` at `(x, t)`; a resolved `x0_hat` buffer goes back to `cache`.
+    pub fn eval(step: &Step<'_, S>, x: &S, t: f64, cache: &mut Cache<S>) -> Result<Self> {
+        let c = Coeffs::at(step.schedule, t);
+        match step.model.predict(x, t)? {
+            Prediction::Sample(x0) if c.sigma > 0.0 && c.alpha != 0.0 => Ok(Slope::Data {
+                x0,
+                alpha: c.alpha,
+                sigma: c.sigma,
+            }),
+            p => {
+                let (x0, eps) = p.resolve_reusing(x, &c, cache.take_spare())?;
+                cache.recycle(x0);
+                Ok(Slope::Eps(eps))
+            }
+        }
+    }
+
+    /// `(p, q)` with `b eps_hat = p x + q s`, `x` the evaluated state and `s` [`Slope::state`].
+    pub fn times(&self, b: f64) -> (f64, f64) {
+        match self {
+            Slope::Data { alpha, sigma, .. } => (b / sigma, -b * alpha / sigma),
+            Slope::Eps(_) => (0.0, b),
+        }
+    }
+
+    /// The state the slope is expressed with (`x0_hat` or `eps_hat`).
+    pub fn state(&self) -> &S {
+        match self {
+            Slope::Data { x0, .. } => x0,
+            Slope::Eps(eps) => eps,
+        }
+    }
+
+    /// The buffer of [`Slope::state`], to recycle.
+    pub fn into_state(self) -> S {
+        match self {
+            Slope::Data { x0, .. } => x0,
+            Slope::Eps(eps) => eps,
+        }
+    }
+}
+
+/// One Euler step of `step` straight from the model: `x1 = a x + b eps_hat` with `(a, b)` the
+/// move's coefficients and `eps_hat` a [`Slope`], so a data prediction goes into the update
+/// directly, `x1 = (a + b / sigma0) x - (b alpha0 / sigma0) x0` (the state is read and written
+/// once; equal to the two-pass form up to rounding). The update checks its result in the same
+/// pass ([`Cache::set_checked`]).
 pub(crate) fn euler_step_direct<S: State>(
     step: &Step<'_, S>,
     x: S,
     cache: &mut Cache<S>,
 ) -> Result<S> {
+    let slope = Slope::eval(step, &x, step.t0, cache)?;
+    Ok(euler_from_slope(step, x, slope, cache))
+}
+
+/// The Euler update of [`euler_step_direct`] with the slope at `(x, step.t0)` already evaluated.
+pub(crate) fn euler_from_slope<S: State>(
+    step: &Step<'_, S>,
+    x: S,
+    slope: Slope<S>,
+    cache: &mut Cache<S>,
+) -> S {
     let sch = step.schedule;
-    let c = Coeffs::at(sch, step.t0);
-    match step.model.predict(&x, step.t0)? {
-        Prediction::Sample(x0) if c.sigma > 0.0 && c.alpha != 0.0 => {
-            let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
-            let (a, b) = edm_euler_coefs(&from, to.rho, to.alpha);
-            let out = lincomb_owned(x, a + b / c.sigma, &x0, -b * c.alpha / c.sigma);
-            cache.recycle(x0);
-            Ok(out)
-        }
-        p => {
-            let (x0, eps) = p.resolve_reusing(&x, &c, cache.take_spare())?;
-            let out = edm_euler_move_owned(sch, x, step.t0, step.t1, &eps);
-            cache.recycle(x0);
-            cache.recycle(eps);
-            Ok(out)
-        }
-    }
+    let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
+    let (a, b) = edm_euler_coefs(&from, to.rho, to.alpha);
+    let (p, q) = slope.times(b);
+    let (out, checked) = lincomb_checked(x, a + p, slope.state(), q);
+    cache.set_checked(checked);
+    cache.recycle(slope.into_state());
+    out
 }
 
 /// [`edm_euler_move`] for a step's last use of `x`: the result is written into the storage of
@@ -158,7 +221,7 @@ pub(crate) fn edm_euler_move_owned<S: State>(
 }
 
 /// The coefficients `(a_out / alpha0, a_out (rho_to - rho0))` of the EDM-coordinate Euler move.
-fn edm_euler_coefs(from: &Level, rho_to: f64, a_out: f64) -> (f64, f64) {
+pub(crate) fn edm_euler_coefs(from: &Level, rho_to: f64, a_out: f64) -> (f64, f64) {
     (a_out / from.alpha, a_out * (rho_to - from.rho))
 }
 
@@ -172,13 +235,6 @@ pub(crate) fn edm_euler_to_owned<S: State>(
 ) -> S {
     let (a, b) = edm_euler_coefs(from, rho_to, a_out);
     lincomb_owned(x, a, d, b)
-}
-
-/// [`edm_euler_move`] from `from` to the level `to`, written into the storage of `buf` (whose
-/// values are discarded) when it owns it exclusively (same bits).
-pub(crate) fn edm_euler_to_reusing<S: State>(x: &S, from: &Level, to: Level, d: &S, buf: S) -> S {
-    let (a, b) = edm_euler_coefs(from, to.rho, to.alpha);
-    lincomb_reusing(x, a, d, b, buf)
 }
 
 /// The Euler move of [`edm_euler_move`] to an arbitrary noise level `rho_to` (ancestral samplers
@@ -370,8 +426,8 @@ pub(crate) fn multistep_order<S: State>(
 }
 
 /// Makes sure the newest cached evaluation is the model at `(x, step.t0)`, evaluating only when
-/// it is not there yet (UniPC stores the evaluation its corrector made at the new point), and
-/// keeps at most `keep` evaluations. Returns the number of older evaluations available.
+/// it is not there yet, and keeps at most `keep` evaluations. Returns the number of older
+/// evaluations available.
 pub(crate) fn ensure_current<S: State>(
     step: &Step<'_, S>,
     x: &S,
@@ -384,6 +440,26 @@ pub(crate) fn ensure_current<S: State>(
         cache.push(e, keep);
     }
     Ok(cache.len() - 1)
+}
+
+/// [`ensure_current`] for methods that read only data predictions (DPM-Solver++(3M), UniPC):
+/// the newest entry of the cache's data history ([`Cache::back_x0`]) is made the model's
+/// `x0_hat` at `(x, step.t0)` without an `eps_hat` pass ([`Step::eval_x0_reusing`]), evaluating
+/// only when it is not there yet (UniPC stores the prediction its corrector made at the new
+/// point), and keeps at most `keep` entries. Returns the number of older data predictions
+/// available.
+pub(crate) fn ensure_current_x0<S: State>(
+    step: &Step<'_, S>,
+    x: &S,
+    cache: &mut Cache<S>,
+    keep: usize,
+) -> Result<usize> {
+    let have = cache.back_x0(0).is_some_and(|(t, _)| t == step.t0);
+    if !have {
+        let x0 = step.eval_x0_reusing(x, step.t0, cache)?;
+        cache.push_x0(step.t0, x0, keep);
+    }
+    Ok(cache.len_x0() - 1)
 }
 
 /// The values at `tau` of the Lagrange basis polynomials on distinct `nodes`.

@@ -40,16 +40,17 @@ impl<S: State> Solver<S> for ResMultistep {
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval_reusing(&x, step.t0, cache)?;
+        // Only data predictions are read, so no eps pass (`Step::eval_x0_reusing`).
+        let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
-        let mut out = data_pred_move_owned(x, &from, to.lambda, to.alpha, &e.x0);
-        if let (Some(prev), false) = (cache.back(0), to.is_data()) {
+        let mut out = data_pred_move_owned(x, &from, to.lambda, to.alpha, &x0);
+        if let (Some((t_prev, x0_prev)), false) = (cache.back_x0(0), to.is_data()) {
             let h = to.lambda - from.lambda;
-            let h_prev = from.lambda - sch.lambda(prev.t);
+            let h_prev = from.lambda - sch.lambda(t_prev);
             let w = to.alpha * h * h * phi(2, -h) / h_prev;
-            out = lincomb3_owned(out, 1.0, &e.x0, w, &prev.x0, -w);
+            out = lincomb3_owned(out, 1.0, &x0, w, x0_prev, -w);
         }
-        cache.push(e, 1);
+        cache.push_x0(step.t0, x0, 1);
         Ok(out)
     }
 }

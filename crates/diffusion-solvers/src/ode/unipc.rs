@@ -23,7 +23,7 @@
 //! caps the global order at 2, so we follow DPM-Solver's `steps < 10` rule instead).
 
 use super::{
-    ensure_current, multistep_order, phi, solve_dense, ExpStep, LOWER_ORDER_FINAL_DPM_SOLVER,
+    ensure_current_x0, multistep_order, phi, solve_dense, ExpStep, LOWER_ORDER_FINAL_DPM_SOLVER,
 };
 use crate::error::{Result, SolverError};
 use crate::ops::lincomb_owned;
@@ -87,10 +87,10 @@ impl<S: State> Solver<S> for UniPc {
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let history = ensure_current(step, &x, cache, self.order)?;
+        let history = ensure_current_x0(step, &x, cache, self.order)?;
         let k = multistep_order(step, self.order, history, LOWER_ORDER_FINAL_DPM_SOLVER);
         let st = ExpStep::new(sch, step.t0, step.t1);
-        let m0 = &cache.back(0).expect("ensured").x0;
+        let m0 = cache.back_x0(0).expect("ensured").1;
         if st.ends_clean() {
             return Ok(st.data_move(&x, m0));
         }
@@ -104,9 +104,11 @@ impl<S: State> Solver<S> for UniPc {
         let mut rks = Vec::with_capacity(k);
         let mut ds = Vec::with_capacity(k);
         for i in 1..k {
-            let e = cache.back(i).expect("history checked by multistep_order");
-            let r = (sch.lambda(e.t) - l0) / h;
-            ds.push(e.x0.lincomb(1.0 / r, m0, -1.0 / r));
+            let (t_i, x0_i) = cache
+                .back_x0(i)
+                .expect("history checked by multistep_order");
+            let r = (sch.lambda(t_i) - l0) / h;
+            ds.push(x0_i.lincomb(1.0 / r, m0, -1.0 / r));
             rks.push(r);
         }
         rks.push(1.0);
@@ -141,20 +143,20 @@ impl<S: State> Solver<S> for UniPc {
         if !self.corrector || step.is_last() {
             return Ok(pred);
         }
-        let e1 = step.eval(&pred, step.t1)?;
+        let x0_1 = step.eval_x0(&pred, step.t1)?;
         let rhos_c = if k == 1 {
             vec![0.5]
         } else {
             solve_dense(r_mat, b)?
         };
-        let d1_t = e1.x0.lincomb(1.0, m0, -1.0);
+        let d1_t = x0_1.lincomb(1.0, m0, -1.0);
         let corrected = lincomb_owned(
             with_residuals(&rhos_c[..k - 1], &base),
             1.0,
             &d1_t,
             c * rhos_c[k - 1],
         );
-        cache.push(e1, self.order);
+        cache.push_x0(step.t1, x0_1, self.order);
         Ok(corrected)
     }
 }

@@ -99,34 +99,35 @@ impl<S: State> Solver<S> for DpmSolverPp2MSde {
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval_reusing(&x, step.t0, cache)?;
+        // Only data predictions are read (this one and the previous step's), so no eps pass.
+        let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
-        let correction = match (cache.back(0), to.is_data()) {
-            (Some(prev), false) => {
+        let correction = match (cache.back_x0(0), to.is_data()) {
+            (Some((t_prev, x0_prev)), false) => {
                 let h = to.lambda - from.lambda;
                 let h_eta = (1.0 + self.ctl.eta) * h;
-                let r = (from.lambda - sch.lambda(prev.t)) / h;
+                let r = (from.lambda - sch.lambda(t_prev)) / h;
                 let c = match self.form {
                     SecondOrderForm::Midpoint => -0.5 * (-h_eta).exp_m1(),
                     SecondOrderForm::Heun => phi_2(h_eta),
                 };
-                Some((c / r, prev))
+                Some((c / r, x0_prev))
             }
             _ => None,
         };
         let out = match correction {
-            Some((w, prev)) => exp_sde_step(
+            Some((w, x0_prev)) => exp_sde_step(
                 x,
                 &from,
                 &to,
                 &self.ctl,
-                &e.x0,
-                &[(w, &e.x0), (-w, &prev.x0)],
+                &x0,
+                &[(w, &x0), (-w, x0_prev)],
                 noise,
             )?,
-            None => exp_sde_step(x, &from, &to, &self.ctl, &e.x0, &[], noise)?,
+            None => exp_sde_step(x, &from, &to, &self.ctl, &x0, &[], noise)?,
         };
-        cache.push(e, 1);
+        cache.push_x0(step.t0, x0, 1);
         Ok(out)
     }
 }

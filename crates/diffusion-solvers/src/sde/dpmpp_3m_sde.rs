@@ -112,14 +112,15 @@ impl<S: State> Solver<S> for DpmSolverPp3MSde {
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval_reusing(&x, step.t0, cache)?;
+        // Only data predictions are read, so no eps pass (`Step::eval_x0_reusing`).
+        let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
-        let out = match (cache.back(0), to.is_data()) {
-            (Some(p1), false) => {
+        let out = match (cache.back_x0(0), to.is_data()) {
+            (Some((t1, x1)), false) => {
                 let h = to.lambda - from.lambda;
-                let l1 = sch.lambda(p1.t);
-                let p2 = cache.back(1);
-                let h2 = p2.map(|p2| l1 - sch.lambda(p2.t));
+                let l1 = sch.lambda(t1);
+                let p2 = cache.back_x0(1);
+                let h2 = p2.map(|(t2, _)| l1 - sch.lambda(t2));
                 let w = correction_weights(
                     h,
                     (1.0 + self.ctl.eta) * h,
@@ -127,15 +128,15 @@ impl<S: State> Solver<S> for DpmSolverPp3MSde {
                     h2,
                     self.weight,
                 );
-                let mut terms = vec![(w[0], &e.x0), (w[1], &p1.x0)];
-                if let Some(p2) = p2 {
-                    terms.push((w[2], &p2.x0));
+                let mut terms = vec![(w[0], &x0), (w[1], x1)];
+                if let Some((_, x2)) = p2 {
+                    terms.push((w[2], x2));
                 }
-                exp_sde_step(x, &from, &to, &self.ctl, &e.x0, &terms, noise)?
+                exp_sde_step(x, &from, &to, &self.ctl, &x0, &terms, noise)?
             }
-            _ => exp_sde_step(x, &from, &to, &self.ctl, &e.x0, &[], noise)?,
+            _ => exp_sde_step(x, &from, &to, &self.ctl, &x0, &[], noise)?,
         };
-        cache.push(e, 2);
+        cache.push_x0(step.t0, x0, 2);
         Ok(out)
     }
 }

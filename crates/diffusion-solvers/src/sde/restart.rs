@@ -166,6 +166,8 @@ impl<S: State> Solver<S> for Restart {
             );
             let z = noise.normalized(a, b, &x)?;
             x = x.lincomb(a_hi / a_lo, &z, a_hi * jump);
+            // The kicked state is new: an inner Heun step's finiteness mark no longer holds.
+            cache.set_checked(false);
             for w in times.windows(2) {
                 x = Heun.step(&sub(w[0], w[1]), x, cache, noise)?;
             }
