@@ -2,11 +2,11 @@
 //! network with a registry solver, the side-by-side partner of
 //! tools/bench/gpu/sample_diffusers.py (the same U-Net in PyTorch driven by a diffusers
 //! scheduler). Both sides build the network and load the weights first, run one untimed warm-up
-//! pass (kernels, allocator, cuDNN algorithm choice), then time one pass of `--n` images that
-//! ends with the samples read back.
+//! pass (kernels, allocator, cuDNN algorithm choice), then time `--repeats` passes of `--n`
+//! images, each ending with the samples read back, and report the median.
 //!
 //! Prints one parseable line:
-//! `sample_rust n=1000 solver=euler steps=32 seconds=... images_per_s=... mean=...`
+//! `sample_rust n=1000 solver=euler steps=32 repeats=3 seconds=... images_per_s=... mean=...`
 use anyhow::Result;
 use clap::Parser;
 use diffusion::models::tch::Kind;
@@ -29,6 +29,9 @@ struct Args {
     /// Images per pass.
     #[arg(long, default_value_t = 1000)]
     n: usize,
+    /// Timed passes (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    repeats: usize,
 }
 
 fn main() -> Result<()> {
@@ -53,14 +56,21 @@ fn main() -> Result<()> {
         Ok(x.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]))
     };
     pass(1)?;
-    let start = Instant::now();
-    let mean = pass(0)?;
-    let secs = start.elapsed().as_secs_f64();
+    let mut times = Vec::new();
+    let mut mean = f64::NAN;
+    for _ in 0..a.repeats.max(1) {
+        let start = Instant::now();
+        mean = pass(0)?;
+        times.push(start.elapsed().as_secs_f64());
+    }
+    times.sort_by(f64::total_cmp);
+    let secs = times[times.len() / 2];
     println!(
-        "sample_rust n={} solver={} steps={} seconds={secs:.3} images_per_s={:.1} mean={mean:.4}",
+        "sample_rust n={} solver={} steps={} repeats={} seconds={secs:.3} images_per_s={:.1} mean={mean:.4}",
         a.n,
         cfg.sample.solver,
         cfg.sample.steps,
+        times.len(),
         a.n as f64 / secs
     );
     Ok(())

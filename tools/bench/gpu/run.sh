@@ -38,9 +38,9 @@ for p in fp32 bf16; do
   timeout 40 $B/train_bench --net unet --model "$UNET_TOML" --device cuda --batch 256 --steps 150 --warmup 15 --precision $p --data-dir /tmp/synthetic_fmnist 2>&1 | tail -3
 done
 echo "== 2. sampling throughput, 1000 images, 32 evaluations (initial weights; the cost does not depend on them)"
-timeout 40 $B/sample_bench --config $CFG --n 1000 --set sample.solver=euler --set sample.steps=32 2>&1 | tail -2
-timeout 40 python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 2>&1 | tail -1
-timeout 40 $B/sample_bench --config $CFG --n 1000 --set sample.solver=heun --set sample.steps=32 2>&1 | tail -2
+timeout 60 $B/sample_bench --config $CFG --n 1000 --set sample.solver=euler --set sample.steps=32 2>&1 | tail -2
+timeout 60 python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 2>&1 | tail -1
+timeout 60 $B/sample_bench --config $CFG --n 1000 --set sample.solver=heun --set sample.steps=32 2>&1 | tail -2
 echo "== 3. same recipe, $STEPS updates each (EMA $EMA), 2000 Heun samples each"
 timeout $T $B/diffusion train --config $CFG --out $OUT/rust --steps $STEPS 2>&1 | grep -v '^\s*$' | tail -4
 mv $OUT/rust/samples.npy $OUT/rust_heun.npy; mv $OUT/rust/samples.png $OUT/rust_heun.png; cp $OUT/rust/metrics.* $OUT/ 2>/dev/null

@@ -5,7 +5,7 @@ parameter names are those of tools/torch_ref/nets.py's `UNet`, so `load_state_di
 strictly), then samples N images with diffusers' `EDMEulerScheduler` (Karras et al. 2022 Karras
 grid, sigma in [0.002, 80], rho 7, EDM preconditioning: prediction_type "epsilon" is EDM's F
 output) at a fixed number of steps (= network evaluations), timing the whole loop after one
-untimed warm-up pass. Prints one parseable line:
+untimed warm-up pass, and reports the median of `--repeats` timed passes. Prints one parseable line:
 
     sample_diffusers n=1000 steps=32 nfe=32 seconds=1.23 images_per_s=813.0
 
@@ -48,6 +48,7 @@ def main():
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--device", default="cuda")
     p.add_argument("--out", default=None, help="save the samples (.npy)")
+    p.add_argument("--repeats", type=int, default=3, help="timed passes (the median is reported)")
     a = p.parse_args()
     from diffusers import EDMEulerScheduler
 
@@ -62,13 +63,16 @@ def main():
         sample(net, sched, a.n, a.steps, dev, 1)  # warm-up (kernels, allocator)
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        x = sample(net, sched, a.n, a.steps, dev, 0)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        secs = time.perf_counter() - t0
+        times = []
+        for _ in range(max(a.repeats, 1)):
+            t0 = time.perf_counter()
+            x = sample(net, sched, a.n, a.steps, dev, 0)
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        secs = sorted(times)[len(times) // 2]
     nfe = len(sched.timesteps)
-    print(f"sample_diffusers n={a.n} steps={a.steps} nfe={nfe} seconds={secs:.3f} "
+    print(f"sample_diffusers n={a.n} steps={a.steps} nfe={nfe} repeats={len(times)} seconds={secs:.3f} "
           f"images_per_s={a.n / secs:.1f}", flush=True)
     if a.out:
         np.save(a.out, x.float().cpu().numpy())
