@@ -7,8 +7,11 @@ dit.rs and transformer.rs), so weights move between the two through safetensors:
     net = UNet(**config)                      # config: the Rust UNetConfig's fields
     safetensors.torch.save_file(net.state_dict(), "w.safetensors")   # Rust: load_safetensors
 
-Initial values are PyTorch's own (this module is for checking and for moving weights, not for
-reproducing the Rust initialisation, which draws from the Rust HostNoise stream).
+Initial values are drawn by PyTorch (the Rust initialisation draws from the Rust HostNoise
+stream, so the numbers differ), but from the same distributions as the Rust U-Net: PyTorch's
+default uniform init, and zeros for the layers the Rust side zero-initialises (each residual
+block's `conv2`, each attention block's `proj`, and `conv_out`), so training comparisons start
+from the same kind of network.
 
 Dropout in the U-Net, the DiT and the sequence transformer uses the same seeded hash as the Rust
 side (`hash_dropout`), so train-mode outputs agree too: set `net.dropout_seed` (the counter
@@ -61,6 +64,12 @@ def embed_time(module, spec, t):
         return sinusoidal(t, spec["dim"], spec.get("max_period", 10000.0))
     return fourier(t, module.W)
 
+
+
+def _zero(layer):
+    """Zero weight and bias (the Rust side's `Init::Zero`)."""
+    nn.init.zeros_(layer.weight)
+    nn.init.zeros_(layer.bias)
 
 class TimeEmbed(nn.Module):
     """A time embedding as its own module (its Fourier buffer is `<name>.W`)."""
@@ -122,6 +131,7 @@ class ResBlock(nn.Module):
         self.emb = nn.Linear(emb_dim, 2 * cout if scale_shift else cout)
         self.norm2 = nn.GroupNorm(groups, cout)
         self.conv2 = nn.Conv2d(cout, cout, 3, padding=1)
+        _zero(self.conv2)
         self.skip = nn.Conv2d(cin, cout, 1) if cin != cout else None
         self.scale_shift, self.skip_rescale = scale_shift, skip_rescale
         self._net = [net]  # not a submodule
@@ -145,6 +155,7 @@ class AttnBlock(nn.Module):
         self.norm = nn.GroupNorm(groups, ch)
         self.qkv = nn.Conv2d(ch, 3 * ch, 1)
         self.proj = nn.Conv2d(ch, ch, 1)
+        _zero(self.proj)
         self.heads, self.skip_rescale = heads, skip_rescale
 
     def forward(self, x):
@@ -243,6 +254,7 @@ class UNet(nn.Module):
         self.up = nn.ModuleList(ups)
         self.norm_out = nn.GroupNorm(groups, ch)
         self.conv_out = nn.Conv2d(ch, out_channels, 3, padding=1)
+        _zero(self.conv_out)
         if logvar_channels > 0:
             self.logvar_embed = TimeEmbed({"kind": "fourier", "dim": logvar_channels, "scale": 1.0})
             self.logvar_linear = nn.Linear(logvar_channels, 1)
