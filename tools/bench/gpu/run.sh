@@ -7,7 +7,7 @@
 #   mkdir -p .dev/bin .dev/fmnist && cp target/release/{diffusion,train_bench,sample_bench} .dev/bin/
 #   cp /usr/share/datasets/fashion-mnist/*.gz .dev/fmnist/     # all four: train and t10k
 #   pip download --no-deps diffusers==0.42.1 importlib_metadata zipp -d .whl
-# then, there: STEPS=2000 EMA=0.99 bash tools/bench/gpu/run.sh   (about 7 minutes on an H100)
+# then, there: STEPS=2500 EMA=0.99 SEED=0 bash tools/bench/gpu/run.sh   (about 6 minutes on an H100)
 # 1. training throughput, Rust vs PyTorch (same U-Net, batch 256, AdamW, clipping, EMA; fp32 and
 #    bf16; both sides time 150 updates after 15 untimed ones and read the losses back at the end);
 # 2. sampling throughput at 32 network evaluations, 1000 images: Rust `euler` on the Karras grid
@@ -25,6 +25,7 @@ B=.dev/bin
 G=tools/bench/gpu
 STEPS=${STEPS:-2000}
 EMA=${EMA:-0.99}
+SEED=${SEED:-0}   # the quality run's seed (both sides); run once per seed for a spread
 CFG=/tmp/fmnist-edm-compare.toml
 sed "s/^ema_decays = .*/ema_decays = [$EMA]/; s/^ema = .*/ema = $EMA/" $G/fmnist-edm-compare.toml > $CFG
 T=$((STEPS / 10 + 60))
@@ -42,8 +43,8 @@ timeout 60 $B/sample_bench --config $CFG --n 1000 --set sample.solver=euler --se
 timeout 60 python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 2>&1 | tail -1
 timeout 60 $B/sample_bench --config $CFG --n 1000 --set sample.solver=heun --set sample.steps=32 2>&1 | tail -2
 echo "== 3. same recipe, $STEPS updates each (EMA $EMA), 2000 Heun samples each"
-timeout $T $B/diffusion train --config $CFG --out $OUT/rust --steps $STEPS 2>&1 | grep -v '^\s*$' | tail -4
+timeout $T $B/diffusion train --config $CFG --out $OUT/rust --steps $STEPS --set seed=$SEED 2>&1 | grep -v '^\s*$' | tail -4
 mv $OUT/rust/samples.npy $OUT/rust_heun.npy; mv $OUT/rust/samples.png $OUT/rust_heun.png; cp $OUT/rust/metrics.* $OUT/ 2>/dev/null
 rm -rf $OUT/rust
-timeout $T python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --data fmnist --device cuda --batch 256 --steps $STEPS --warmup 0 --precision bf16 --lr 5e-4 --ema $EMA --samples $OUT/torch_heun.npy --n-samples 2000 --sample-steps 32 2>&1 | tail -2
+timeout $T python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --data fmnist --device cuda --batch 256 --steps $STEPS --warmup 0 --precision bf16 --lr 5e-4 --ema $EMA --seed $SEED --samples $OUT/torch_heun.npy --n-samples 2000 --sample-steps 32 2>&1 | tail -2
 ls -la $OUT
