@@ -37,6 +37,7 @@ use ndarray::Array2;
 use std::fmt::Write as _;
 
 pub mod models;
+pub mod psld_gaussian;
 
 /// The 2-D test target of the examples: an anisotropic Gaussian (exact PF-ODE known).
 pub fn gaussian_2d() -> Result<Gaussian> {

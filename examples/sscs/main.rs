@@ -11,11 +11,11 @@ use anyhow::Result;
 use clap::Parser;
 use diffusion::core::metrics::gaussian_w2;
 use diffusion::core::process::{Cld, Psld};
-use diffusion::core::{Gaussian, HostNoise, IndependentIncrements, Phase, TimeGrid};
+use diffusion::core::{IndependentIncrements, TimeGrid};
 use diffusion::solvers::augmented::{sample_phase, PhaseEulerMaruyama, PhaseSolver, Sscs};
 use diffusion::solvers::NoObserver;
+use diffusion_examples::psld_gaussian::{exact_samples, mean_rows, x_marginal, STD, T, T_END, Z};
 use diffusion_examples::{fitted_gaussian, Report};
-use nalgebra::Matrix2;
 use ndarray::Array2;
 
 #[derive(Parser)]
@@ -31,44 +31,12 @@ struct Args {
     seed: u64,
 }
 
-const MU: [f64; 2] = [1.5, -0.5];
-const STD: f64 = 0.5;
-const T: f64 = 1.0;
-const T_END: f64 = 1e-3;
-
-type Z = Phase<Array2<f64>>;
-
-/// Mean-map factor and covariance of `(x_t, v_t)` per coordinate for the Gaussian data.
-fn marginal(p: &Psld, t: f64) -> Result<(Matrix2<f64>, Matrix2<f64>)> {
-    let cov0 = Matrix2::new(STD * STD, 0.0, 0.0, p.initial_velocity_variance());
-    let k = p.transition(t)?;
-    Ok((k.phi(), k.with_initial_cov(&cov0)?.cov()))
-}
-
-/// `n` exact samples of the augmented marginal at `t`.
-fn exact_samples(p: &Psld, t: f64, n: usize, seed: u64) -> Result<Z> {
-    let (phi, cov) = marginal(p, t)?;
-    let l = cov.cholesky().expect("a covariance").l();
-    let mut noise = HostNoise::new(seed);
-    let ex = Array2::from_shape_vec((n, 2), noise.normals(2 * n))?;
-    let ev = Array2::from_shape_vec((n, 2), noise.normals(2 * n))?;
-    let mean = |c: f64| Array2::from_shape_fn((n, 2), |(_, j)| c * MU[j]);
-    Ok(Phase::new(
-        mean(phi[(0, 0)]) + ex.mapv(|e| e * l[(0, 0)]),
-        mean(phi[(1, 0)]) + ex.mapv(|e| e * l[(1, 0)]) + ev.mapv(|e| e * l[(1, 1)]),
-    ))
-}
-
 fn main() -> Result<()> {
     let a = Args::parse();
     let p = Psld::from_cld(&Cld::default());
-    let mu = Array2::from_shape_fn((a.n, 2), |(_, j)| MU[j]);
+    let mu = mean_rows(a.n);
     let score = |z: &Z, t: f64| p.gaussian_data_score(z, t, &mu, STD);
-    let (phi, cov) = marginal(&p, T_END)?;
-    let target = Gaussian::new(
-        MU.iter().map(|m| phi[(0, 0)] * m).collect(),
-        vec![vec![cov[(0, 0)], 0.0], vec![0.0, cov[(0, 0)]]],
-    )?;
+    let target = x_marginal(&p, T_END)?;
     let w2 = |solver: &dyn PhaseSolver<Array2<f64>>, grid: &TimeGrid| -> Result<f64> {
         let z = exact_samples(&p, T, a.n, a.seed)?;
         let mut noise = IndependentIncrements::seeded(a.seed + 1);
