@@ -17,8 +17,8 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use diffusion::core::schedule::Edm;
 use diffusion::core::{
-    BrownianPath, BrownianTree, Counted, Denoiser, FastNoise, HostNoise, IndependentIncrements, NoiseSource,
-    State, TimeGrid,
+    BrownianPath, BrownianTree, Counted, Denoiser, FastNoise, HostNoise, IndependentIncrements,
+    NoiseSource, State, TimeGrid,
 };
 use diffusion::solvers::{registry, sample, NoObserver};
 use diffusion_benches::gmm::{gmm2d, FastGmm};
@@ -212,11 +212,12 @@ fn run(shapes: &str, solvers: &str, steps: usize, budget: Budget) -> Result<Vec<
         }
         for (den_name, den) in &dens {
             for name in solvers.split(',') {
-                let (spec, tree, fast) = match (name.strip_suffix("/tree"), name.strip_suffix("/fast")) {
-                    (Some(s), _) => (s, true, false),
-                    (None, Some(s)) => (s, false, true),
-                    (None, None) => (name, false, false),
-                };
+                let (spec, tree, fast) =
+                    match (name.strip_suffix("/tree"), name.strip_suffix("/fast")) {
+                        (Some(s), _) => (s, true, false),
+                        (None, Some(s)) => (s, false, true),
+                        (None, None) => (name, false, false),
+                    };
                 let solver = registry::build::<ArrayD<f64>>(spec)?;
                 let make_noise = || -> Box<dyn BrownianPath<ArrayD<f64>>> {
                     if tree {

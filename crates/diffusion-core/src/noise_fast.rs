@@ -116,7 +116,8 @@ fn cos_sin_small(x: f64) -> (f64, f64) {
                     + z * (-1.0 / 5040.0
                         + z * (1.0 / 362_880.0
                             + z * (-1.0 / 39_916_800.0
-                                + z * (1.0 / 6_227_020_800.0 + z * (-1.0 / 1_307_674_368_000.0))))))));
+                                + z * (1.0 / 6_227_020_800.0
+                                    + z * (-1.0 / 1_307_674_368_000.0))))))));
     let c = 1.0
         + z * (-0.5
             + z * (1.0 / 24.0
@@ -144,10 +145,7 @@ fn box_muller(a: u64, b: u64) -> (f64, f64) {
     let y = (sb & !swap) | (cb & swap);
     let neg_x = ((q ^ (q >> 1)) & 1) << 63;
     let neg_y = (q >> 1) << 63;
-    (
-        r * f64::from_bits(x ^ neg_x),
-        r * f64::from_bits(y ^ neg_y),
-    )
+    (r * f64::from_bits(x ^ neg_x), r * f64::from_bits(y ^ neg_y))
 }
 
 impl FastNoise {
@@ -322,7 +320,13 @@ mod tests {
         let mut worst = 0.0f64;
         let mut u = 1.0f64;
         // Geometric and uniform probes over (0, 1], including the exact ends of the range.
-        let mut probes = vec![1.0, 0.5, f64::EPSILON, 2.0f64.powi(-52), 1.0 - f64::EPSILON / 2.0];
+        let mut probes = vec![
+            1.0,
+            0.5,
+            f64::EPSILON,
+            2.0f64.powi(-52),
+            1.0 - f64::EPSILON / 2.0,
+        ];
         for _ in 0..2000 {
             u *= 0.9817;
             probes.push(u);
@@ -364,7 +368,10 @@ mod tests {
         let axes = [(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0), (0.0, -1.0)];
         for (q, (cx, cy)) in axes.iter().enumerate() {
             let (x, y) = box_muller(a, ((q as u64) << 62) | mid);
-            assert!((x - rmax * cx).abs() < 1e-14 && (y - rmax * cy).abs() < 1e-14, "{q}: {x} {y}");
+            assert!(
+                (x - rmax * cx).abs() < 1e-14 && (y - rmax * cy).abs() < 1e-14,
+                "{q}: {x} {y}"
+            );
         }
     }
 }

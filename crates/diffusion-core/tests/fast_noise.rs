@@ -77,12 +77,18 @@ fn kolmogorov_smirnov_and_tails_match_the_normal_law() {
     assert!(d < 1.95 / (N as f64).sqrt(), "KS distance {d}");
     // A law off by 1% in scale is rejected by the same test.
     let d_off = ks(v.iter().map(|x| 1.01 * x).collect());
-    assert!(d_off > 1.95 / (N as f64).sqrt(), "KS did not see a 1% scale error: {d_off}");
+    assert!(
+        d_off > 1.95 / (N as f64).sqrt(),
+        "KS did not see a 1% scale error: {d_off}"
+    );
     // Tails: P(|z| > 3) = 2.70e-3, P(|z| > 4) = 6.33e-5; counts within 5 Poisson deviations.
     for (t, p) in [(3.0, 2.6998e-3), (4.0, 6.3342e-5)] {
         let k = v.iter().filter(|x| x.abs() > t).count() as f64;
         let e = p * N as f64;
-        assert!((k - e).abs() < 5.0 * e.sqrt(), "|z| > {t}: {k} draws, expected {e}");
+        assert!(
+            (k - e).abs() < 5.0 * e.sqrt(),
+            "|z| > {t}: {k} draws, expected {e}"
+        );
     }
 }
 
@@ -141,7 +147,10 @@ fn chunked_draws_equal_one_draw() {
 
 #[test]
 fn seeds_reproduce_and_differ() {
-    assert_eq!(FastNoise::new(5).normals(1000), FastNoise::new(5).normals(1000));
+    assert_eq!(
+        FastNoise::new(5).normals(1000),
+        FastNoise::new(5).normals(1000)
+    );
     let a = FastNoise::new(5).normals(1000);
     for other in [4, 6, 5 ^ (1 << 63)] {
         let b = FastNoise::new(other).normals(1000);

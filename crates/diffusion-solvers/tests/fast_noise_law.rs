@@ -27,7 +27,13 @@ fn sde_solvers_reach_the_target_law_with_fast_noise() {
     let vp = VpLinear::default();
     let grid = TimeGrid::karras(&vp, 0.002, vp.noise_ratio(1.0), 7.0, 200, true).unwrap();
     let n = 20_000;
-    for name in ["euler-maruyama", "euler-ancestral", "dpmpp-2m-sde", "dpmpp-3m-sde", "er-sde"] {
+    for name in [
+        "euler-maruyama",
+        "euler-ancestral",
+        "dpmpp-2m-sde",
+        "dpmpp-3m-sde",
+        "er-sde",
+    ] {
         let s = registry::build::<Array2<f64>>(name).unwrap();
         let x = init(n, 3, &vp, grid.times()[0]);
         let w = fitted_w2(&run(
@@ -50,6 +56,9 @@ fn sde_solvers_reach_the_target_law_with_fast_noise() {
             &mut IndependentIncrements::new(Scaled(FastNoise::new(103), 1.3)),
         ));
         eprintln!("{name}: W2 {w:.4} (FastNoise), {bad:.4} (noise x1.3)");
-        assert!(bad > 0.05, "{name}: wrong noise scale not detected, W2 {bad}");
+        assert!(
+            bad > 0.05,
+            "{name}: wrong noise scale not detected, W2 {bad}"
+        );
     }
 }
