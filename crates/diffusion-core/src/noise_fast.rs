@@ -76,8 +76,9 @@ fn splitmix64(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
-const LN2_HI: f64 = 6.931_471_803_691_238_2e-1;
-const LN2_LO: f64 = 1.908_214_929_270_587_7e-10;
+/// `ln 2` split in a high part with trailing zero bits and the rest (fdlibm's constants).
+const LN2_HI: f64 = f64::from_bits(0x3FE6_2E42_FEE0_0000);
+const LN2_LO: f64 = f64::from_bits(0x3DEA_39EF_3579_3C76);
 /// `sqrt(1/2)`'s bit pattern shifted into the reduction of `ln` (as in fdlibm/musl).
 const LN_OFF: u64 = 0x3FE6_A09E_667F_3BCD;
 const MANT: u64 = 0x000F_FFFF_FFFF_FFFF;
