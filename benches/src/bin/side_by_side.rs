@@ -6,7 +6,10 @@
 //! then 0) on the EDM schedule, denoiser `half` (`x0_hat = 0.5 x`) or `gmm` (the exact denoiser
 //! of the 2-D fixture mixture, 4096 x 2 only); per-step time = median run time / steps. It also
 //! times one `a x + b y` over the state, into a new array and in place (the bandwidth floor).
-//! `dpmpp-2m-sde` draws independent normals; `dpmpp-2m-sde/tree` uses the virtual Brownian tree.
+//! `dpmpp-2m-sde` draws independent normals; `dpmpp-2m-sde/tree` uses the virtual Brownian tree;
+//! `dpmpp-2m-sde/fast` (any `SOLVER/fast`) draws its independent normals from the fast noise
+//! (opt-in stream) `IndependentIncrements::new(FastNoise::new(1))` instead of `HostNoise`: other
+//! numbers, same law (the Python anchors have no such row; compare with their `dpmpp-2m-sde`).
 //!
 //! `side_by_side report --json a.json --json b.json` prints the markdown table of all rows.
 
@@ -14,8 +17,8 @@ use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
 use diffusion::core::schedule::Edm;
 use diffusion::core::{
-    BrownianPath, BrownianTree, Counted, Denoiser, HostNoise, IndependentIncrements, NoiseSource,
-    State, TimeGrid,
+    BrownianPath, BrownianTree, Counted, Denoiser, FastNoise, HostNoise, IndependentIncrements,
+    NoiseSource, State, TimeGrid,
 };
 use diffusion::solvers::{registry, sample, NoObserver};
 use diffusion_benches::gmm::{gmm2d, FastGmm};
@@ -39,10 +42,11 @@ enum Cmd {
         /// Comma-separated shapes.
         #[arg(long, default_value = "4096x2,64x3x32x32")]
         shapes: String,
-        /// Comma-separated solvers (`dpmpp-2m-sde/tree`: with the virtual Brownian tree).
+        /// Comma-separated solvers (`dpmpp-2m-sde/tree`: with the virtual Brownian tree;
+        /// `dpmpp-2m-sde/fast`: fast noise (opt-in stream), `FastNoise` increments).
         #[arg(
             long,
-            default_value = "euler,heun,dpmpp-2m,dpmpp-2m-sde,dpmpp-2m-sde/tree"
+            default_value = "euler,heun,dpmpp-2m,dpmpp-2m-sde,dpmpp-2m-sde/fast,dpmpp-2m-sde/tree"
         )]
         solvers: String,
         /// Grid steps per sampling run.
@@ -208,14 +212,19 @@ fn run(shapes: &str, solvers: &str, steps: usize, budget: Budget) -> Result<Vec<
         }
         for (den_name, den) in &dens {
             for name in solvers.split(',') {
-                let (spec, tree) = match name.strip_suffix("/tree") {
-                    Some(s) => (s, true),
-                    None => (name, false),
-                };
+                let (spec, tree, fast) =
+                    match (name.strip_suffix("/tree"), name.strip_suffix("/fast")) {
+                        (Some(s), _) => (s, true, false),
+                        (None, Some(s)) => (s, false, true),
+                        (None, None) => (name, false, false),
+                    };
                 let solver = registry::build::<ArrayD<f64>>(spec)?;
                 let make_noise = || -> Box<dyn BrownianPath<ArrayD<f64>>> {
                     if tree {
                         Box::new(BrownianTree::with_default_tol(1, 0.0, 80.0).expect("tree"))
+                    } else if fast {
+                        // Fast noise (opt-in stream): a different stream from `seeded(1)`.
+                        Box::new(IndependentIncrements::new(FastNoise::new(1)))
                     } else {
                         Box::new(IndependentIncrements::seeded(1))
                     }

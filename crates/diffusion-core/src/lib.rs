@@ -2,7 +2,7 @@
 //!
 //! The mathematical vocabulary of the diffusion workspace: the [`State`] backend trait (ndarray
 //! arrays of any dimension, `tch::Tensor` behind the `tch` feature, phase-space pairs), explicit
-//! noise ([`NoiseSource`], [`HostNoise`]) and Brownian paths ([`BrownianTree`]), noise schedules
+//! noise ([`NoiseSource`], [`HostNoise`], the opt-in vectorised [`FastNoise`]) and Brownian paths ([`BrownianTree`]), noise schedules
 //! on one continuous time axis, model predictions and their conversions, validated time grids,
 //! analytic Gaussian and Gaussian-mixture targets, the optimal denoiser of a finite data set, the
 //! 2-D toy data sets, and distances between distributions (exact and sliced W2, MMD, energy
@@ -20,6 +20,7 @@ pub mod error;
 pub mod grid;
 pub mod metrics;
 pub mod noise;
+pub mod noise_fast;
 pub mod prediction;
 pub mod process;
 pub mod schedule;
@@ -32,6 +33,7 @@ pub use brownian::{BrownianPath, BrownianTree, IndependentIncrements};
 pub use error::{CoreError, Result};
 pub use grid::TimeGrid;
 pub use noise::{HostNoise, NoiseSource};
+pub use noise_fast::FastNoise;
 pub use prediction::{denoise, Coeffs, Counted, Denoiser, Prediction};
 pub use schedule::NoiseSchedule;
 pub use spec::Spec;
