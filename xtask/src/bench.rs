@@ -57,6 +57,11 @@ pub struct Options {
     pub no_accuracy: bool,
     /// Run the training-throughput comparison only.
     pub train: bool,
+    /// Build the Rust side with `-C target-cpu=native` (in `target/native`, so the normal release
+    /// build is kept): vector code for this machine's CPU, as PyTorch's runtime-dispatched
+    /// kernels get. Results are the same numbers (Rust does not contract floating-point
+    /// operations), only the timings change.
+    pub native: bool,
     /// libtorch threads of the training comparison (both sides).
     pub threads: usize,
 }
@@ -83,9 +88,10 @@ impl Options {
                 "--quick" => o.quick = true,
                 "--no-timing" => o.no_timing = true,
                 "--no-accuracy" => o.no_accuracy = true,
+                "--native" => o.native = true,
                 other => bail!(
                     "unknown option `{other}` for `cargo xtask bench` \
-                     (--no-python, --quick, --no-timing, --no-accuracy, --train, --threads N)"
+                     (--no-python, --quick, --no-timing, --no-accuracy, --native, --train, --threads N)"
                 ),
             }
         }
@@ -105,6 +111,7 @@ impl Options {
             (self.quick, "--quick"),
             (self.no_timing, "--no-timing"),
             (self.no_accuracy, "--no-accuracy"),
+            (self.native, "--native"),
         ] {
             if on {
                 c.push(' ');
@@ -145,10 +152,21 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     };
     let out = root.join("out").join("bench");
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
+    let native_dir = root.join("target").join("native");
+    let native_dir = native_dir.to_string_lossy().into_owned();
+    // `--native`: every build and run of the Rust side in its own target folder, for this CPU.
+    let native: Vec<(&str, &str)> = if opts.native {
+        vec![
+            ("RUSTFLAGS", "-C target-cpu=native"),
+            ("CARGO_TARGET_DIR", native_dir.as_str()),
+        ]
+    } else {
+        Vec::new()
+    };
     cargo(
         root,
         &["build", "--release", "-p", "diffusion-benches", "--bins"],
-        &[],
+        &native,
     )?;
     let bin_env = |name: &str, args: &[&str], env: &[(&str, &str)]| -> Result<()> {
         let mut full = vec![
@@ -162,7 +180,9 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
             "--",
         ];
         full.extend_from_slice(args);
-        cargo(root, &full, env)
+        let mut env = env.to_vec();
+        env.extend_from_slice(&native);
+        cargo(root, &full, &env)
     };
     let bin = |name: &str, args: &[&str]| bin_env(name, args, &[]);
     let timing_env = [("GLIBC_TUNABLES", MALLOC_TUNABLES)];
@@ -561,6 +581,9 @@ mod tests {
         assert!(t.train && t.threads == 2);
         assert_eq!(t.command(), "cargo xtask bench --train --threads 2");
         assert!(Options::parse(&["--threads".into(), "0".into()]).is_err());
+        let n = Options::parse(&["--native".into()]).unwrap();
+        assert!(n.native && n.writes_docs());
+        assert_eq!(n.command(), "cargo xtask bench --native");
         assert_eq!(
             field("train_rust net=mlp steps_per_s=12.5 loss=1", "steps_per_s").as_deref(),
             Some("12.5")
