@@ -25,6 +25,8 @@
 //!   without a closed-form flow (mixtures: [`mixture_2d`], [`marginal_samples`]).
 
 use anyhow::{bail, ensure, Result};
+/// The standard normal CDF (re-exported for the examples).
+pub use diffusion::core::metrics::normal_cdf;
 use diffusion::core::metrics::{gaussian_w2, sliced_w2};
 use diffusion::core::process::SampleMoments;
 use diffusion::core::{
@@ -977,27 +979,6 @@ impl<'a> OdeReference<'a> {
     pub fn error(&self, solver: &dyn Solver<Array2<f64>>, grid: &TimeGrid) -> Result<f64> {
         let out = solve_ode(solver, self.model, self.schedule, grid, self.start.clone())?;
         Ok(rms_diff(&out, &self.exact))
-    }
-}
-
-/// The standard normal CDF, by the complementary error function of Numerical Recipes (`erfcc`,
-/// relative error below `1.2e-7` everywhere).
-pub fn normal_cdf(x: f64) -> f64 {
-    let z = x.abs() / std::f64::consts::SQRT_2;
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let erfc = t * poly.exp();
-    if x >= 0.0 {
-        1.0 - 0.5 * erfc
-    } else {
-        0.5 * erfc
     }
 }
 

@@ -1,6 +1,7 @@
 //! Statistical and reproducibility checks of the opt-in `FastNoise` stream
 //! (crates/diffusion-core/src/noise_fast.rs).
 
+use diffusion_core::metrics::normal_cdf;
 use diffusion_core::noise_fast::BLOCK;
 use diffusion_core::{FastNoise, HostNoise, NoiseSource};
 use ndarray::Array2;
@@ -51,28 +52,6 @@ fn moments_of_a_million_draws_are_standard_normal() {
         assert!((m2 - 1.0).abs() < 0.007, "seed {seed}: variance {m2}");
         assert!(skew.abs() < 0.012, "seed {seed}: skewness {skew}");
         assert!(kurt.abs() < 0.025, "seed {seed}: excess kurtosis {kurt}");
-    }
-}
-
-/// The standard normal CDF through the Chebyshev fit of `erfc` in Press et al., Numerical
-/// Recipes (2nd ed.), Sec. 6.2 (`erfcc`, fractional error below 1.2e-7: far below the KS
-/// threshold 2e-3; a wrong coefficient makes the correct draws fail the KS test below).
-fn normal_cdf(x: f64) -> f64 {
-    let z = (x / std::f64::consts::SQRT_2).abs();
-    let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let erfc = t * poly.exp();
-    if x >= 0.0 {
-        1.0 - 0.5 * erfc
-    } else {
-        0.5 * erfc
     }
 }
 

@@ -12,6 +12,7 @@ mod gaussian_kl;
 mod gaussian_w2;
 mod mmd;
 mod nll;
+mod normal_cdf;
 mod sliced_w2;
 
 pub use assignment::{solve_assignment, Assignment};
@@ -21,6 +22,7 @@ pub use gaussian_kl::gaussian_kl;
 pub use gaussian_w2::gaussian_w2;
 pub use mmd::{median_bandwidth, mmd2_rbf, mmd_rbf, MmdEstimator};
 pub use nll::mean_nll;
+pub use normal_cdf::normal_cdf;
 pub use sliced_w2::{sliced_w2, w2_1d};
 
 use crate::error::{CoreError, Result};
