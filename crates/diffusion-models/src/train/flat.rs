@@ -165,11 +165,14 @@ impl FlatLayout {
     /// After a backward pass: re-points (copying the values) every gradient that is no longer
     /// the view of `grads` it was attached to. Returns how many were re-pointed.
     pub fn adopt_grads(&self, params: &[Tensor], grads: &Tensor) -> Result<usize> {
-        let views = self.views(grads);
+        // Where each gradient should start, from the buffer's address and the offsets: a view
+        // is only built for a gradient that moved (none, once libtorch accumulates in place).
+        let base = grads.data_ptr() as usize;
+        let elt = grads.kind().elt_size_in_bytes();
         let mut moved = 0;
-        for (p, v) in params.iter().zip(&views) {
+        for ((p, shape), &off) in params.iter().zip(&self.shapes).zip(&self.offsets) {
             let mut g = p.grad();
-            if g.defined() && g.data_ptr() == v.data_ptr() {
+            if g.defined() && g.data_ptr() as usize == base + off as usize * elt {
                 continue;
             }
             if !g.defined() {
@@ -177,10 +180,12 @@ impl FlatLayout {
                 self.attach_grads(params, grads)?;
                 return Ok(moved + 1);
             }
+            let n: i64 = shape.iter().product();
+            let v = grads.narrow(0, off, n).view(shape.as_slice());
             tch::no_grad(|| {
                 v.shallow_clone().copy_(&g);
             });
-            g.set_data(v);
+            g.set_data(&v);
             moved += 1;
         }
         Ok(moved)
