@@ -6,7 +6,7 @@
 //! images, each ending with the samples read back, and report the median.
 //!
 //! Prints one parseable line:
-//! `sample_rust n=1000 solver=euler steps=32 repeats=3 seconds=... images_per_s=... mean=...`
+//! `sample_rust n=1000 solver=euler steps=32 repeats=3 cudnn_benchmark=false seconds=... images_per_s=... mean=...`
 use anyhow::Result;
 use clap::Parser;
 use diffusion::models::tch::Kind;
@@ -32,10 +32,15 @@ struct Args {
     /// Timed passes (the median is reported).
     #[arg(long, default_value_t = 3)]
     repeats: usize,
+    /// Let cuDNN time its convolution algorithms on the first call of each shape and keep the
+    /// fastest (`torch.backends.cudnn.benchmark = True`); off by default, as in PyTorch.
+    #[arg(long)]
+    cudnn_benchmark: bool,
 }
 
 fn main() -> Result<()> {
     let a = Args::parse();
+    diffusion::models::tch::Cuda::cudnn_set_benchmark(a.cudnn_benchmark);
     let mut cfg = TrainConfig::load(&a.config)?;
     for kv in &a.set {
         cfg.set(kv)?;
@@ -66,11 +71,12 @@ fn main() -> Result<()> {
     times.sort_by(f64::total_cmp);
     let secs = times[times.len() / 2];
     println!(
-        "sample_rust n={} solver={} steps={} repeats={} seconds={secs:.3} images_per_s={:.1} mean={mean:.4}",
+        "sample_rust n={} solver={} steps={} repeats={} cudnn_benchmark={} seconds={secs:.3} images_per_s={:.1} mean={mean:.4}",
         a.n,
         cfg.sample.solver,
         cfg.sample.steps,
         times.len(),
+        a.cudnn_benchmark,
         a.n as f64 / secs
     );
     Ok(())

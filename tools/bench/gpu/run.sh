@@ -12,7 +12,8 @@
 #    bf16; both sides time 150 updates after 15 untimed ones and read the losses back at the end);
 # 2. sampling throughput at 32 network evaluations, 1000 images: Rust `euler` on the Karras grid
 #    (sample_bench) vs the same PyTorch U-Net driven by diffusers' EDMEulerScheduler; both build
-#    the network first and time one pass after an untimed warm-up pass;
+#    the network first and report the median of three timed passes after an untimed warm-up
+#    pass; then both again with cuDNN's algorithm search (`--cudnn-benchmark`);
 # 3. the same recipe trained for the same number of updates by each, 2000 Heun samples each for
 #    FMNIST-FD (computed afterwards on the CPU machine: `diffusion eval --fmnist-fd`).
 set -u
@@ -42,6 +43,9 @@ echo "== 2. sampling throughput, 1000 images, 32 evaluations (initial weights; t
 timeout 60 $B/sample_bench --config $CFG --n 1000 --set sample.solver=euler --set sample.steps=32 2>&1 | tail -2
 timeout 60 python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 2>&1 | tail -1
 timeout 60 $B/sample_bench --config $CFG --n 1000 --set sample.solver=heun --set sample.steps=32 2>&1 | tail -2
+echo "== 2b. the same two Euler runs with cuDNN's algorithm search on (both sides)"
+timeout 60 $B/sample_bench --config $CFG --n 1000 --set sample.solver=euler --set sample.steps=32 --cudnn-benchmark 2>&1 | tail -2
+timeout 60 python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 --cudnn-benchmark 2>&1 | tail -1
 echo "== 3. same recipe, $STEPS updates each (EMA $EMA), 2000 Heun samples each"
 timeout $T $B/diffusion train --config $CFG --out $OUT/rust --steps $STEPS --set seed=$SEED 2>&1 | grep -v '^\s*$' | tail -4
 mv $OUT/rust/samples.npy $OUT/rust_heun.npy; mv $OUT/rust/samples.png $OUT/rust_heun.png; cp $OUT/rust/metrics.* $OUT/ 2>/dev/null

@@ -49,7 +49,10 @@ def main():
     p.add_argument("--device", default="cuda")
     p.add_argument("--out", default=None, help="save the samples (.npy)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes (the median is reported)")
+    p.add_argument("--cudnn-benchmark", action="store_true",
+                   help="torch.backends.cudnn.benchmark = True (cuDNN times its algorithms once per shape)")
     a = p.parse_args()
+    torch.backends.cudnn.benchmark = a.cudnn_benchmark
     from diffusers import EDMEulerScheduler
 
     dev = torch.device(a.device)
@@ -72,7 +75,7 @@ def main():
             times.append(time.perf_counter() - t0)
         secs = sorted(times)[len(times) // 2]
     nfe = len(sched.timesteps)
-    print(f"sample_diffusers n={a.n} steps={a.steps} nfe={nfe} repeats={len(times)} seconds={secs:.3f} "
+    print(f"sample_diffusers n={a.n} steps={a.steps} nfe={nfe} repeats={len(times)} cudnn_benchmark={a.cudnn_benchmark} seconds={secs:.3f} "
           f"images_per_s={a.n / secs:.1f}", flush=True)
     if a.out:
         np.save(a.out, x.float().cpu().numpy())
