@@ -294,6 +294,9 @@ pub struct IddpmLoss {
     clip_x0: bool,
 }
 
+/// The `sample.solver` name of iDDPM's own sampler ([`Objective::own_sampler`]).
+pub const ANCESTRAL: &str = "iddpm-ancestral";
+
 impl IddpmLoss {
     /// The hybrid loss with learned variances on the table `schedule`, weight `lambda` on
     /// `L_vlb` (the paper: `0.001`; 0 gives `L_simple` with an untrained variance head) and the
@@ -714,6 +717,23 @@ impl Objective for IddpmLoss {
     /// Learned-variance networks are sampled through their eps half ([`EpsHead`]).
     fn sampling_net<'a>(&self, net: &'a dyn TimeNet) -> Option<Box<dyn TimeNet + 'a>> {
         (self.variance == Variance::Learned).then(|| Box::new(EpsHead(net)) as Box<dyn TimeNet>)
+    }
+
+    /// `iddpm-ancestral`: [`IddpmLoss::sample`] on the chain respaced to `steps` entries (Sec.
+    /// 4), with this objective's variances (the learned ones, or the fixed choice).
+    fn own_sampler(
+        &self,
+        solver: &str,
+        net: &dyn TimeNet,
+        shape: &[i64],
+        steps: usize,
+        class: Option<&Tensor>,
+        noise: &mut HostNoise,
+    ) -> Option<Result<Tensor>> {
+        (solver == ANCESTRAL).then(|| {
+            let chain = self.respaced(steps)?;
+            self.sample(net, &chain, shape, class, noise)
+        })
     }
 }
 

@@ -62,6 +62,23 @@ pub trait Objective {
         let _ = net;
         None
     }
+    /// The objective's own sampler, for a `sample.solver` name that the objective knows and the
+    /// solver registry does not (iDDPM's `iddpm-ancestral`: the ancestral chain with the learned
+    /// variances); `None` (the default) for every other name. `net` is the trained network as it
+    /// is (not [`Objective::sampling_net`]'s view), `shape` the sample shape `[n, ...]`, `steps`
+    /// the configured number of steps, `class` the labels of a class-conditional network.
+    fn own_sampler(
+        &self,
+        solver: &str,
+        net: &dyn TimeNet,
+        shape: &[i64],
+        steps: usize,
+        class: Option<&Tensor>,
+        noise: &mut HostNoise,
+    ) -> Option<Result<Tensor>> {
+        let _ = (solver, net, shape, steps, class, noise);
+        None
+    }
     /// The objective's own training state (learned weights, their optimizer state and pending
     /// gradients, counters) as named tensors, saved in checkpoints so a resumed run continues
     /// exactly; empty (the default) for objectives without state.

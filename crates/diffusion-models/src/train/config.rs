@@ -245,7 +245,8 @@ pub enum LossConfig {
         /// Weight of `L_vlb`.
         #[serde(default = "iddpm_lambda")]
         lambda: f64,
-        /// The `k = 0` term: `gaussian` (real-valued data) or `discretized` (8-bit images).
+        /// The `k = 0` term: `gaussian` (real-valued data) or `discretized` (8-bit images; also
+        /// clips `x0_hat` to `[-1, 1]` when sampling).
         #[serde(default = "gaussian_decoder")]
         decoder: Decoder,
         /// `learned`, `fixed-small` or `fixed-large`.
@@ -398,7 +399,9 @@ impl Default for OptimConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SampleConfig {
-    /// A registry solver spec (`diffusion solvers`).
+    /// A registry solver spec (`diffusion solvers`), or the objective's own sampler
+    /// (`iddpm-ancestral` for `[loss] kind = "iddpm"`: the ancestral chain respaced to `steps`
+    /// entries, with the learned variances; `grid` is then unused).
     pub solver: String,
     /// A time-grid spec (`karras`, `uniform:t_start=0.999`, ...).
     pub grid: String,
@@ -690,7 +693,10 @@ impl TrainConfig {
                     *lambda,
                     *decoder,
                 )?
-                .with_variance(*variance),
+                .with_variance(*variance)
+                // Images on [-1, 1] (the discretized decoder): clip x0_hat when sampling and in
+                // the bound, as the authors' `clip_denoised`.
+                .with_clip(matches!(decoder, Decoder::Discretized)),
             ),
         })
     }

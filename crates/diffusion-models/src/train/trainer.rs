@@ -639,15 +639,41 @@ impl Trainer {
         n: usize,
         seed: u64,
     ) -> Result<(Tensor, Option<Tensor>)> {
+        let cfg = &self.config.sample;
+        let mut shape = vec![n as i64];
+        shape.extend(self.data.item_shape());
+        let nc = self.config.model.num_classes();
+        let labels = (nc > 0).then(|| {
+            let l: Vec<i64> = (0..n).map(|i| (i % nc) as i64).collect();
+            Tensor::from_slice(&l).to_device(self.device)
+        });
+        // The objective's own sampler (iDDPM's ancestral chain), when `sample.solver` names it.
+        let mut own_noise = HostNoise::new(seed);
+        if let Some(x) = self.objective.own_sampler(
+            &cfg.solver,
+            net,
+            &shape,
+            cfg.steps,
+            labels.as_ref(),
+            &mut own_noise,
+        ) {
+            if labels.is_some() && net.null_class().is_some() && cfg.guidance != 1.0 {
+                return Err(ModelError::invalid(
+                    "sample.guidance",
+                    format!(
+                        "the objective's own sampler `{}` does not guide; set sample.guidance = 1",
+                        cfg.solver
+                    ),
+                ));
+            }
+            return Ok((x?, labels));
+        }
         let head = self.objective.sampling_net(net);
         let net: &dyn TimeNet = head.as_deref().unwrap_or(net);
-        let cfg = &self.config.sample;
         let schedule = self.objective.schedule();
         let grid = TimeGrid::build(&cfg.grid, schedule, cfg.steps)?;
         let t_start = grid.times()[0];
         let scale = (schedule.alpha(t_start).powi(2) + schedule.sigma(t_start).powi(2)).sqrt();
-        let mut shape = vec![n as i64];
-        shape.extend(self.data.item_shape());
         let numel: i64 = shape.iter().product();
         let z: Vec<f64> = HostNoise::new(seed)
             .normals(numel as usize)
@@ -658,11 +684,6 @@ impl Trainer {
             &Tensor::from_slice(&z).reshape(&shape).to_kind(Kind::Float),
             self.device,
         );
-        let nc = self.config.model.num_classes();
-        let labels = (nc > 0).then(|| {
-            let l: Vec<i64> = (0..n).map(|i| (i % nc) as i64).collect();
-            Tensor::from_slice(&l).to_device(self.device)
-        });
         let solver = registry::build::<Tensor>(&cfg.solver)?;
         let (lo, hi) = schedule.t_range();
         let mut noise = BrownianTree::with_default_tol(seed.wrapping_add(1), lo, hi)?;
