@@ -817,6 +817,7 @@ mod tests {
             "fmnist-ddpm.toml",
             "fmnist-edm.toml",
             "fmnist-flow.toml",
+            "fmnist-iddpm.toml",
             "fmnist-scm.toml",
             "toy2d-edm.toml",
             "toy2d-scm.toml",

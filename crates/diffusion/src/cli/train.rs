@@ -163,10 +163,16 @@ pub fn run(a: TrainArgs) -> Result<()> {
     trainer.save_sample_picture(&png)?;
     let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
     println!(
-        "sample: {} with {} steps on `{}` ({}{}), n = {n}, {:.1} s; samples {}, picture {}",
+        "sample: {} with {} steps{} ({}{}), n = {n}, {:.1} s; samples {}, picture {}",
         cfg.sample.solver,
         cfg.sample.steps,
-        cfg.sample.grid,
+        // A registry solver runs on the configured grid; an objective's own sampler
+        // (`iddpm-ancestral`) on its own chain.
+        if diffusion_solvers::registry::build::<ndarray::ArrayD<f64>>(&cfg.sample.solver).is_ok() {
+            format!(" on `{}`", cfg.sample.grid)
+        } else {
+            String::new()
+        },
         decay.map_or("raw weights".to_string(), |d| format!("EMA {d}")),
         if labels.is_some() {
             format!(", guidance {}", cfg.sample.guidance)
