@@ -5,7 +5,7 @@
 # of the paper's comparison on the same network: the ancestral chain respaced to K steps with the
 # learned variances, with the fixed beta~ (fixed-small) and beta (fixed-large) variances, and
 # DDIM (eta = 0, diffusers' leading spacing) through the eps half; FMNIST-FD of each (default classifier).
-# Usage: bash tools/bench/iddpm_cpu.sh   (STEPS, BATCH, N, K, SEED override; ~20 min on 2 cores)
+# Usage: bash tools/bench/iddpm_cpu.sh   (STEPS, BATCH, N, K, SEED, THREADS override; ~20 min on 2 cores)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 STEPS=${STEPS:-800}
@@ -22,7 +22,8 @@ RUN=$OUT/run
 SMALL=(--set model.model_channels=16 --set model.groups=8 --set model.num_res_blocks=1
   --set model.dropout=0.0 --set train.precision=\"fp32\" --set train.ema_decays=[0.99,0.999]
   --set sample.ema=0.99 --set train.warmup_steps=0 --set train.lr=5e-4 --set seed="$SEED"
-  --set train.sample_every=0 --set train.checkpoint_every=0 --set sample.n="$N")
+  --set train.sample_every=0 --set train.checkpoint_every=0 --set sample.n="$N"
+  --set cpu_threads="${THREADS:-0}")
 t0=$(date +%s)
 $D train --config configs/fmnist-iddpm.toml --out "$RUN" --steps "$STEPS" --batch-size "$BATCH" \
   "${SMALL[@]}" --set sample.steps="$K" > "$OUT/train.log" 2>&1
