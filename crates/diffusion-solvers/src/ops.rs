@@ -154,7 +154,10 @@ mod tests {
             .collect();
         let c = [0.5, -1.25, 3.0, 0.125, -0.75];
         let a = 0.37;
-        assert_eq!(lincomb_terms_checked(x.clone(), a, &[]), (x.scale(a), false));
+        assert_eq!(
+            lincomb_terms_checked(x.clone(), a, &[]),
+            (x.scale(a), false)
+        );
         for n in 1..=5 {
             let terms: Vec<(f64, &_)> = c.iter().copied().zip(&s).take(n).collect();
             // The same passes by hand: pairs with lincomb3, the odd one out with lincomb.
@@ -173,7 +176,10 @@ mod tests {
             let (got, ok) = lincomb_terms_checked(x.clone(), a, &terms);
             assert!(ok && got == want, "{n} terms");
             // And to rounding the plain sum.
-            let plain = x.scale(a) + terms.iter().fold(x.scale(0.0), |acc, (c, s)| acc + s.scale(*c));
+            let plain = x.scale(a)
+                + terms
+                    .iter()
+                    .fold(x.scale(0.0), |acc, (c, s)| acc + s.scale(*c));
             assert!((&got - &plain).iter().all(|d| d.abs() < 1e-14), "{n} terms");
             let mut bad = terms.clone();
             let nan = array![0.0_f64, f64::NAN, 0.0, 0.0];

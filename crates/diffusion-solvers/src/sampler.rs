@@ -97,7 +97,8 @@ pub fn sample<S: State>(
 mod tests {
     use super::*;
     use crate::ode::{
-        Ddim, Deis, DeisForm, DpmSolverPp2M, Euler, Heun, Ipndm, Lms, Plms, ResMultistep,
+        Ddim, Deis, DeisForm, Dpm2, DpmSolverPp2M, DpmSolverPp2S, Euler, Heun, Ipndm, Lms, Plms,
+        ResMultistep,
     };
     use crate::sde::DpmSolverPp2MSde;
     use diffusion_core::schedule::VpLinear;
@@ -127,6 +128,8 @@ mod tests {
             Box::new(Ipndm::new(4, true).unwrap()),
             Box::new(Ipndm::new(4, false).unwrap()),
             Box::new(Lms::new(4).unwrap()),
+            Box::new(Dpm2),
+            Box::new(DpmSolverPp2S),
         ];
         for (bad_value, predicts_eps) in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY]
             .into_iter()

@@ -19,8 +19,8 @@
 //! Euler ancestral with the same eta (`crate::sde::EulerAncestral`), strong order 1 along a
 //! Brownian tree (additive noise; `crate::sde::Ddpm` at eta = 1 is tested for it).
 
-use crate::error::{Result, SolverError};
 use super::{data_end_step, euler_step_direct};
+use crate::error::{Result, SolverError};
 use crate::ops::lincomb3_owned;
 use crate::solver::{Cache, Eval, Solver, Step};
 use diffusion_core::{BrownianPath, State};

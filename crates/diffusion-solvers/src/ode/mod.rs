@@ -9,7 +9,10 @@
 //! Besides the solvers, this module holds the numerics they share, so that no two solvers carry
 //! copies of the same formula:
 //! - the EDM-coordinate (`rho = sigma / alpha`) move used by Euler, Heun, DDIM, DPM2 and every
-//!   Adams-type method on `eps` (LMS, DEIS, iPNDM, PLMS);
+//!   Adams-type method on `eps` (LMS, DEIS, iPNDM, PLMS), with a model evaluation kept as the
+//!   cheapest exact [`Slope`] (a data prediction folded into the next combination) or, for the
+//!   multistep methods, in the cache's noise history, and the update written into the state in
+//!   one checked pass per two terms;
 //! - the exponential-integrator moves in `lambda = ln(alpha / sigma)` for noise prediction
 //!   (DPM-Solver) and data prediction (DPM-Solver++, UniPC), with the `phi_k` functions;
 //! - Lagrange bases, Gauss-Legendre quadrature and a small dense linear solve for the
@@ -100,20 +103,6 @@ impl Level {
     pub fn is_data(&self) -> bool {
         self.rho <= 0.0
     }
-}
-
-/// The EDM-coordinate Euler move shared by Euler, Heun, DDIM and DPM2: with `y = x / alpha` and
-/// `rho = sigma / alpha` the PF-ODE is `dy/drho = eps_hat` for every schedule, so one step with
-/// slope `d` from `t0` to `t1` gives `x1 = alpha1 (x / alpha0 + (rho1 - rho0) d)`.
-pub(crate) fn edm_euler_move<S: State>(
-    schedule: &dyn NoiseSchedule,
-    x: &S,
-    t0: f64,
-    t1: f64,
-    d: &S,
-) -> S {
-    let to = Level::at(schedule, t1);
-    edm_euler_to(x, &Level::at(schedule, t0), to.rho, to.alpha, d)
 }
 
 /// One model evaluation as the slope `eps_hat` of the EDM-coordinate PF-ODE `dy/drho = eps_hat`,
@@ -251,36 +240,25 @@ pub(crate) fn heun_from_slope<S: State>(
 /// The step to `sigma = 0` of the multistep methods and DDIM: `alpha(t1) x0_hat(x, t0)`, with
 /// the data prediction alone ([`Step::eval_x0_reusing`], no `eps_hat` pass) and the product
 /// written into its buffer; `x` becomes a spare. The sampler checks the result.
-pub(crate) fn data_end_step<S: State>(
-    step: &Step<'_, S>,
-    x: S,
-    cache: &mut Cache<S>,
-) -> Result<S> {
+pub(crate) fn data_end_step<S: State>(step: &Step<'_, S>, x: S, cache: &mut Cache<S>) -> Result<S> {
     let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
     cache.recycle(x);
     Ok(scale_owned(x0, step.schedule.alpha(step.t1)))
 }
 
-/// [`edm_euler_move`] for a step's last use of `x`: the result is written into the storage of
-/// `x` when it owns it exclusively (same bits).
-pub(crate) fn edm_euler_move_owned<S: State>(
-    schedule: &dyn NoiseSchedule,
-    x: S,
-    t0: f64,
-    t1: f64,
-    d: &S,
-) -> S {
-    let (from, to) = (Level::at(schedule, t0), Level::at(schedule, t1));
-    let (a, b) = edm_euler_coefs(&from, to.rho, to.alpha);
-    lincomb_owned(x, a, d, b)
-}
-
-/// The coefficients `(a_out / alpha0, a_out (rho_to - rho0))` of the EDM-coordinate Euler move.
+/// The coefficients `(a, b)` of the EDM-coordinate Euler move shared by Euler, Heun, DDIM, DPM2,
+/// the Adams-type methods on `eps` and the ancestral samplers: with `y = x / alpha` and
+/// `rho = sigma / alpha` the PF-ODE is `dy/drho = eps_hat` for every schedule, so one step with
+/// slope `d` from `from` to the noise level `rho_to`, scaled by `a_out` (`alpha1` for a grid
+/// step), is `a_out (x / alpha0 + (rho_to - rho0) d) = a x + b d`:
+/// `(a_out / alpha0, a_out (rho_to - rho0))`.
 pub(crate) fn edm_euler_coefs(from: &Level, rho_to: f64, a_out: f64) -> (f64, f64) {
     (a_out / from.alpha, a_out * (rho_to - from.rho))
 }
 
-/// [`edm_euler_to`] for a step's last use of `x` (written into its storage when exclusive).
+/// The Euler move `a x + b d` of [`edm_euler_coefs`] to an arbitrary noise level `rho_to`
+/// (ancestral samplers step to `sigma_down`, which is no grid time), written into the storage of
+/// `x` when it owns it exclusively.
 pub(crate) fn edm_euler_to_owned<S: State>(
     x: S,
     from: &Level,
@@ -292,18 +270,11 @@ pub(crate) fn edm_euler_to_owned<S: State>(
     lincomb_owned(x, a, d, b)
 }
 
-/// The Euler move of [`edm_euler_move`] to an arbitrary noise level `rho_to` (ancestral samplers
-/// step to `sigma_down`, which is no grid time), scaled by `a_out`:
-/// `a_out (x / alpha0 + (rho_to - rho0) d)`.
-pub(crate) fn edm_euler_to<S: State>(x: &S, from: &Level, rho_to: f64, a_out: f64, d: &S) -> S {
-    let (a, b) = edm_euler_coefs(from, rho_to, a_out);
-    x.lincomb(a, d, b)
-}
-
 /// The first-order data-prediction exponential-integrator move of DPM-Solver++ from `from` to
 /// half log-SNR `lambda_to`, scaled by `a_out`: with `h = lambda_to - lambda0`,
 /// `a_out (e^{-h} x / alpha0 - expm1(-h) d)`; `lambda_to = +inf` (noise level 0) gives
-/// `a_out d`. Algebraically the same as [`edm_euler_to`] with `d` the data prediction.
+/// `a_out d`. Algebraically the same as the Euler move of [`edm_euler_coefs`] with `d` the data
+/// prediction.
 pub(crate) fn data_pred_move<S: State>(
     x: &S,
     from: &Level,
@@ -434,7 +405,14 @@ impl ExpStep {
         if self.ends_clean() {
             return d.scale(self.a1);
         }
-        x.lincomb(self.s1 / self.s0, d, -self.a1 * (-self.h).exp_m1())
+        let (a, b) = self.data_coefs();
+        x.lincomb(a, d, b)
+    }
+
+    /// The coefficients `(sigma1 / sigma0, -alpha1 expm1(-h))` of [`ExpStep::data_move`] on a
+    /// step that does not end at `sigma = 0`.
+    pub fn data_coefs(&self) -> (f64, f64) {
+        (self.s1 / self.s0, -self.a1 * (-self.h).exp_m1())
     }
 
     /// First-order noise-prediction move (DPM-Solver-1, equal to DDIM) with noise estimate
