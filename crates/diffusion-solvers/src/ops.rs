@@ -58,6 +58,29 @@ pub(crate) fn lincomb3_checked<S: State>(
     }
 }
 
+/// `a x + sum_j c_j s_j` over the `terms` `(c_j, s_j)`, for a step's final update: the terms
+/// are taken two at a time (one pass over the state per pair, [`lincomb3_owned`]), the last pass
+/// ([`lincomb_checked`] or [`lincomb3_checked`]) checking the result (see [`lincomb_checked`]
+/// for the flag). So a combination of `n` states costs `ceil(n / 2)` passes instead of forming
+/// `sum_j c_j s_j` first. With no terms it is `a x`, unchecked.
+pub(crate) fn lincomb_terms_checked<S: State>(x: S, a: f64, terms: &[(f64, &S)]) -> (S, bool) {
+    let mut acc = x;
+    let mut a = a;
+    let mut rest = terms;
+    loop {
+        match rest {
+            [] => return (scale_owned(acc, a), false),
+            [(c, s)] => return lincomb_checked(acc, a, s, *c),
+            [(c, s), (d, u)] => return lincomb3_checked(acc, a, s, *c, u, *d),
+            [(c, s), (d, u), tail @ ..] => {
+                acc = lincomb3_owned(acc, a, s, *c, u, *d);
+                a = 1.0;
+                rest = tail;
+            }
+        }
+    }
+}
+
 /// `a x`, in the storage of `x` when it owns it exclusively.
 pub(crate) fn scale_owned<S: State>(mut x: S, a: f64) -> S {
     if x.is_exclusive() {
@@ -121,5 +144,47 @@ mod tests {
             "a non-finite result is not reported finite"
         );
         assert!(!lincomb_checked(x.clone(), a, &bad, b).1);
+    }
+
+    #[test]
+    fn term_lists_fold_two_at_a_time_and_check_the_last_pass() {
+        let x = array![0.3_f64, -1.7, 2.9, 1e-3];
+        let s: Vec<_> = (0..5)
+            .map(|k| x.mapv(|v| (v * (k as f64 + 1.3)).sin()))
+            .collect();
+        let c = [0.5, -1.25, 3.0, 0.125, -0.75];
+        let a = 0.37;
+        assert_eq!(
+            lincomb_terms_checked(x.clone(), a, &[]),
+            (x.scale(a), false)
+        );
+        for n in 1..=5 {
+            let terms: Vec<(f64, &_)> = c.iter().copied().zip(&s).take(n).collect();
+            // The same passes by hand: pairs with lincomb3, the odd one out with lincomb.
+            let mut want = x.clone();
+            let mut aa = a;
+            let mut j = 0;
+            while j < n {
+                want = if j + 1 < n {
+                    want.lincomb3(aa, &s[j], c[j], &s[j + 1], c[j + 1])
+                } else {
+                    want.lincomb(aa, &s[j], c[j])
+                };
+                aa = 1.0;
+                j += 2;
+            }
+            let (got, ok) = lincomb_terms_checked(x.clone(), a, &terms);
+            assert!(ok && got == want, "{n} terms");
+            // And to rounding the plain sum.
+            let plain = x.scale(a)
+                + terms
+                    .iter()
+                    .fold(x.scale(0.0), |acc, (c, s)| acc + s.scale(*c));
+            assert!((&got - &plain).iter().all(|d| d.abs() < 1e-14), "{n} terms");
+            let mut bad = terms.clone();
+            let nan = array![0.0_f64, f64::NAN, 0.0, 0.0];
+            bad[0].1 = &nan;
+            assert!(!lincomb_terms_checked(x.clone(), a, &bad).1, "{n} terms");
+        }
     }
 }

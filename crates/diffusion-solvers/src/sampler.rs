@@ -96,7 +96,10 @@ pub fn sample<S: State>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ode::{DpmSolverPp2M, Euler, Heun, ResMultistep};
+    use crate::ode::{
+        Ddim, Deis, DeisForm, Dpm2, DpmSolverPp2M, DpmSolverPp2S, Euler, Heun, Ipndm, Lms, Plms,
+        ResMultistep,
+    };
     use crate::sde::DpmSolverPp2MSde;
     use diffusion_core::schedule::VpLinear;
     use diffusion_core::{IndependentIncrements, Prediction};
@@ -105,7 +108,7 @@ mod tests {
     /// Every solver whose final update checks its own result ([`Cache::set_checked`]) still
     /// reports the first non-finite state with its step, for NaN and for infinite model outputs
     /// (the model turns bad at the grid's time 3, which Heun's corrector already reaches in
-    /// step 2).
+    /// step 2), from data- and from noise-predicting models.
     #[test]
     fn fused_checks_report_the_first_non_finite_step() {
         let vp = VpLinear::default();
@@ -117,12 +120,30 @@ mod tests {
             Box::new(DpmSolverPp2M),
             Box::new(ResMultistep),
             Box::new(DpmSolverPp2MSde::default()),
+            Box::new(Ddim::new(0.0).unwrap()),
+            Box::new(Deis::new(3).unwrap()),
+            Box::new(Deis::with_form(3, DeisForm::LogRho).unwrap()),
+            Box::new(Deis::new(1).unwrap()),
+            Box::new(Plms),
+            Box::new(Ipndm::new(4, true).unwrap()),
+            Box::new(Ipndm::new(4, false).unwrap()),
+            Box::new(Lms::new(4).unwrap()),
+            Box::new(Dpm2),
+            Box::new(DpmSolverPp2S),
         ];
-        for bad_value in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        for (bad_value, predicts_eps) in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY]
+            .into_iter()
+            .flat_map(|v| [(v, false), (v, true)])
+        {
             let den =
                 |x: &Array2<f64>, t: f64| -> diffusion_core::Result<Prediction<Array2<f64>>> {
                     let v = if t <= t_bad { bad_value } else { 0.25 };
-                    Ok(Prediction::Sample(x.mapv(|u| v * u.signum())))
+                    let out = x.mapv(|u| v * u.signum());
+                    Ok(if predicts_eps {
+                        Prediction::Epsilon(out)
+                    } else {
+                        Prediction::Sample(out)
+                    })
                 };
             for solver in &solvers {
                 let x = Array2::<f64>::from_elem((5, 3), 1.0);
@@ -140,7 +161,12 @@ mod tests {
                 match err {
                     SolverError::NonFinite { step, .. } => {
                         let first = if solver.name() == "heun" { 2 } else { 3 };
-                        assert_eq!(step, first, "{} with {bad_value}", solver.name())
+                        assert_eq!(
+                            step,
+                            first,
+                            "{} with {bad_value} (eps model: {predicts_eps})",
+                            solver.name()
+                        )
                     }
                     other => panic!("{}: unexpected error {other}", solver.name()),
                 }

@@ -53,6 +53,24 @@ impl<S: State> Step<'_, S> {
         }
     }
 
+    /// The noise prediction `eps_hat` of the model at `(x, t)` only, for solvers that keep a
+    /// history of noise predictions and read the data prediction through it (the Adams-type
+    /// methods on `eps`: DEIS, PLMS, iPNDM, LMS): a model that predicts `eps` costs no
+    /// conversion pass at all, any other prediction is resolved as by [`Step::eval_reusing`]
+    /// (so `eps_hat` has the same bits either way) and its `x0_hat` buffer goes back to `cache`.
+    pub fn eval_eps_reusing(&self, x: &S, t: f64, cache: &mut Cache<S>) -> Result<S> {
+        let c = Coeffs::at(self.schedule, t);
+        match self.model.predict(x, t)? {
+            // `resolve` returns an eps prediction unchanged wherever it can convert it.
+            Prediction::Epsilon(eps) if c.alpha != 0.0 => Ok(eps),
+            p => {
+                let (x0, eps) = p.resolve_reusing(x, &c, cache.take_spare())?;
+                cache.recycle(x0);
+                Ok(eps)
+            }
+        }
+    }
+
     /// [`Step::eval_x0_reusing`] without a cache (a non-data prediction's `eps_hat` is dropped).
     pub fn eval_x0(&self, x: &S, t: f64) -> Result<S> {
         match self.model.predict(x, t)? {
@@ -97,11 +115,14 @@ pub struct Eval<S> {
 ///
 /// Solvers that only ever read data predictions keep them in a separate history of
 /// `(t, x0_hat)` pairs ([`Cache::push_x0`], [`Cache::back_x0`]), filled by
-/// [`Step::eval_x0_reusing`] without the `eps_hat` pass.
+/// [`Step::eval_x0_reusing`] without the `eps_hat` pass; those that only ever read noise
+/// predictions keep a history of `(t, eps_hat)` pairs ([`Cache::push_eps`], [`Cache::back_eps`]),
+/// filled by [`Step::eval_eps_reusing`] without the `x0_hat` pass.
 #[derive(Debug)]
 pub struct Cache<S> {
     evals: VecDeque<Eval<S>>,
     data: VecDeque<(f64, S)>,
+    noise: VecDeque<(f64, S)>,
     aux: Option<(f64, S)>,
     spare: Vec<S>,
     checked: bool,
@@ -115,6 +136,7 @@ impl<S> Default for Cache<S> {
         Cache {
             evals: VecDeque::new(),
             data: VecDeque::new(),
+            noise: VecDeque::new(),
             aux: None,
             spare: Vec::new(),
             checked: false,
@@ -139,6 +161,16 @@ impl<S: State> Cache<S> {
         self.data.push_back((t, x0));
         while self.data.len() > keep {
             if let Some((_, old)) = self.data.pop_front() {
+                self.recycle(old);
+            }
+        }
+    }
+    /// Appends a noise prediction `eps` at time `t` to the noise history, keeping at most `keep`
+    /// of the newest (the dropped ones' buffers become spares).
+    pub fn push_eps(&mut self, t: f64, eps: S, keep: usize) {
+        self.noise.push_back((t, eps));
+        while self.noise.len() > keep {
+            if let Some((_, old)) = self.noise.pop_front() {
                 self.recycle(old);
             }
         }
@@ -191,6 +223,18 @@ impl<S> Cache<S> {
     pub fn len_x0(&self) -> usize {
         self.data.len()
     }
+    /// The `k`-th newest entry `(t, eps_hat)` of the noise history (`k = 0` is the newest).
+    pub fn back_eps(&self, k: usize) -> Option<(f64, &S)> {
+        self.noise
+            .len()
+            .checked_sub(k + 1)
+            .and_then(|i| self.noise.get(i))
+            .map(|(t, eps)| (*t, eps))
+    }
+    /// Number of entries in the noise history.
+    pub fn len_eps(&self) -> usize {
+        self.noise.len()
+    }
     /// Records whether the state a step is about to return was checked finite by the pass that
     /// wrote it (`true` only then, e.g. from [`State::lincomb_assign_finite`]), so the driver
     /// may skip its own check. A solver that runs another solver's step and then changes the
@@ -211,10 +255,11 @@ impl<S> Cache<S> {
     pub fn is_empty(&self) -> bool {
         self.evals.is_empty()
     }
-    /// Forgets everything: both histories, the auxiliary state, the spare buffers and the mark.
+    /// Forgets everything: the three histories, the auxiliary state, the spare buffers and the mark.
     pub fn clear(&mut self) {
         self.evals.clear();
         self.data.clear();
+        self.noise.clear();
         self.checked = false;
         self.aux = None;
         self.spare.clear();
@@ -292,6 +337,10 @@ mod tests {
             assert_eq!(step.eval_x0(&x, 0.6).unwrap(), full.x0, "model {k}");
             // A data prediction needs no buffer; any other leaves its eps buffer as a spare.
             assert_eq!(cache.take_spare().is_some(), k > 0, "model {k}");
+            let eps = step.eval_eps_reusing(&x, 0.6, &mut cache).unwrap();
+            assert_eq!(eps, full.eps, "model {k}");
+            // An eps prediction needs no buffer; any other leaves its x0 buffer as a spare.
+            assert_eq!(cache.take_spare().is_some(), k != 1, "model {k}");
         }
     }
 
@@ -310,9 +359,17 @@ mod tests {
         assert!(cache.take_spare().is_some() && cache.take_spare().is_some());
         assert!(cache.take_spare().is_none());
         assert!(cache.is_empty(), "the evaluation history is separate");
+        assert!(cache.back_eps(0).is_none(), "so is the noise history");
+        for i in 0..3 {
+            cache.push_eps(i as f64, Array1::from_elem(2, -(i as f64)), 1);
+        }
+        assert_eq!(cache.len_eps(), 1);
+        assert_eq!(cache.back_eps(0).map(|(t, e)| (t, e[1])), Some((2.0, -2.0)));
+        assert!(cache.back_eps(1).is_none());
+        assert!(cache.take_spare().is_some() && cache.take_spare().is_some());
         cache.set_checked(true);
         assert!(cache.take_checked() && !cache.take_checked());
         cache.clear();
-        assert_eq!(cache.len_x0(), 0);
+        assert_eq!((cache.len_x0(), cache.len_eps()), (0, 0));
     }
 }

@@ -25,10 +25,16 @@
 //! Order 1..3 (default 3); DEIS-1 is DDIM in both forms. Warm-up: step `i` uses order
 //! `min(order, i + 1)`. A step to `sigma = 0` is first order (`alpha1 x0_hat`). One evaluation
 //! per step.
+//!
+//! Cost: the cache keeps noise predictions only (`ensure_current_eps`: an eps-predicting model
+//! costs no conversion, a data-predicting one one pass writing `eps_hat`), and the update
+//! `a x + sum_j (b w_j) eps_j` goes straight into the state, two terms a pass, the last pass
+//! checking the result (`adams_update`). DEIS-1 takes Euler's step (`euler_step_direct`: no eps
+//! pass at all for a data prediction), the step to `sigma = 0` the data prediction alone.
 
 use super::{
-    adams_weights, combine_eps, edm_euler_move_owned, ensure_current, multistep_order,
-    LOWER_ORDER_FINAL_DIFFUSERS, LOWER_ORDER_FINAL_DPM_SOLVER,
+    adams_update, adams_weights, data_end_step, ensure_current_eps, euler_step_direct,
+    multistep_order, LOWER_ORDER_FINAL_DIFFUSERS, LOWER_ORDER_FINAL_DPM_SOLVER,
 };
 use crate::error::{Result, SolverError};
 use crate::solver::{Cache, Solver, Step};
@@ -98,20 +104,23 @@ impl<S: State> Solver<S> for Deis {
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let history = ensure_current(step, &x, cache, self.order)?;
+        if sch.sigma(step.t1) <= 0.0 {
+            return data_end_step(step, x, cache);
+        }
+        if self.order == 1 {
+            // DEIS-1 is DDIM, i.e. Euler: no noise history to keep.
+            return euler_step_direct(step, x, cache);
+        }
+        let history = ensure_current_eps(step, &x, cache, self.order)?;
         let lower_order_final = match self.form {
             DeisForm::TimeAb => LOWER_ORDER_FINAL_DPM_SOLVER,
             DeisForm::LogRho => LOWER_ORDER_FINAL_DIFFUSERS,
         };
         let k = multistep_order(step, self.order, history, lower_order_final);
-        let e0 = cache.back(0).expect("ensured");
-        if sch.sigma(step.t1) <= 0.0 {
-            return Ok(e0.x0.scale(sch.alpha(step.t1)));
-        }
         if k == 1 {
-            return Ok(edm_euler_move_owned(sch, x, step.t0, step.t1, &e0.eps));
+            return Ok(adams_update(step, x, cache, &[1.0]));
         }
-        let times = (0..k).map(|j| cache.back(j).expect("history").t);
+        let times = (0..k).map(|j| cache.back_eps(j).expect("history").0);
         let span = (sch.lambda(step.t0), sch.lambda(step.t1));
         let drho = sch.noise_ratio(step.t1) - sch.noise_ratio(step.t0);
         let drho_dlambda = |l: f64| -(-l).exp();
@@ -128,8 +137,7 @@ impl<S: State> Solver<S> for Deis {
         };
         // The weights sum to 1: write the constant part exactly so that order 1 is DDIM.
         w[0] = 1.0 - w[1..].iter().sum::<f64>();
-        let d = combine_eps(cache, &w);
-        Ok(edm_euler_move_owned(sch, x, step.t0, step.t1, &d))
+        Ok(adams_update(step, x, cache, &w))
     }
 }
 

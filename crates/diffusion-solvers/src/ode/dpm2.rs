@@ -10,9 +10,14 @@
 //! `y1 = y0 + (rho1 - rho0) eps(y_mid, rho_mid)`. A step to noise level 0 has no log midpoint
 //! and is a single Euler step (which returns `alpha1 x0_hat`), as in k-diffusion, so a grid
 //! ending at 0 costs `2 N - 1` evaluations. Global order 2.
+//!
+//! Cost: both evaluations are [`Slope`]s (a data prediction is folded into the next combination,
+//! no eps pass): one pass writes `y_mid`, one checked pass over `x`, `x_mid` and the midpoint's
+//! prediction writes `x1`. An eps-predicting model gives the bits of the two-pass form.
 
-use super::{edm_euler_move, edm_euler_move_owned, Level};
+use super::{edm_euler_coefs, euler_from_slope, Level, Slope};
 use crate::error::Result;
+use crate::ops::{lincomb3_checked, lincomb_reusing};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -31,19 +36,31 @@ impl<S: State> Solver<S> for Dpm2 {
         &self,
         step: &Step<'_, S>,
         x: S,
-        _cache: &mut Cache<S>,
+        cache: &mut Cache<S>,
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
         let (t0, t1) = (step.t0, step.t1);
-        let e0 = step.eval(&x, t0)?;
+        let s0 = Slope::eval(step, &x, t0, cache)?;
         let (l0, l1) = (Level::at(sch, t0), Level::at(sch, t1));
         if l1.is_data() || l0.is_data() {
-            return Ok(edm_euler_move_owned(sch, x, t0, t1, &e0.eps));
+            return Ok(euler_from_slope(step, x, s0, cache));
         }
         let t_mid = sch.t_of_lambda(0.5 * (l0.lambda + l1.lambda));
-        let x_mid = edm_euler_move(sch, &x, t0, t_mid, &e0.eps);
-        let e_mid = step.eval(&x_mid, t_mid)?;
-        Ok(edm_euler_move_owned(sch, x, t0, t1, &e_mid.eps))
+        let lm = Level::at(sch, t_mid);
+        // x_mid = am x + bm eps0 = (am + p0) x + q0 s0.
+        let (am, bm) = edm_euler_coefs(&l0, lm.rho, lm.alpha);
+        let (p0, q0) = s0.times(bm);
+        let x_mid = lincomb_reusing(&x, am + p0, s0.state(), q0, cache.scratch_like(&x));
+        cache.recycle(s0.into_state());
+        let s_mid = Slope::eval(step, &x_mid, t_mid, cache)?;
+        // x1 = a x + b eps_mid = a x + (b p) x_mid + (b q) s_mid, one checked pass.
+        let (a, b) = edm_euler_coefs(&l0, l1.rho, l1.alpha);
+        let (pm, qm) = s_mid.times(b);
+        let (out, checked) = lincomb3_checked(x, a, &x_mid, pm, s_mid.state(), qm);
+        cache.set_checked(checked);
+        cache.recycle(x_mid);
+        cache.recycle(s_mid.into_state());
+        Ok(out)
     }
 }

@@ -16,9 +16,10 @@
 //! Every grid step is one singlestep update of the chosen order (`order` evaluations), so the
 //! global order is `order`. A step to `sigma = 0` (`lambda = +inf`, where no intermediate time
 //! exists) is first order and returns `alpha1 x0_hat`, like the `denoise_to_zero` of the
-//! reference and a final sigma of 0 in k-diffusion and diffusers.
+//! reference and a final sigma of 0 in k-diffusion and diffusers (from the data prediction
+//! alone, `data_end_step`). DPM-Solver-1 takes Euler's step (`euler_step_direct`, the same map).
 
-use super::{evaluate, phi, ExpStep};
+use super::{data_end_step, euler_step_direct, evaluate, phi, ExpStep};
 use crate::error::{Result, SolverError};
 use crate::solver::{Cache, Eval, Solver, Step};
 use diffusion_core::{BrownianPath, Denoiser, NoiseSchedule, State};
@@ -110,17 +111,20 @@ impl<S: State> Solver<S> for DpmSolver {
         &self,
         step: &Step<'_, S>,
         x: S,
-        _cache: &mut Cache<S>,
+        cache: &mut Cache<S>,
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let (model, sch) = (step.model, step.schedule);
-        let e0 = step.eval(&x, step.t0)?;
         let st = ExpStep::new(sch, step.t0, step.t1);
         if st.ends_clean() {
-            return Ok(e0.x0.scale(st.a1));
+            return data_end_step(step, x, cache);
         }
+        if self.order == 1 {
+            // DPM-Solver-1 is DDIM, i.e. Euler (no eps pass for a data prediction).
+            return euler_step_direct(step, x, cache);
+        }
+        let e0 = step.eval(&x, step.t0)?;
         match self.order {
-            1 => Ok(st.noise_move(&x, &e0.eps)),
             2 => Ok(dpm_solver_2(model, sch, &x, &e0, step.t1, 0.5)?.0),
             _ => {
                 let (r1, r2) = (1.0 / 3.0, 2.0 / 3.0);

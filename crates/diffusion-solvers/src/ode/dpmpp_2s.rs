@@ -8,11 +8,19 @@
 //! `x1 = (sigma1/sigma0) x - alpha1 expm1(-h) D`.
 //! Two evaluations per step, global order 2. A step to `sigma = 0` is first order and returns
 //! `alpha1 x0_hat` (one evaluation).
+//!
+//! Cost: data predictions only (`Step::eval_x0_reusing`, no eps pass); with `r = 1/2` the
+//! weight of `x0_hat(x, t0)` in `D` is 0, so `x1` is one checked pass over `x` and
+//! `x0_hat(u, s)`: the same bits as forming `D` first.
 
-use super::{evaluate, ExpStep};
+use super::{data_end_step, ExpStep};
 use crate::error::Result;
+use crate::ops::{lincomb_checked, lincomb_reusing};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
+
+/// The midpoint `r` of the step in `lambda`.
+const R: f64 = 0.5;
 
 /// DPM-Solver++(2S) with the midpoint `r = 1/2`: 2 evaluations per step, order 2.
 #[derive(Debug, Clone, Copy, Default)]
@@ -29,21 +37,26 @@ impl<S: State> Solver<S> for DpmSolverPp2S {
         &self,
         step: &Step<'_, S>,
         x: S,
-        _cache: &mut Cache<S>,
+        cache: &mut Cache<S>,
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let r = 0.5;
-        let e0 = step.eval(&x, step.t0)?;
         let st = ExpStep::new(sch, step.t0, step.t1);
         if st.ends_clean() {
-            return Ok(st.data_move(&x, &e0.x0));
+            return data_end_step(step, x, cache);
         }
-        let s = sch.t_of_lambda(sch.lambda(step.t0) + r * st.h);
-        let u = ExpStep::new(sch, step.t0, s).data_move(&x, &e0.x0);
-        let es = evaluate(step.model, sch, &u, s)?;
-        let c = 0.5 / r;
-        let d = e0.x0.lincomb(1.0 - c, &es.x0, c);
-        Ok(st.data_move(&x, &d))
+        let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
+        let s = sch.t_of_lambda(sch.lambda(step.t0) + R * st.h);
+        let (ua, ub) = ExpStep::new(sch, step.t0, s).data_coefs();
+        let u = lincomb_reusing(&x, ua, &x0, ub, cache.scratch_like(&x));
+        cache.recycle(x0);
+        let xs = step.eval_x0_reusing(&u, s, cache)?;
+        cache.recycle(u);
+        // With r = 1/2 the weight 1 - 1/(2r) of x0_hat(x, t0) in D is 0: D = x0_hat(u, s).
+        let (a, b) = st.data_coefs();
+        let (out, checked) = lincomb_checked(x, a, &xs, b);
+        cache.set_checked(checked);
+        cache.recycle(xs);
+        Ok(out)
     }
 }

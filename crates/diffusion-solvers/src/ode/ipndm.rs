@@ -13,11 +13,16 @@
 //! coincides with the classical weights on `rho`-uniform grids.
 //!
 //! Warm-up: step `i` uses order `min(order, i + 1)` (Euler first). A step to `sigma = 0` returns
-//! `alpha1 x0_hat` (the reference's denoising step). One evaluation per step.
+//! `alpha1 x0_hat` (the reference's denoising step, from the data prediction alone). One
+//! evaluation per step.
+//!
+//! Cost: the cache keeps noise predictions only (`ensure_current_eps`) and the update goes
+//! straight into the state, two terms a pass, the last pass checking the result
+//! (`adams_update`); order 1 takes Euler's step (`euler_step_direct`).
 
 use super::{
-    adams_weights, combine_eps, edm_euler_move_owned, ensure_current, multistep_order,
-    ADAMS_BASHFORTH,
+    adams_update, adams_weights, data_end_step, ensure_current_eps, euler_step_direct,
+    multistep_order, ADAMS_BASHFORTH,
 };
 use crate::error::{Result, SolverError};
 use crate::solver::{Cache, Solver, Step};
@@ -65,22 +70,24 @@ impl<S: State> Solver<S> for Ipndm {
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let history = ensure_current(step, &x, cache, self.order)?;
-        let k = multistep_order(step, self.order, history, None);
         if sch.sigma(step.t1) <= 0.0 {
-            let e0 = cache.back(0).expect("ensured");
-            return Ok(e0.x0.scale(sch.alpha(step.t1)));
+            return data_end_step(step, x, cache);
         }
+        if self.order == 1 {
+            // iPNDM-1 is Euler: no noise history to keep.
+            return euler_step_direct(step, x, cache);
+        }
+        let history = ensure_current_eps(step, &x, cache, self.order)?;
+        let k = multistep_order(step, self.order, history, None);
         let w = if self.variable && k > 1 {
             let nodes: Vec<f64> = (0..k)
-                .map(|j| sch.noise_ratio(cache.back(j).expect("history").t))
+                .map(|j| sch.noise_ratio(cache.back_eps(j).expect("history").0))
                 .collect();
             let (r0, r1) = (nodes[0], sch.noise_ratio(step.t1));
             adams_weights(&nodes, (r0, r1), |u| u, |_| 1.0, r1 - r0)
         } else {
             ADAMS_BASHFORTH[k - 1].to_vec()
         };
-        let d = combine_eps(cache, &w);
-        Ok(edm_euler_move_owned(sch, x, step.t0, step.t1, &d))
+        Ok(adams_update(step, x, cache, &w))
     }
 }

@@ -11,7 +11,9 @@
 //! is the Lagrange basis polynomial of node `rho_{i-j}`. k-diffusion integrates `L_j` with
 //! adaptive quadrature (`epsrel = 1e-4`); here a 4-point Gauss-Legendre rule integrates these
 //! polynomials of degree <= 3 exactly (up to rounding), so the coefficients are exact. The
-//! newest slopes and their times live in the [`Cache`]. The step to noise level 0 is an ordinary
+//! newest slopes and their times live in the [`Cache`]'s noise history (`ensure_current_eps`:
+//! no `x0_hat` pass), and the update goes straight into the state, two slopes a pass, the last
+//! pass checking the result (`eps_history_update`). The step to noise level 0 is an ordinary
 //! LMS step (the Lagrange integral to `rho = 0` is finite), as in k-diffusion.
 //!
 //! Declared order: `order` (the global order of the `order`-step Adams-Bashforth method). The
@@ -19,7 +21,7 @@
 //! formally of order 1-2 in the step size but is multiplied by the slope's variation at the
 //! highest noise levels, which is tiny (see the tests for the fitted slopes).
 
-use super::Level;
+use super::{ensure_current_eps, eps_history_update, Level};
 use crate::error::{Result, SolverError};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
@@ -99,20 +101,17 @@ impl<S: State> Solver<S> for Lms {
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval_reusing(&x, step.t0, cache)?;
+        let history = ensure_current_eps(step, &x, cache, self.order)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
-        let m = self.order.min(cache.len() + 1);
-        let past: Vec<_> = (0..m - 1).filter_map(|k| cache.back(k)).collect();
-        let nodes: Vec<f64> = std::iter::once(from.rho)
-            .chain(past.iter().map(|p| sch.noise_ratio(p.t)))
+        let m = self.order.min(history + 1);
+        let nodes: Vec<f64> = (0..m)
+            .map(|j| sch.noise_ratio(cache.back_eps(j).expect("history").0))
             .collect();
-        let c = lagrange_integrals(&nodes, from.rho, to.rho);
-        let mut out = x.lincomb(to.alpha / from.alpha, &e.eps, to.alpha * c[0]);
-        for (p, cj) in past.iter().zip(&c[1..]) {
-            out = out.lincomb(1.0, &p.eps, to.alpha * cj);
-        }
-        cache.push(e, self.order - 1);
-        Ok(out)
+        let c: Vec<f64> = lagrange_integrals(&nodes, from.rho, to.rho)
+            .iter()
+            .map(|cj| to.alpha * cj)
+            .collect();
+        Ok(eps_history_update(x, cache, to.alpha / from.alpha, &c))
     }
 }
 

@@ -9,7 +9,10 @@
 //! Besides the solvers, this module holds the numerics they share, so that no two solvers carry
 //! copies of the same formula:
 //! - the EDM-coordinate (`rho = sigma / alpha`) move used by Euler, Heun, DDIM, DPM2 and every
-//!   Adams-type method on `eps` (LMS, DEIS, iPNDM, PLMS);
+//!   Adams-type method on `eps` (LMS, DEIS, iPNDM, PLMS), with a model evaluation kept as the
+//!   cheapest exact [`Slope`] (a data prediction folded into the next combination) or, for the
+//!   multistep methods, in the cache's noise history, and the update written into the state in
+//!   one checked pass per two terms;
 //! - the exponential-integrator moves in `lambda = ln(alpha / sigma)` for noise prediction
 //!   (DPM-Solver) and data prediction (DPM-Solver++, UniPC), with the `phi_k` functions;
 //! - Lagrange bases, Gauss-Legendre quadrature and a small dense linear solve for the
@@ -60,7 +63,10 @@ pub use unipc::{UniPc, UniPcVariant};
 pub(crate) use dpm_solver::{dpm_solver_2, dpm_solver_3};
 
 use crate::error::{Result, SolverError};
-use crate::ops::{lincomb_checked, lincomb_owned, scale_reusing};
+use crate::ops::{
+    lincomb3_checked, lincomb_checked, lincomb_owned, lincomb_reusing, lincomb_terms_checked,
+    scale_owned, scale_reusing,
+};
 use crate::solver::{Cache, Eval, Step};
 use diffusion_core::{denoise, Coeffs, Denoiser, NoiseSchedule, Prediction, State};
 
@@ -99,25 +105,12 @@ impl Level {
     }
 }
 
-/// The EDM-coordinate Euler move shared by Euler, Heun, DDIM and DPM2: with `y = x / alpha` and
-/// `rho = sigma / alpha` the PF-ODE is `dy/drho = eps_hat` for every schedule, so one step with
-/// slope `d` from `t0` to `t1` gives `x1 = alpha1 (x / alpha0 + (rho1 - rho0) d)`.
-pub(crate) fn edm_euler_move<S: State>(
-    schedule: &dyn NoiseSchedule,
-    x: &S,
-    t0: f64,
-    t1: f64,
-    d: &S,
-) -> S {
-    let to = Level::at(schedule, t1);
-    edm_euler_to(x, &Level::at(schedule, t0), to.rho, to.alpha, d)
-}
-
 /// One model evaluation as the slope `eps_hat` of the EDM-coordinate PF-ODE `dy/drho = eps_hat`,
 /// kept in the cheapest exact form. A data prediction `x0` (EDM's `D`) is kept as it is, with
 /// `eps_hat = (x - alpha x0) / sigma` folded into whatever combination the solver writes next, so
-/// no pass over the state writes `eps_hat`; other predictions (and `sigma = 0`, `alpha = 0`) are
-/// resolved to `eps_hat` as by [`Step::eval_reusing`].
+/// no pass over the state writes `eps_hat`; an eps prediction is kept as it is; other
+/// predictions (and `sigma = 0`, `alpha = 0`) are resolved to `eps_hat` as by
+/// [`Step::eval_reusing`] (the same bits in every case).
 pub(crate) enum Slope<S> {
     /// `eps_hat = (x - alpha x0) / sigma` at the evaluated state `x`.
     Data {
@@ -142,6 +135,8 @@ impl<S: State> Slope<S> {
                 alpha: c.alpha,
                 sigma: c.sigma,
             }),
+            // `resolve` returns an eps prediction unchanged wherever it can convert it.
+            Prediction::Epsilon(eps) if c.alpha != 0.0 => Ok(Slope::Eps(eps)),
             p => {
                 let (x0, eps) = p.resolve_reusing(x, &c, cache.take_spare())?;
                 cache.recycle(x0);
@@ -206,26 +201,64 @@ pub(crate) fn euler_from_slope<S: State>(
     out
 }
 
-/// [`edm_euler_move`] for a step's last use of `x`: the result is written into the storage of
-/// `x` when it owns it exclusively (same bits).
-pub(crate) fn edm_euler_move_owned<S: State>(
-    schedule: &dyn NoiseSchedule,
+/// Heun's step (EDM Algorithm 1, lines 5-8) from `x` with the slope `s0` at `(x, step.t0)`
+/// already evaluated, for a step that does not end at `sigma = 0`: the predictor
+/// `x_pred = a x + b eps0` in one pass, the model at `(x_pred, step.t1)`, and the corrector
+/// `x1 = a x + (b / 2) (eps0 + eps1)` with `x_pred` substituted, so one pass over `x`, `s0` and
+/// the new slope (which also checks the result, [`Cache::set_checked`]); a data-predicting model
+/// never has its eps written. `s0` stays with the caller (Heun recycles it, PLMS keeps it).
+pub(crate) fn heun_from_slope<S: State>(
+    step: &Step<'_, S>,
     x: S,
-    t0: f64,
-    t1: f64,
-    d: &S,
-) -> S {
-    let (from, to) = (Level::at(schedule, t0), Level::at(schedule, t1));
+    s0: &Slope<S>,
+    cache: &mut Cache<S>,
+) -> Result<S> {
+    let sch = step.schedule;
+    let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
     let (a, b) = edm_euler_coefs(&from, to.rho, to.alpha);
-    lincomb_owned(x, a, d, b)
+    // Predictor: x_pred = a x + b eps0 = (a + p0) x + q0 s0.
+    let (p0, q0) = s0.times(b);
+    let x_pred = lincomb_reusing(&x, a + p0, s0.state(), q0, cache.scratch_like(&x));
+    let s1 = Slope::eval(step, &x_pred, step.t1, cache)?;
+    cache.recycle(x_pred);
+    // Corrector: x1 = a x + (b/2) (eps0 + eps1), eps1 = p1 x_pred + q1 s1.
+    let (p0h, q0h) = s0.times(0.5 * b);
+    let (p1h, q1h) = s1.times(0.5 * b);
+    let (out, checked) = lincomb3_checked(
+        x,
+        a + p0h + p1h * (a + p0),
+        s0.state(),
+        q0h + p1h * q0,
+        s1.state(),
+        q1h,
+    );
+    cache.set_checked(checked);
+    cache.recycle(s1.into_state());
+    Ok(out)
 }
 
-/// The coefficients `(a_out / alpha0, a_out (rho_to - rho0))` of the EDM-coordinate Euler move.
+/// The step to `sigma = 0` of the multistep methods and DDIM: `alpha(t1) x0_hat(x, t0)`, with
+/// the data prediction alone ([`Step::eval_x0_reusing`], no `eps_hat` pass) and the product
+/// written into its buffer; `x` becomes a spare. The sampler checks the result.
+pub(crate) fn data_end_step<S: State>(step: &Step<'_, S>, x: S, cache: &mut Cache<S>) -> Result<S> {
+    let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
+    cache.recycle(x);
+    Ok(scale_owned(x0, step.schedule.alpha(step.t1)))
+}
+
+/// The coefficients `(a, b)` of the EDM-coordinate Euler move shared by Euler, Heun, DDIM, DPM2,
+/// the Adams-type methods on `eps` and the ancestral samplers: with `y = x / alpha` and
+/// `rho = sigma / alpha` the PF-ODE is `dy/drho = eps_hat` for every schedule, so one step with
+/// slope `d` from `from` to the noise level `rho_to`, scaled by `a_out` (`alpha1` for a grid
+/// step), is `a_out (x / alpha0 + (rho_to - rho0) d) = a x + b d`:
+/// `(a_out / alpha0, a_out (rho_to - rho0))`.
 pub(crate) fn edm_euler_coefs(from: &Level, rho_to: f64, a_out: f64) -> (f64, f64) {
     (a_out / from.alpha, a_out * (rho_to - from.rho))
 }
 
-/// [`edm_euler_to`] for a step's last use of `x` (written into its storage when exclusive).
+/// The Euler move `a x + b d` of [`edm_euler_coefs`] to an arbitrary noise level `rho_to`
+/// (ancestral samplers step to `sigma_down`, which is no grid time), written into the storage of
+/// `x` when it owns it exclusively.
 pub(crate) fn edm_euler_to_owned<S: State>(
     x: S,
     from: &Level,
@@ -237,18 +270,11 @@ pub(crate) fn edm_euler_to_owned<S: State>(
     lincomb_owned(x, a, d, b)
 }
 
-/// The Euler move of [`edm_euler_move`] to an arbitrary noise level `rho_to` (ancestral samplers
-/// step to `sigma_down`, which is no grid time), scaled by `a_out`:
-/// `a_out (x / alpha0 + (rho_to - rho0) d)`.
-pub(crate) fn edm_euler_to<S: State>(x: &S, from: &Level, rho_to: f64, a_out: f64, d: &S) -> S {
-    let (a, b) = edm_euler_coefs(from, rho_to, a_out);
-    x.lincomb(a, d, b)
-}
-
 /// The first-order data-prediction exponential-integrator move of DPM-Solver++ from `from` to
 /// half log-SNR `lambda_to`, scaled by `a_out`: with `h = lambda_to - lambda0`,
 /// `a_out (e^{-h} x / alpha0 - expm1(-h) d)`; `lambda_to = +inf` (noise level 0) gives
-/// `a_out d`. Algebraically the same as [`edm_euler_to`] with `d` the data prediction.
+/// `a_out d`. Algebraically the same as the Euler move of [`edm_euler_coefs`] with `d` the data
+/// prediction.
 pub(crate) fn data_pred_move<S: State>(
     x: &S,
     from: &Level,
@@ -379,7 +405,14 @@ impl ExpStep {
         if self.ends_clean() {
             return d.scale(self.a1);
         }
-        x.lincomb(self.s1 / self.s0, d, -self.a1 * (-self.h).exp_m1())
+        let (a, b) = self.data_coefs();
+        x.lincomb(a, d, b)
+    }
+
+    /// The coefficients `(sigma1 / sigma0, -alpha1 expm1(-h))` of [`ExpStep::data_move`] on a
+    /// step that does not end at `sigma = 0`.
+    pub fn data_coefs(&self) -> (f64, f64) {
+        (self.s1 / self.s0, -self.a1 * (-self.h).exp_m1())
     }
 
     /// First-order noise-prediction move (DPM-Solver-1, equal to DDIM) with noise estimate
@@ -425,25 +458,8 @@ pub(crate) fn multistep_order<S: State>(
     k.max(1)
 }
 
-/// Makes sure the newest cached evaluation is the model at `(x, step.t0)`, evaluating only when
-/// it is not there yet, and keeps at most `keep` evaluations. Returns the number of older
-/// evaluations available.
-pub(crate) fn ensure_current<S: State>(
-    step: &Step<'_, S>,
-    x: &S,
-    cache: &mut Cache<S>,
-    keep: usize,
-) -> Result<usize> {
-    let have = cache.back(0).is_some_and(|e| e.t == step.t0);
-    if !have {
-        let e = step.eval_reusing(x, step.t0, cache)?;
-        cache.push(e, keep);
-    }
-    Ok(cache.len() - 1)
-}
-
-/// [`ensure_current`] for methods that read only data predictions (DPM-Solver++(3M), UniPC):
-/// the newest entry of the cache's data history ([`Cache::back_x0`]) is made the model's
+/// Makes sure the model at `(x, step.t0)` is in the cache, for methods that read only data
+/// predictions (DPM-Solver++(3M), UniPC): the newest entry of the cache's data history ([`Cache::back_x0`]) is made the model's
 /// `x0_hat` at `(x, step.t0)` without an `eps_hat` pass ([`Step::eval_x0_reusing`]), evaluating
 /// only when it is not there yet (UniPC stores the prediction its corrector made at the new
 /// point), and keeps at most `keep` entries. Returns the number of older data predictions
@@ -460,6 +476,62 @@ pub(crate) fn ensure_current_x0<S: State>(
         cache.push_x0(step.t0, x0, keep);
     }
     Ok(cache.len_x0() - 1)
+}
+
+/// Makes sure the model at `(x, step.t0)` is in the cache, for the Adams-type methods on `eps`
+/// (DEIS, PLMS, iPNDM, LMS), which read only noise predictions: the newest
+/// entry of the cache's noise history ([`Cache::back_eps`]) is made the model's `eps_hat` at
+/// `(x, step.t0)` without an `x0_hat` pass ([`Step::eval_eps_reusing`]), evaluating only when it
+/// is not there yet, and keeps at most `keep` entries. Returns the number of older noise
+/// predictions available.
+pub(crate) fn ensure_current_eps<S: State>(
+    step: &Step<'_, S>,
+    x: &S,
+    cache: &mut Cache<S>,
+    keep: usize,
+) -> Result<usize> {
+    let have = cache.back_eps(0).is_some_and(|(t, _)| t == step.t0);
+    if !have {
+        let eps = step.eval_eps_reusing(x, step.t0, cache)?;
+        cache.push_eps(step.t0, eps, keep);
+    }
+    Ok(cache.len_eps() - 1)
+}
+
+/// The Adams-type update on `eps` in EDM coordinates, `x1 = alpha1 (x / alpha0 + (rho1 - rho0)
+/// sum_j w_j eps_j)` over the newest `w.len()` entries of the noise history (newest first), as
+/// one combination `a x + sum_j (b w_j) eps_j` ([`eps_history_update`]). With `w = [1]` it is the
+/// Euler move with the same bits.
+pub(crate) fn adams_update<S: State>(
+    step: &Step<'_, S>,
+    x: S,
+    cache: &mut Cache<S>,
+    w: &[f64],
+) -> S {
+    let sch = step.schedule;
+    let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
+    let (a, b) = edm_euler_coefs(&from, to.rho, to.alpha);
+    let c: Vec<f64> = w.iter().map(|wj| b * wj).collect();
+    eps_history_update(x, cache, a, &c)
+}
+
+/// `a x + sum_j c_j eps_j` over the newest `c.len()` entries of the cache's noise history
+/// (newest first), written into the storage of `x` ([`lincomb_terms_checked`]: `ceil(k / 2)`
+/// passes for `k` coefficients, the last one checking the result, [`Cache::set_checked`]).
+pub(crate) fn eps_history_update<S: State>(x: S, cache: &mut Cache<S>, a: f64, c: &[f64]) -> S {
+    let (out, checked) = {
+        let terms: Vec<(f64, &S)> = c
+            .iter()
+            .enumerate()
+            .map(|(j, &cj)| {
+                let (_, eps) = cache.back_eps(j).expect("history checked by the caller");
+                (cj, eps)
+            })
+            .collect();
+        lincomb_terms_checked(x, a, &terms)
+    };
+    cache.set_checked(checked);
+    out
 }
 
 /// The values at `tau` of the Lagrange basis polynomials on distinct `nodes`.
@@ -541,21 +613,6 @@ pub(crate) const ADAMS_BASHFORTH: [&[f64]; 4] = [
     &[23.0 / 12.0, -16.0 / 12.0, 5.0 / 12.0],
     &[55.0 / 24.0, -59.0 / 24.0, 37.0 / 24.0, -9.0 / 24.0],
 ];
-
-/// `sum_j w_j eps_j` over the newest `w.len()` cached noise predictions (newest first).
-pub(crate) fn combine_eps<S: State>(cache: &Cache<S>, w: &[f64]) -> S {
-    let terms: Vec<(f64, &S)> = w
-        .iter()
-        .enumerate()
-        .map(|(j, &c)| {
-            (
-                c,
-                &cache.back(j).expect("history checked by the caller").eps,
-            )
-        })
-        .collect();
-    sum(&terms)
-}
 
 /// Solves the small dense system `a x = b` by Gaussian elimination with partial pivoting;
 /// a singular matrix (repeated times) is an error.

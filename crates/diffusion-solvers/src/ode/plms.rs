@@ -13,9 +13,15 @@
 //! The weights are the equal-step ones whatever the grid (the paper steps uniformly in the
 //! discrete DDPM index), so the global order is 2 on smooth non-uniform grids; it reaches the
 //! weights' order only on grids uniform in `rho` (`tests/dpm_family.rs` measures both). A step to
-//! `sigma = 0` returns `alpha1 x0_hat`.
+//! `sigma = 0` returns `alpha1 x0_hat` (from the data prediction alone).
+//!
+//! Cost: the first step is Heun's (`heun_from_slope`: the second evaluation folded into one
+//! checked corrector pass); the cache keeps noise predictions only (`ensure_current_eps`) and
+//! the Adams update goes straight into the state, two terms a pass (`adams_update`).
 
-use super::{combine_eps, edm_euler_move, edm_euler_move_owned, ensure_current, ADAMS_BASHFORTH};
+use super::{
+    adams_update, data_end_step, ensure_current_eps, heun_from_slope, Slope, ADAMS_BASHFORTH,
+};
 use crate::error::Result;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
@@ -39,20 +45,18 @@ impl<S: State> Solver<S> for Plms {
         cache: &mut Cache<S>,
         _noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
-        let sch = step.schedule;
-        let history = ensure_current(step, &x, cache, 4)?;
-        let e0 = cache.back(0).expect("ensured");
-        if sch.sigma(step.t1) <= 0.0 {
-            return Ok(e0.x0.scale(sch.alpha(step.t1)));
+        if step.schedule.sigma(step.t1) <= 0.0 {
+            return data_end_step(step, x, cache);
         }
-        if history == 0 {
-            let x_pred = edm_euler_move(sch, &x, step.t0, step.t1, &e0.eps);
-            let e1 = step.eval(&x_pred, step.t1)?;
-            let d = e0.eps.lincomb(0.5, &e1.eps, 0.5);
-            return Ok(edm_euler_move_owned(sch, x, step.t0, step.t1, &d));
+        if cache.len_eps() == 0 {
+            // Pseudo improved Euler: Heun's step with eps0 kept (as eps) for the history.
+            let s0 = Slope::Eps(step.eval_eps_reusing(&x, step.t0, cache)?);
+            let out = heun_from_slope(step, x, &s0, cache)?;
+            cache.push_eps(step.t0, s0.into_state(), 4);
+            return Ok(out);
         }
+        let history = ensure_current_eps(step, &x, cache, 4)?;
         let k = (history + 1).min(4);
-        let d = combine_eps(cache, ADAMS_BASHFORTH[k - 1]);
-        Ok(edm_euler_move_owned(sch, x, step.t0, step.t1, &d))
+        Ok(adams_update(step, x, cache, ADAMS_BASHFORTH[k - 1]))
     }
 }
