@@ -140,6 +140,15 @@ impl SmdLoss {
         )
     }
 
+    /// Latent draw `k` of `z` (`[K, B, m]`), or an empty `[B, 0]` without a latent.
+    fn draw(&self, z: &Tensor, k: i64, like: &Tensor) -> Tensor {
+        if self.latent_dim > 0 {
+            z.get(k)
+        } else {
+            Tensor::zeros([like.size()[0], 0], (like.kind(), like.device()))
+        }
+    }
+
     /// The network's eps prediction `eps_hat(x_t, z)` (`[B, d]`) at per-sample steps `i`.
     fn eps_hat(
         &self,
@@ -235,12 +244,7 @@ impl SmdLoss {
         let s = per_row(&t.iter().map(|&v| sch.sigma(v)).collect::<Vec<_>>(), x0);
         let x_t = a * x0 + s * eps;
         if self.eps_mse {
-            let zk = if self.latent_dim > 0 {
-                z.get(0)
-            } else {
-                Tensor::zeros([b, 0], (x0.kind(), x0.device()))
-            };
-            let eps_hat = self.eps_hat(net, &x_t, &zk, i, class)?;
+            let eps_hat = self.eps_hat(net, &x_t, &self.draw(z, 0, x0), i, class)?;
             return Ok((eps_hat - eps).square().mean_dim(1, false, x0.kind()));
         }
         let post: Vec<(f64, f64, f64)> = i
@@ -256,12 +260,7 @@ impl SmdLoss {
         // Log-likelihood of each latent's Gaussian component (up to a constant), [K, B].
         let comps: Vec<Tensor> = (0..self.draws as i64)
             .map(|k| -> Result<Tensor> {
-                let zk = if self.latent_dim > 0 {
-                    z.get(k)
-                } else {
-                    Tensor::zeros([b, 0], (x0.kind(), x0.device()))
-                };
-                let mu = self.means(net, &x_t, &zk, i, class)?;
+                let mu = self.means(net, &x_t, &self.draw(z, k, x0), i, class)?;
                 Ok(-(&x_s - mu).square().sum_dim_intlist(1, false, x0.kind())
                     / (vector(&var, x0) * 2.0))
             })
