@@ -931,12 +931,16 @@ mod tests {
         );
         // The plain verdict sees the HostNoise row (170 / 60 = 2.8x)...
         assert!(
-            md.contains("**not met**. Smallest ratio anchor/project: 2.8x (k-diffusion dpmpp-2m-sde)"),
+            md.contains(
+                "**not met**. Smallest ratio anchor/project: 2.8x (k-diffusion dpmpp-2m-sde)"
+            ),
             "{md}"
         );
         // ...the fast-noise verdict its `/fast` row, without the tree row (7x).
         assert!(
-            md.contains("**met**. Smallest ratio anchor/project: 17x (k-diffusion dpmpp-2m-sde/fast)"),
+            md.contains(
+                "**met**. Smallest ratio anchor/project: 17x (k-diffusion dpmpp-2m-sde/fast)"
+            ),
             "{md}"
         );
         assert!(md.contains("`SOLVER/fast` rows"), "{md}");
