@@ -141,6 +141,19 @@ fn chunked_draws_equal_one_draw() {
         got.extend(g.normals(more));
         assert_eq!(got, whole);
     }
+    // `fill` (into given slices) and `normals` (appending) give the same numbers.
+    let mut g = FastNoise::new(9);
+    let mut buf = vec![0.0; total];
+    let (a, rest) = buf.split_at_mut(5);
+    g.fill(a);
+    let (b, c) = rest.split_at_mut(3 * BLOCK + 1);
+    g.fill(b);
+    g.fill(c);
+    assert_eq!(buf, whole);
+    let mut g = FastNoise::new(9);
+    let mut buf = vec![0.0; total];
+    g.fill(&mut buf);
+    assert_eq!(buf, whole);
     // Through the NoiseSource trait on arrays (row-major fill), also after a clone.
     let mut g = FastNoise::new(9);
     let a: Array2<f64> = g.standard_normal(&Array2::zeros((10, 3)));
