@@ -89,6 +89,9 @@ const PROJECT_IMPLS: &[&str] = &["project", "project-tch"];
 /// The anchors, in column order.
 const ANCHORS: &[&str] = &["k-diffusion", "diffusers"];
 
+/// Suffix of the solver rows that draw from the opt-in `FastNoise` stream.
+const FAST: &str = "/fast";
+
 /// The per-step table (markdown) and the verdict lines on the issue's targets.
 pub fn timing_markdown(rows: &[TimingRow]) -> String {
     let mut md = String::new();
@@ -159,7 +162,14 @@ pub fn timing_markdown(rows: &[TimingRow]) -> String {
                     }
                 }
                 for a in &anchors {
-                    match (find(a, shape, solver, den), base) {
+                    // A `/fast` row (the project's opt-in FastNoise stream) is compared with the
+                    // anchor's plain row of the same solver (the anchors have no such stream).
+                    let anchor_row = find(a, shape, solver, den).or_else(|| {
+                        solver
+                            .strip_suffix(FAST)
+                            .and_then(|plain| find(a, shape, plain, den))
+                    });
+                    match (anchor_row, base) {
                         (Some(r), Some(b)) => {
                             let q = r.per_step_us / b.per_step_us;
                             let _ = write!(line, " {} ({}) |", us(r.per_step_us), ratio(q));
@@ -191,6 +201,15 @@ pub fn timing_markdown(rows: &[TimingRow]) -> String {
         }
     }
     let _ = writeln!(md);
+    if rows.iter().any(|r| r.solver.ends_with(FAST)) {
+        let _ = writeln!(
+            md,
+            "`SOLVER{FAST}` rows: the project's solver with independent increments from the opt-in \
+             `FastNoise` stream (xoshiro256++ lanes and Box-Muller, run-time dispatched SIMD) instead \
+             of `HostNoise` (ChaCha20): other numbers, same law. Their anchor columns are the \
+             anchors' plain `SOLVER` rows.\n"
+        );
+    }
     let _ = writeln!(md, "Bare loops (one `a x + b y` over the state; the memory-bandwidth floor of a linear combination):\n");
     let _ = writeln!(
         md,
@@ -224,6 +243,36 @@ pub fn timing_markdown(rows: &[TimingRow]) -> String {
             ratio(*q),
             all.join(", ")
         );
+        // The same verdict where every solver that has a `/fast` row is represented by it
+        // (the plain rows use HostNoise; the opt-in stream is the throughput choice).
+        let fast_solvers: Vec<&str> = small_ratios
+            .iter()
+            .filter_map(|(w, _)| w.split(' ').nth(1)?.strip_suffix(FAST))
+            .collect();
+        if !fast_solvers.is_empty() {
+            let chosen: Vec<&(String, f64)> = small_ratios
+                .iter()
+                .filter(|(w, _)| {
+                    w.split(' ')
+                        .nth(1)
+                        .is_none_or(|s| !fast_solvers.contains(&s) && !s.ends_with("/tree"))
+                })
+                .collect();
+            if let Some((what, q)) = chosen
+                .iter()
+                .map(|x| (&x.0, x.1))
+                .min_by(|a, b| a.1.total_cmp(&b.1))
+            {
+                let _ = writeln!(
+                    md,
+                    "- Target 1 with the opt-in fast noise (each SDE solver by its `{FAST}` row; the \
+                     Brownian-tree `/tree` rows left out, they have no fast variant): **{}**. \
+                     Smallest ratio anchor/project: {} ({what}).",
+                    if q >= 10.0 { "met" } else { "not met" },
+                    ratio(q),
+                );
+            }
+        }
     }
     if !large_bare.is_empty() {
         let worst = large_bare.iter().map(|x| x.2).fold(0.0, f64::max);
@@ -844,4 +893,63 @@ pub fn accuracy_plot(path: &Path, meta: &TargetMeta, rows: &[AccRow]) -> Result<
     root.present()
         .map_err(|e| anyhow!("cannot write {}: {e}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(imp: &str, solver: &str, us: f64) -> TimingRow {
+        TimingRow {
+            implementation: imp.into(),
+            shape: "4096x2".into(),
+            solver: solver.into(),
+            denoiser: "half".into(),
+            steps: 10,
+            nfe: 10,
+            per_step_us: us,
+            reps: 5,
+        }
+    }
+
+    #[test]
+    fn fast_rows_compare_with_the_anchors_plain_rows_and_get_their_own_verdict() {
+        let rows = vec![
+            row("project", "euler", 3.0),
+            row("project", "dpmpp-2m-sde", 60.0),
+            row("project", "dpmpp-2m-sde/fast", 10.0),
+            row("project", "dpmpp-2m-sde/tree", 1000.0),
+            row("k-diffusion", "euler", 150.0),
+            row("k-diffusion", "dpmpp-2m-sde", 170.0),
+            row("k-diffusion", "dpmpp-2m-sde/tree", 7000.0),
+            row("diffusers", "dpmpp-2m-sde", 180.0),
+        ];
+        let md = timing_markdown(&rows);
+        assert!(
+            md.contains("| 4096x2 | half | dpmpp-2m-sde/fast | 10 | 10.0 µs | 170 µs (17x) | 180 µs (18x) |"),
+            "{md}"
+        );
+        // The plain verdict sees the HostNoise row (170 / 60 = 2.8x)...
+        assert!(
+            md.contains(
+                "**not met**. Smallest ratio anchor/project: 2.8x (k-diffusion dpmpp-2m-sde)"
+            ),
+            "{md}"
+        );
+        // ...the fast-noise verdict its `/fast` row, without the tree row (7x).
+        assert!(
+            md.contains(
+                "**met**. Smallest ratio anchor/project: 17x (k-diffusion dpmpp-2m-sde/fast)"
+            ),
+            "{md}"
+        );
+        assert!(md.contains("`SOLVER/fast` rows"), "{md}");
+        // Without `/fast` rows there is no second verdict.
+        let plain: Vec<TimingRow> = rows
+            .into_iter()
+            .filter(|r| !r.solver.ends_with("/fast"))
+            .collect();
+        let md = timing_markdown(&plain);
+        assert!(!md.contains("opt-in fast noise"), "{md}");
+    }
 }

@@ -14,9 +14,16 @@ prints both side by side). Same setup on both sides:
 * per-step time = median over repeated whole sampling runs / steps; diffusers' `set_timesteps`
   is outside the timed region (the grid is built outside on every side).
 
-`dpmpp-2m-sde` draws independent normals (k-diffusion: a noise_sampler of seeded randn;
-diffusers: its generator); `dpmpp-2m-sde/tree` is k-diffusion's default BrownianTreeNoiseSampler
-(torchsde), skipped on states above 100k entries (about a second per step there).
+The stochastic solvers draw independent normals (k-diffusion: a noise_sampler of seeded randn,
+also for `sample_dpmpp_sde` and `sample_dpmpp_3m_sde`, whose default is the Brownian tree;
+diffusers: its generator): `euler-ancestral` (k-diffusion `sample_euler_ancestral`; diffusers
+`EulerAncestralDiscreteScheduler`, which has no Karras option, so its default grid of the same
+number of steps), `dpmpp-sde` (k-diffusion `sample_dpmpp_sde`, 2 NFE a step; diffusers'
+`DPMSolverSDEScheduler` needs torchsde's Brownian tree, so no diffusers row), `dpmpp-2m-sde`,
+`dpmpp-3m-sde` (diffusers `DPMSolverMultistepScheduler`, `sde-dpmsolver++`, order 2 / 3).
+`dpmpp-2m-sde/tree` is k-diffusion's default BrownianTreeNoiseSampler (torchsde), skipped on
+states above 100k entries (about a second per step there). The project's `SOLVER/fast` rows have
+no counterpart here (the table compares them with the plain `SOLVER` rows).
 
 diffusers runs unmodified here (it casts to float32 inside `step` and back), as users run it.
 Writes one JSON object (`rows`) to --out.
@@ -76,13 +83,21 @@ def kdiff_runners(kd, steps):
         "euler": lambda m, x: kd.sample_euler(m, x, sigmas, disable=True),
         "heun": lambda m, x: kd.sample_heun(m, x, sigmas, disable=True),
         "dpmpp-2m": lambda m, x: kd.sample_dpmpp_2m(m, x, sigmas, disable=True),
+        "euler-ancestral": lambda m, x: kd.sample_euler_ancestral(m, x, sigmas, disable=True, noise_sampler=indep(x)),
+        "dpmpp-sde": lambda m, x: kd.sample_dpmpp_sde(m, x, sigmas, disable=True, noise_sampler=indep(x)),
         "dpmpp-2m-sde": lambda m, x: kd.sample_dpmpp_2m_sde(m, x, sigmas, disable=True, noise_sampler=indep(x)),
+        "dpmpp-3m-sde": lambda m, x: kd.sample_dpmpp_3m_sde(m, x, sigmas, disable=True, noise_sampler=indep(x)),
         "dpmpp-2m-sde/tree": lambda m, x: kd.sample_dpmpp_2m_sde(m, x, sigmas, disable=True, noise_sampler=bt(x)),
     }
 
 
 def diffusers_schedulers():
-    from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler, HeunDiscreteScheduler
+    from diffusers import (
+        DPMSolverMultistepScheduler,
+        EulerAncestralDiscreteScheduler,
+        EulerDiscreteScheduler,
+        HeunDiscreteScheduler,
+    )
 
     return {
         "euler": lambda: EulerDiscreteScheduler(use_karras_sigmas=True),
@@ -90,10 +105,19 @@ def diffusers_schedulers():
         "dpmpp-2m": lambda: DPMSolverMultistepScheduler(
             algorithm_type="dpmsolver++", solver_order=2, use_karras_sigmas=True
         ),
+        "euler-ancestral": lambda: EulerAncestralDiscreteScheduler(),
         "dpmpp-2m-sde": lambda: DPMSolverMultistepScheduler(
             algorithm_type="sde-dpmsolver++", solver_order=2, use_karras_sigmas=True
         ),
+        "dpmpp-3m-sde": lambda: DPMSolverMultistepScheduler(
+            algorithm_type="sde-dpmsolver++", solver_order=3, use_karras_sigmas=True
+        ),
     }
+
+
+# Solvers that draw noise (diffusers gets a seeded generator for them).
+STOCHASTIC = {"euler-ancestral", "dpmpp-sde", "dpmpp-2m-sde", "dpmpp-3m-sde"}
+DEFAULT_SOLVERS = "euler,heun,dpmpp-2m,euler-ancestral,dpmpp-sde,dpmpp-2m-sde,dpmpp-3m-sde,dpmpp-2m-sde/tree"
 
 
 def diffusers_loop(sch, x, model_out, stochastic):
@@ -108,7 +132,7 @@ def diffusers_loop(sch, x, model_out, stochastic):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", default="4096x2,64x3x32x32")
-    ap.add_argument("--solvers", default="euler,heun,dpmpp-2m,dpmpp-2m-sde,dpmpp-2m-sde/tree")
+    ap.add_argument("--solvers", default=DEFAULT_SOLVERS, help="comma-separated; `SOLVER/fast` rows are project-only and skipped")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--min-time", type=float, default=0.5, help="seconds per measurement")
     ap.add_argument("--min-reps", type=int, default=5)
@@ -136,7 +160,7 @@ def main():
             "reps": reps,
         }
         rows.append(row)
-        print(f"  {impl:12} {shape:12} {denoiser:5} {solver:18} {row['per_step_us']:10.1f} us/step ({reps} runs)", flush=True)
+        print(f"  {impl:12} {shape:12} {denoiser:5} {solver:20} {row['per_step_us']:10.1f} us/step ({reps} runs)", flush=True)
 
     for shape_s in args.shapes.split(","):
         shape = [int(v) for v in shape_s.split("x")]
@@ -176,7 +200,7 @@ def main():
                     record("k-diffusion", shape_s, solver, den, nfe, med, reps)
                 if solver in df_make:
                     sch = df_make[solver]()
-                    stochastic = "sde" in solver
+                    stochastic = solver in STOCHASTIC
 
                     def setup():
                         sch.set_timesteps(args.steps)

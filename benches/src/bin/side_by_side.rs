@@ -6,15 +6,19 @@
 //! then 0) on the EDM schedule, denoiser `half` (`x0_hat = 0.5 x`) or `gmm` (the exact denoiser
 //! of the 2-D fixture mixture, 4096 x 2 only); per-step time = median run time / steps. It also
 //! times one `a x + b y` over the state, into a new array and in place (the bandwidth floor).
-//! `dpmpp-2m-sde` draws independent normals; `dpmpp-2m-sde/tree` uses the virtual Brownian tree;
-//! `dpmpp-2m-sde/fast` (any `SOLVER/fast`) draws its independent normals from the fast noise
+//! The stochastic solvers (`euler-ancestral`, `dpmpp-sde`, `dpmpp-2m-sde`, `dpmpp-3m-sde`) draw
+//! independent normals (`IndependentIncrements::seeded(1)`, the `HostNoise` stream; the anchors
+//! get a seeded independent-normals noise sampler / generator); `dpmpp-2m-sde/tree` uses the
+//! virtual Brownian tree; `SOLVER/fast` draws its independent normals from the fast noise
 //! (opt-in stream) `IndependentIncrements::new(FastNoise::new(1))` instead of `HostNoise`: other
-//! numbers, same law (the Python anchors have no such row; compare with their `dpmpp-2m-sde`).
+//! numbers, same law, kernel level chosen at run time (printed at the start). The Python anchors
+//! have no such rows; the table compares a `/fast` row with their plain `SOLVER` row.
 //!
 //! `side_by_side report --json a.json --json b.json` prints the markdown table of all rows.
 
 use anyhow::{bail, Result};
 use clap::{Parser, Subcommand};
+use diffusion::core::noise_fast::Kernel;
 use diffusion::core::schedule::Edm;
 use diffusion::core::{
     BrownianPath, BrownianTree, Counted, Denoiser, FastNoise, HostNoise, IndependentIncrements,
@@ -43,12 +47,13 @@ enum Cmd {
         #[arg(long, default_value = "4096x2,64x3x32x32")]
         shapes: String,
         /// Comma-separated solvers (`dpmpp-2m-sde/tree`: with the virtual Brownian tree;
-        /// `dpmpp-2m-sde/fast`: fast noise (opt-in stream), `FastNoise` increments).
-        #[arg(
-            long,
-            default_value = "euler,heun,dpmpp-2m,dpmpp-2m-sde,dpmpp-2m-sde/fast,dpmpp-2m-sde/tree"
-        )]
+        /// `SOLVER/fast`: fast noise (opt-in stream), `FastNoise` increments).
+        #[arg(long, default_value = DEFAULT_SOLVERS)]
         solvers: String,
+        /// Kernel level of the `/fast` rows' `FastNoise` (`detect`: the best this CPU has;
+        /// `baseline`, `x86-64-v3`, `x86-64-v4`: forced, to compare levels; same numbers).
+        #[arg(long, default_value = "detect")]
+        fast_kernel: String,
         /// Grid steps per sampling run.
         #[arg(long, default_value_t = 10)]
         steps: usize,
@@ -76,6 +81,12 @@ enum Cmd {
     },
 }
 
+/// The default solver rows: the deterministic ones, every stochastic one with an anchor
+/// counterpart in its plain (HostNoise) and `/fast` (FastNoise) form, and the Brownian tree.
+const DEFAULT_SOLVERS: &str = "euler,heun,dpmpp-2m,euler-ancestral,euler-ancestral/fast,\
+     dpmpp-sde,dpmpp-sde/fast,dpmpp-2m-sde,dpmpp-2m-sde/fast,dpmpp-3m-sde,dpmpp-3m-sde/fast,\
+     dpmpp-2m-sde/tree";
+
 /// A named denoiser of the timed runs.
 type BoxedDenoiser<'a> = Box<dyn Denoiser<ArrayD<f64>> + 'a>;
 
@@ -92,6 +103,7 @@ fn main() -> Result<()> {
         Cmd::Run {
             shapes,
             solvers,
+            fast_kernel,
             steps,
             min_time,
             min_reps,
@@ -103,7 +115,22 @@ fn main() -> Result<()> {
                 min_reps,
                 max_reps,
             };
-            let rows = run(&shapes, &solvers, steps, budget)?;
+            let kernel = match fast_kernel.as_str() {
+                "detect" => Kernel::detect(),
+                "baseline" => Kernel::Baseline,
+                "x86-64-v3" => Kernel::X86V3,
+                "x86-64-v4" => Kernel::X86V4,
+                other => {
+                    bail!("bad --fast-kernel `{other}` (detect, baseline, x86-64-v3 or x86-64-v4)")
+                }
+            };
+            if !kernel.is_available() {
+                bail!(
+                    "--fast-kernel {fast_kernel}: {} is not available on this CPU",
+                    kernel.name()
+                );
+            }
+            let rows = run(&shapes, &solvers, kernel, steps, budget)?;
             write_json(
                 &out,
                 &TimingFile {
@@ -152,10 +179,23 @@ fn main() -> Result<()> {
     }
 }
 
-fn run(shapes: &str, solvers: &str, steps: usize, budget: Budget) -> Result<Vec<TimingRow>> {
+fn run(
+    shapes: &str,
+    solvers: &str,
+    kernel: Kernel,
+    steps: usize,
+    budget: Budget,
+) -> Result<Vec<TimingRow>> {
     let edm = Edm::default();
     let grid = TimeGrid::karras(&edm, 0.002, 80.0, 7.0, steps, true)?;
     let gmm = FastGmm::new(&gmm2d());
+    if solvers.split(',').any(|s| s.ends_with("/fast")) {
+        println!(
+            "  FastNoise kernel: {} (detected: {})",
+            kernel.name(),
+            Kernel::detect().name()
+        );
+    }
     let mut rows = Vec::new();
     let mut push =
         |shape: &str, solver: &str, den: &str, steps: usize, nfe: usize, t: (f64, usize)| {
@@ -170,7 +210,7 @@ fn run(shapes: &str, solvers: &str, steps: usize, budget: Budget) -> Result<Vec<
                 reps: t.1,
             };
             println!(
-                "  project      {shape:12} {den:5} {solver:18} {:10.2} us/step ({} runs)",
+                "  project      {shape:12} {den:5} {solver:20} {:10.2} us/step ({} runs)",
                 row.per_step_us, row.reps
             );
             rows.push(row);
@@ -224,7 +264,11 @@ fn run(shapes: &str, solvers: &str, steps: usize, budget: Budget) -> Result<Vec<
                         Box::new(BrownianTree::with_default_tol(1, 0.0, 80.0).expect("tree"))
                     } else if fast {
                         // Fast noise (opt-in stream): a different stream from `seeded(1)`.
-                        Box::new(IndependentIncrements::new(FastNoise::new(1)))
+                        Box::new(IndependentIncrements::new(
+                            FastNoise::new(1)
+                                .with_kernel(kernel)
+                                .expect("checked level"),
+                        ))
                     } else {
                         Box::new(IndependentIncrements::seeded(1))
                     }

@@ -10,8 +10,8 @@
 //!
 //! [`LANES`] independent xoshiro256++ generators run side by side in structure-of-arrays form, so
 //! one round (one output of every lane) is a plain loop over fixed-size arrays that the compiler
-//! vectorises with whatever SIMD width the target has (SSE2, AVX2, AVX-512, NEON) and no
-//! `unsafe`. Lane `l` is seeded with the words `4 l .. 4 l + 3` of a SplitMix64 sequence started
+//! vectorises with whatever SIMD width the kernel is compiled for (SSE2, AVX2, AVX-512, NEON; see
+//! "Run-time dispatch" below) and no `unsafe`. Lane `l` is seeded with the words `4 l .. 4 l + 3` of a SplitMix64 sequence started
 //! at the seed (a bijection of its counter, so no lane starts in the forbidden all-zero state).
 //! Normals are made in blocks of [`BLOCK`] numbers: `BLOCK / (2 LANES)` rounds give the radius
 //! words, as many more the angle words, then the Box-Muller transform runs over the block with
@@ -30,6 +30,25 @@
 //! platform, SIMD width and optimisation level, and for every thread count (one stream, no
 //! threads). Blocks are consumed in order through a buffer, so drawing `n` then `m` numbers gives
 //! exactly the numbers of drawing `n + m`.
+//!
+//! # Run-time dispatch
+//!
+//! The block kernel (xoshiro rounds, Box-Muller, `ln`, `sin`, `cos`) is one generic function
+//! marked `#[inline(always)]` and compiled once per [`Kernel`] level inside the `pulp` crate's
+//! safe target-feature dispatch (`pulp::Simd::vectorize`; no `unsafe` in this crate), so a
+//! default x86-64 build runs it with AVX2 or AVX-512 where the CPU has them:
+//!
+//! - [`Kernel::Baseline`]: the build's own target features (SSE2 on plain x86-64, NEON on
+//!   aarch64); the only level on other architectures;
+//! - [`Kernel::X86V3`] (x86-64 only): x86-64-v3, AVX2 + BMI1/2 + FMA + LZCNT (four 64-bit lanes);
+//! - [`Kernel::X86V4`] (x86-64 only): x86-64-v4, the above + AVX-512 F/BW/CD/DQ/VL (eight 64-bit
+//!   lanes, vector 64-bit rotates and shifts).
+//!
+//! [`FastNoise::new`] picks the best level the CPU has ([`Kernel::detect`]);
+//! [`FastNoise::with_kernel`] forces one. Enabling FMA does not change results: Rust never
+//! contracts `a * b + c` into a fused operation on its own and the kernel calls no `mul_add`; the
+//! tests (tests/fast_noise.rs) check that every available level gives bit-identical numbers to
+//! the baseline level.
 //!
 //! # Quality
 //!
@@ -65,6 +84,56 @@ pub struct FastNoise {
     buf: [f64; BLOCK],
     /// Next unread position in `buf` (`BLOCK`: empty).
     pos: usize,
+    /// Instruction-set level the blocks are made with (numbers are the same for every level).
+    kernel: Kernel,
+}
+
+/// Instruction-set level of [`FastNoise`]'s block kernel (see the module docs, "Run-time
+/// dispatch"). Every level gives bit-identical numbers; only the speed differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kernel {
+    /// Compiled for the build's target features only (SSE2 on a default x86-64 build).
+    Baseline,
+    /// x86-64-v3: AVX2, BMI1/2, FMA, LZCNT (x86-64 only).
+    X86V3,
+    /// x86-64-v4: x86-64-v3 and AVX-512 F/BW/CD/DQ/VL (x86-64 only).
+    X86V4,
+}
+
+impl Kernel {
+    /// Every level, lowest first.
+    pub const ALL: [Kernel; 3] = [Kernel::Baseline, Kernel::X86V3, Kernel::X86V4];
+
+    /// Whether this CPU (and architecture) can run the level; `Baseline` always can.
+    pub fn is_available(self) -> bool {
+        match self {
+            Kernel::Baseline => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::X86V3 => pulp::x86::V3::is_available(),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::X86V4 => pulp::x86::V4::is_available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Kernel::X86V3 | Kernel::X86V4 => false,
+        }
+    }
+
+    /// The highest level this CPU can run (what [`FastNoise::new`] uses).
+    pub fn detect() -> Kernel {
+        Kernel::ALL
+            .into_iter()
+            .rev()
+            .find(|k| k.is_available())
+            .unwrap_or(Kernel::Baseline)
+    }
+
+    /// A short name: `baseline`, `x86-64-v3 (AVX2)` or `x86-64-v4 (AVX-512)`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Baseline => "baseline",
+            Kernel::X86V3 => "x86-64-v3 (AVX2)",
+            Kernel::X86V4 => "x86-64-v4 (AVX-512)",
+        }
+    }
 }
 
 /// One SplitMix64 step (Steele, Lea, Flood 2014): advances `state`, returns the mixed word.
@@ -149,6 +218,91 @@ fn box_muller(a: u64, b: u64) -> (f64, f64) {
     (r * f64::from_bits(x ^ neg_x), r * f64::from_bits(y ^ neg_y))
 }
 
+/// One xoshiro256++ output of every lane of the state `s` (structure of arrays).
+#[inline(always)]
+fn round(s: &mut [[u64; LANES]; 4], out: &mut [u64; LANES]) {
+    let [s0, s1, s2, s3] = s;
+    for l in 0..LANES {
+        let (a, b, c, d) = (s0[l], s1[l], s2[l], s3[l]);
+        out[l] = a.wrapping_add(d).rotate_left(23).wrapping_add(a);
+        let t = b << 17;
+        let c = c ^ a;
+        let d = d ^ b;
+        s1[l] = b ^ c;
+        s0[l] = a ^ d;
+        s2[l] = c ^ t;
+        s3[l] = d.rotate_left(45);
+    }
+}
+
+/// Makes the next block of [`BLOCK`] normals of the lanes `s` into `out`.
+#[inline(always)]
+fn block(s: &mut [[u64; LANES]; 4], out: &mut [f64; BLOCK]) {
+    let mut a = [0u64; PAIRS];
+    let mut b = [0u64; PAIRS];
+    let mut w = [0u64; LANES];
+    for r in 0..ROUNDS {
+        round(s, &mut w);
+        a[r * LANES..(r + 1) * LANES].copy_from_slice(&w);
+    }
+    for r in 0..ROUNDS {
+        round(s, &mut w);
+        b[r * LANES..(r + 1) * LANES].copy_from_slice(&w);
+    }
+    let (lo, hi) = out.split_at_mut(PAIRS);
+    for i in 0..PAIRS {
+        let (x, y) = box_muller(a[i], b[i]);
+        lo[i] = x;
+        hi[i] = y;
+    }
+}
+
+/// The block kernel over a whole number of blocks, as a `pulp` operation: `with_simd` is
+/// inlined into pulp's target-feature function of the chosen level, and everything it calls
+/// is `#[inline(always)]`, so the loops are compiled (and vectorised) for that level. (Reaching
+/// the kernel through a closure instead loses this: the closure is compiled as a function of
+/// its own, without the target features, and runs at baseline speed; measured.)
+struct Blocks<'a> {
+    s: &'a mut [[u64; LANES]; 4],
+    out: &'a mut [f64],
+}
+
+impl pulp::WithSimd for Blocks<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _simd: S) {
+        for c in self.out.chunks_exact_mut(BLOCK) {
+            let c: &mut [f64; BLOCK] = c.try_into().expect("chunk of BLOCK");
+            block(self.s, c);
+        }
+    }
+}
+
+/// Makes `out.len() / BLOCK` blocks with the given kernel level (`out.len()` a multiple of
+/// `BLOCK`; a level the CPU lacks falls back to the baseline, never reached through
+/// [`FastNoise::with_kernel`]).
+fn run(kernel: Kernel, s: &mut [[u64; LANES]; 4], out: &mut [f64]) {
+    debug_assert_eq!(out.len() % BLOCK, 0);
+    let op = Blocks { s, out };
+    match kernel {
+        #[cfg(target_arch = "x86_64")]
+        Kernel::X86V4 => {
+            if let Some(simd) = pulp::x86::V4::try_new() {
+                return pulp::Simd::vectorize(simd, op);
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Kernel::X86V3 => {
+            if let Some(simd) = pulp::x86::V3::try_new() {
+                return pulp::Simd::vectorize(simd, op);
+            }
+        }
+        _ => {}
+    }
+    pulp::WithSimd::with_simd(op, pulp::Scalar::new())
+}
+
 impl FastNoise {
     /// A stream seeded with `seed` (lanes from SplitMix64 started at `seed`).
     pub fn new(seed: u64) -> Self {
@@ -163,7 +317,26 @@ impl FastNoise {
             s,
             buf: [0.0; BLOCK],
             pos: BLOCK,
+            kernel: Kernel::detect(),
         }
+    }
+
+    /// The same stream made with the given kernel level (the numbers do not change, only the
+    /// speed). Fails if this CPU cannot run `kernel`.
+    pub fn with_kernel(mut self, kernel: Kernel) -> crate::Result<Self> {
+        if !kernel.is_available() {
+            return Err(crate::CoreError::invalid(
+                "kernel",
+                format!("{} is not available on this CPU", kernel.name()),
+            ));
+        }
+        self.kernel = kernel;
+        Ok(self)
+    }
+
+    /// The kernel level the blocks are made with.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
     }
 
     /// A stream whose lanes start in the given states (`state[l]` = lane `l`'s words
@@ -186,24 +359,8 @@ impl FastNoise {
             s,
             buf: [0.0; BLOCK],
             pos: BLOCK,
+            kernel: Kernel::detect(),
         })
-    }
-
-    /// One xoshiro256++ output of every lane.
-    #[inline(always)]
-    fn round(&mut self, out: &mut [u64; LANES]) {
-        let [s0, s1, s2, s3] = &mut self.s;
-        for l in 0..LANES {
-            let (a, b, c, d) = (s0[l], s1[l], s2[l], s3[l]);
-            out[l] = a.wrapping_add(d).rotate_left(23).wrapping_add(a);
-            let t = b << 17;
-            let c = c ^ a;
-            let d = d ^ b;
-            s1[l] = b ^ c;
-            s0[l] = a ^ d;
-            s2[l] = c ^ t;
-            s3[l] = d.rotate_left(45);
-        }
     }
 
     /// The next `n` raw 64-bit words of each lane's xoshiro256++ sequence, lane-interleaved
@@ -212,31 +369,10 @@ impl FastNoise {
         let mut out = Vec::with_capacity(rounds * LANES);
         let mut w = [0u64; LANES];
         for _ in 0..rounds {
-            self.round(&mut w);
+            round(&mut self.s, &mut w);
             out.extend_from_slice(&w);
         }
         out
-    }
-
-    /// Makes the next block of [`BLOCK`] normals into `out`.
-    fn block(&mut self, out: &mut [f64; BLOCK]) {
-        let mut a = [0u64; PAIRS];
-        let mut b = [0u64; PAIRS];
-        let mut w = [0u64; LANES];
-        for r in 0..ROUNDS {
-            self.round(&mut w);
-            a[r * LANES..(r + 1) * LANES].copy_from_slice(&w);
-        }
-        for r in 0..ROUNDS {
-            self.round(&mut w);
-            b[r * LANES..(r + 1) * LANES].copy_from_slice(&w);
-        }
-        let (lo, hi) = out.split_at_mut(PAIRS);
-        for i in 0..PAIRS {
-            let (x, y) = box_muller(a[i], b[i]);
-            lo[i] = x;
-            hi[i] = y;
-        }
     }
 
     /// Fills `out` with the next standard normal numbers of the stream.
@@ -248,16 +384,13 @@ impl FastNoise {
             self.pos += k;
             done = k;
         }
-        let mut chunks = out[done..].chunks_exact_mut(BLOCK);
-        for c in &mut chunks {
-            let c: &mut [f64; BLOCK] = c.try_into().expect("chunk of BLOCK");
-            self.block(c);
+        let whole = (out.len() - done) / BLOCK * BLOCK;
+        let (bulk, rest) = out[done..].split_at_mut(whole);
+        if !bulk.is_empty() {
+            run(self.kernel, &mut self.s, bulk);
         }
-        let rest = chunks.into_remainder();
         if !rest.is_empty() {
-            let mut buf = [0.0; BLOCK];
-            self.block(&mut buf);
-            self.buf = buf;
+            run(self.kernel, &mut self.s, &mut self.buf);
             rest.copy_from_slice(&self.buf[..rest.len()]);
             self.pos = rest.len();
         }

@@ -2,7 +2,7 @@
 //! (crates/diffusion-core/src/noise_fast.rs).
 
 use diffusion_core::metrics::normal_cdf;
-use diffusion_core::noise_fast::BLOCK;
+use diffusion_core::noise_fast::{Kernel, BLOCK};
 use diffusion_core::{FastNoise, HostNoise, NoiseSource};
 use ndarray::Array2;
 
@@ -141,6 +141,19 @@ fn chunked_draws_equal_one_draw() {
         got.extend(g.normals(more));
         assert_eq!(got, whole);
     }
+    // `fill` (into given slices) and `normals` (appending) give the same numbers.
+    let mut g = FastNoise::new(9);
+    let mut buf = vec![0.0; total];
+    let (a, rest) = buf.split_at_mut(5);
+    g.fill(a);
+    let (b, c) = rest.split_at_mut(3 * BLOCK + 1);
+    g.fill(b);
+    g.fill(c);
+    assert_eq!(buf, whole);
+    let mut g = FastNoise::new(9);
+    let mut buf = vec![0.0; total];
+    g.fill(&mut buf);
+    assert_eq!(buf, whole);
     // Through the NoiseSource trait on arrays (row-major fill), also after a clone.
     let mut g = FastNoise::new(9);
     let a: Array2<f64> = g.standard_normal(&Array2::zeros((10, 3)));
@@ -171,4 +184,85 @@ fn seeds_reproduce_and_differ() {
     // Not the HostNoise stream (opt-in: the default stream is unchanged).
     assert_ne!(a, HostNoise::new(5).normals(1000));
     assert!(a.iter().all(|x| x.is_finite()));
+}
+
+/// FNV-1a (64 bit) over the little-endian bytes of every number's bit pattern.
+fn fnv1a(v: &[f64]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for x in v {
+        for b in x.to_bits().to_le_bytes() {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h
+}
+
+#[test]
+fn every_kernel_level_gives_the_baseline_numbers_bit_for_bit() {
+    let detected = Kernel::detect();
+    assert!(detected.is_available());
+    assert_eq!(FastNoise::new(1).kernel(), detected);
+    // The detected level is the highest available one.
+    for k in Kernel::ALL {
+        if k.is_available() {
+            assert!(
+                Kernel::ALL.iter().position(|&x| x == k)
+                    <= Kernel::ALL.iter().position(|&x| x == detected)
+            );
+        }
+    }
+    let n = 100_007;
+    let base = FastNoise::new(11).with_kernel(Kernel::Baseline).unwrap();
+    assert_eq!(base.kernel(), Kernel::Baseline);
+    let want: Vec<u64> = base
+        .clone()
+        .normals(n)
+        .iter()
+        .map(|x| x.to_bits())
+        .collect();
+    let mut tested = 0;
+    for k in Kernel::ALL {
+        match FastNoise::new(11).with_kernel(k) {
+            Ok(mut g) => {
+                tested += 1;
+                let got: Vec<u64> = g.normals(n).iter().map(|x| x.to_bits()).collect();
+                assert!(got == want, "{}: differs from the baseline", k.name());
+                // Chunked through the buffer and the bulk path, switching level midway.
+                let mut g = FastNoise::new(11).with_kernel(k).unwrap();
+                let mut v = g.normals(3 * BLOCK + 5);
+                let mut g = g.with_kernel(Kernel::Baseline).unwrap();
+                v.extend(g.normals(1000));
+                let mut g = g.with_kernel(k).unwrap();
+                v.extend(g.normals(n - v.len()));
+                let got: Vec<u64> = v.iter().map(|x| x.to_bits()).collect();
+                assert!(got == want, "{}: chunked draws differ", k.name());
+            }
+            Err(e) => {
+                assert!(!k.is_available());
+                assert!(e.to_string().contains(k.name()), "{e}");
+            }
+        }
+    }
+    assert!(tested >= 1);
+    eprintln!(
+        "FastNoise kernel levels checked: {tested}; detected {}",
+        detected.name()
+    );
+}
+
+#[test]
+fn checksum_of_three_million_normals_is_pinned() {
+    // FNV-1a of the bit patterns of the first 3,000,001 normals of seed 42, from the plain
+    // x86-64 (SSE2) build before run-time dispatch existed; every level must reproduce it.
+    let n = 3_000_001;
+    for k in [Kernel::Baseline, Kernel::detect()] {
+        let v = FastNoise::new(42).with_kernel(k).unwrap().normals(n);
+        assert_eq!(fnv1a(&v), 0xbdd5_062a_5cd6_ef7e, "{}", k.name());
+    }
+    // The checksum sees a one-ulp change.
+    let mut v = FastNoise::new(42).normals(1000);
+    let h = fnv1a(&v);
+    v[999] = f64::from_bits(v[999].to_bits() + 1);
+    assert_ne!(fnv1a(&v), h);
 }
