@@ -43,5 +43,5 @@ resample fixed_small --set loss.variance=\"fixed-small\"
 printf "%-34s %-6s %s\n" "ancestral, fixed beta~ (small)" "$K" "$(fd "$OUT/fixed_small.npy")"
 resample fixed_large --set loss.variance=\"fixed-large\"
 printf "%-34s %-6s %s\n" "ancestral, fixed beta (large)" "$K" "$(fd "$OUT/fixed_large.npy")"
-resample ddim --set sample.solver=\"ddim\" --set sample.grid=\"leading\"
-printf "%-34s %-6s %s\n" "ddim, leading spacing (eps half)" "$K" "$(fd "$OUT/ddim.npy")"
+resample ddim --set sample.solver=\"ddim\" --set sample.grid=\"leading\"   # no x0 clipping
+printf "%-34s %-6s %s\n" "ddim, leading, eps half, no clip" "$K" "$(fd "$OUT/ddim.npy")"
