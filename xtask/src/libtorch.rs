@@ -43,8 +43,8 @@ impl Libtorch {
             });
         }
         let venv = cache_root()?.join(format!("torch-{TORCH_VERSION}"));
-        if let Some((version, lib_dir)) = probe(&venv) {
-            if version.starts_with(TORCH_VERSION) {
+        match probe_settled(&venv) {
+            Probe::Ready(version, lib_dir) if version.starts_with(TORCH_VERSION) => {
                 return Ok(Libtorch {
                     libtorch: None,
                     venv: Some(venv),
@@ -52,18 +52,30 @@ impl Libtorch {
                     version,
                 });
             }
-            eprintln!(
+            Probe::Ready(version, _) => eprintln!(
                 "xtask: {} has torch {version}, need {TORCH_VERSION}; reinstalling",
                 venv.display()
-            );
+            ),
+            // A finished venv whose torch does not import (even after retries) is left alone:
+            // other processes may be using it, and a passing failure (a killed probe, a full
+            // process table) must not cost a 3 GB reinstall.
+            Probe::Broken(why) => bail!(
+                "{} is a finished torch venv, but `python -c 'import torch'` fails there: {why}\n\
+                 Remove it (rm -rf {}) and run the command again to reinstall torch=={TORCH_VERSION}.",
+                venv.display(),
+                venv.display()
+            ),
+            Probe::Missing => {}
         }
         install(&venv)?;
-        let (version, lib_dir) = probe(&venv).with_context(|| {
-            format!(
-                "torch was installed into {} but cannot be imported",
+        let (version, lib_dir) = match probe(&venv) {
+            Probe::Ready(version, lib_dir) => (version, lib_dir),
+            Probe::Broken(why) => bail!(
+                "torch was installed into {} but cannot be imported: {why}",
                 venv.display()
-            )
-        })?;
+            ),
+            Probe::Missing => bail!("torch was installed into {} but is missing", venv.display()),
+        };
         Ok(Libtorch {
             libtorch: None,
             venv: Some(venv),
@@ -136,25 +148,53 @@ fn cache_root() -> Result<PathBuf> {
 
 const PROBE: &str = "import os, torch; print(torch.__version__); print(os.path.join(os.path.dirname(torch.__file__), 'lib'))";
 
-/// `(version, lib_dir)` of the torch installed in `venv`, if it imports.
-fn probe(venv: &Path) -> Option<(String, PathBuf)> {
+/// What a venv holds.
+enum Probe {
+    /// No finished venv there (no `.complete` marker or no interpreter).
+    Missing,
+    /// Torch imports: its version and `lib` folder.
+    Ready(String, PathBuf),
+    /// A finished venv whose torch does not import, and why.
+    Broken(String),
+}
+
+/// [`probe`], asked again (up to three times, a second apart) while a finished venv fails, so a
+/// passing failure is not mistaken for a broken install.
+fn probe_settled(venv: &Path) -> Probe {
+    let mut last = probe(venv);
+    for _ in 0..2 {
+        if !matches!(last, Probe::Broken(_)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        last = probe(venv);
+    }
+    last
+}
+
+/// Whether `venv` is a finished venv, and if so whether its torch imports.
+fn probe(venv: &Path) -> Probe {
     let python = venv.join("bin").join("python");
     if !python.exists() || !venv.join(".complete").exists() {
-        return None;
+        return Probe::Missing;
     }
-    let out = Command::new(&python)
-        .args(["-c", PROBE])
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+    let out = match Command::new(&python).args(["-c", PROBE]).output() {
+        Ok(out) => out,
+        Err(e) => return Probe::Broken(format!("cannot run {}: {e}", python.display())),
+    };
     if !out.status.success() {
-        return None;
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("").trim().to_string();
+        return Probe::Broken(format!("{} ({last})", out.status));
     }
     let text = String::from_utf8_lossy(&out.stdout);
     let mut lines = text.lines();
-    let version = lines.next()?.trim().to_string();
-    let lib = PathBuf::from(lines.next()?.trim());
-    lib.exists().then_some((version, lib))
+    match (lines.next(), lines.next()) {
+        (Some(version), Some(lib)) if Path::new(lib.trim()).exists() => {
+            Probe::Ready(version.trim().to_string(), PathBuf::from(lib.trim()))
+        }
+        _ => Probe::Broken(format!("unexpected probe output {text:?}")),
+    }
 }
 
 /// Creates the venv in a temporary folder beside `venv`, installs torch, and renames it into
@@ -230,7 +270,7 @@ fn install(venv: &Path) -> Result<()> {
     match std::fs::rename(&tmp, venv) {
         Ok(()) => Ok(()),
         // Another process finished first: use theirs.
-        Err(_) if probe(venv).is_some() => {
+        Err(_) if matches!(probe(venv), Probe::Ready(..)) => {
             std::fs::remove_dir_all(&tmp).ok();
             Ok(())
         }
