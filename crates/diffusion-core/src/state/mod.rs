@@ -7,6 +7,7 @@
 
 mod ndarray_impl;
 mod phase;
+mod simd;
 #[cfg(feature = "tch")]
 mod tch_impl;
 

@@ -1,5 +1,6 @@
 //! `State` for owned `ndarray` arrays of `f32` or `f64`, any dimension.
 
+use super::simd::{dispatch, Loop};
 use super::State;
 use ndarray::{Array, Dimension, Zip};
 
@@ -12,22 +13,22 @@ pub trait Scalar: Copy + Send + Sync + 'static {
 }
 
 impl Scalar for f64 {
-    #[inline]
+    #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v
     }
-    #[inline]
+    #[inline(always)]
     fn to_f64(self) -> f64 {
         self
     }
 }
 
 impl Scalar for f32 {
-    #[inline]
+    #[inline(always)]
     fn from_f64(v: f64) -> Self {
         v as f32
     }
-    #[inline]
+    #[inline(always)]
     fn to_f64(self) -> f64 {
         self as f64
     }
@@ -56,6 +57,141 @@ fn all_zero(acc: &[f64; LANES]) -> bool {
     acc.iter().sum::<f64>() == 0.0
 }
 
+/// `s = a s + b u` over slices; with `CHECK`, whether every result is finite.
+struct Assign2<'a, A, const CHECK: bool> {
+    s: &'a mut [A],
+    u: &'a [A],
+    a: f64,
+    b: f64,
+}
+
+impl<A: Scalar, const CHECK: bool> Loop for Assign2<'_, A, CHECK> {
+    type Output = bool;
+    #[inline(always)]
+    fn run(self) -> bool {
+        let (a, b) = (self.a, self.b);
+        let mut ok = true;
+        for (s, &u) in self.s.iter_mut().zip(self.u) {
+            *s = A::from_f64(a * s.to_f64() + b * u.to_f64());
+            if CHECK {
+                ok &= finite(*s);
+            }
+        }
+        ok
+    }
+}
+
+/// `s = a s + b u + c v` over slices; with `CHECK`, whether every result is finite.
+struct Assign3<'a, A, const CHECK: bool> {
+    s: &'a mut [A],
+    u: &'a [A],
+    v: &'a [A],
+    a: f64,
+    b: f64,
+    c: f64,
+}
+
+impl<A: Scalar, const CHECK: bool> Loop for Assign3<'_, A, CHECK> {
+    type Output = bool;
+    #[inline(always)]
+    fn run(self) -> bool {
+        let (a, b, c) = (self.a, self.b, self.c);
+        let mut ok = true;
+        for ((s, &u), &v) in self.s.iter_mut().zip(self.u).zip(self.v) {
+            *s = A::from_f64(a * s.to_f64() + b * u.to_f64() + c * v.to_f64());
+            if CHECK {
+                ok &= finite(*s);
+            }
+        }
+        ok
+    }
+}
+
+/// `out = a x + b y` over slices.
+struct Into2<'a, A> {
+    out: &'a mut [A],
+    x: &'a [A],
+    y: &'a [A],
+    a: f64,
+    b: f64,
+}
+
+impl<A: Scalar> Loop for Into2<'_, A> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let (a, b) = (self.a, self.b);
+        for ((o, &x), &y) in self.out.iter_mut().zip(self.x).zip(self.y) {
+            *o = A::from_f64(a * x.to_f64() + b * y.to_f64());
+        }
+    }
+}
+
+/// A new vector `a x + b y` (`y` absent: `a x`), or `a x + b y + c z`.
+struct Collect<'a, A> {
+    x: &'a [A],
+    y: Option<&'a [A]>,
+    z: Option<&'a [A]>,
+    a: f64,
+    b: f64,
+    c: f64,
+}
+
+impl<A: Scalar> Loop for Collect<'_, A> {
+    type Output = Vec<A>;
+    #[inline(always)]
+    fn run(self) -> Vec<A> {
+        let (a, b, c) = (self.a, self.b, self.c);
+        match (self.y, self.z) {
+            (Some(y), Some(z)) => self
+                .x
+                .iter()
+                .zip(y)
+                .zip(z)
+                .map(|((&x, &y), &z)| A::from_f64(a * x.to_f64() + b * y.to_f64() + c * z.to_f64()))
+                .collect(),
+            (Some(y), None) => self
+                .x
+                .iter()
+                .zip(y)
+                .map(|(&x, &y)| A::from_f64(a * x.to_f64() + b * y.to_f64()))
+                .collect(),
+            _ => self
+                .x
+                .iter()
+                .map(|&x| A::from_f64(a * x.to_f64()))
+                .collect(),
+        }
+    }
+}
+
+/// `s = a s` (`x` absent) or `s = a x` over slices.
+struct Scale<'a, A> {
+    s: &'a mut [A],
+    x: Option<&'a [A]>,
+    a: f64,
+}
+
+impl<A: Scalar> Loop for Scale<'_, A> {
+    type Output = ();
+    #[inline(always)]
+    fn run(self) {
+        let a = self.a;
+        match self.x {
+            Some(x) => {
+                for (s, &x) in self.s.iter_mut().zip(x) {
+                    *s = A::from_f64(a * x.to_f64());
+                }
+            }
+            None => {
+                for s in self.s.iter_mut() {
+                    *s = A::from_f64(a * s.to_f64());
+                }
+            }
+        }
+    }
+}
+
 impl<A, D> State for Array<A, D>
 where
     A: Scalar,
@@ -63,6 +199,19 @@ where
 {
     fn lincomb(&self, a: f64, other: &Self, b: f64) -> Self {
         assert_eq!(self.shape(), other.shape(), "State::lincomb shape mismatch");
+        // `as_slice` is `Some` only in standard layout, so the slices pair entries correctly and
+        // the new vector is in the shape's standard order.
+        if let (Some(x), Some(y)) = (self.as_slice(), other.as_slice()) {
+            let v = dispatch(Collect {
+                x,
+                y: Some(y),
+                z: None,
+                a,
+                b,
+                c: 0.0,
+            });
+            return Array::from_shape_vec(self.raw_dim(), v).expect("same length");
+        }
         Zip::from(self)
             .and(other)
             .map_collect(|&x, &y| A::from_f64(a * x.to_f64() + b * y.to_f64()))
@@ -71,6 +220,17 @@ where
     fn lincomb3(&self, a: f64, x: &Self, b: f64, y: &Self, c: f64) -> Self {
         assert_eq!(self.shape(), x.shape(), "State::lincomb3 shape mismatch");
         assert_eq!(self.shape(), y.shape(), "State::lincomb3 shape mismatch");
+        if let (Some(s), Some(u), Some(v)) = (self.as_slice(), x.as_slice(), y.as_slice()) {
+            let v = dispatch(Collect {
+                x: s,
+                y: Some(u),
+                z: Some(v),
+                a,
+                b,
+                c,
+            });
+            return Array::from_shape_vec(self.raw_dim(), v).expect("same length");
+        }
         Zip::from(self)
             .and(x)
             .and(y)
@@ -78,6 +238,17 @@ where
     }
 
     fn scale(&self, a: f64) -> Self {
+        if let Some(x) = self.as_slice() {
+            let v = dispatch(Collect {
+                x,
+                y: None,
+                z: None,
+                a,
+                b: 0.0,
+                c: 0.0,
+            });
+            return Array::from_shape_vec(self.raw_dim(), v).expect("same length");
+        }
         self.mapv(|x| A::from_f64(a * x.to_f64()))
     }
 
@@ -148,12 +319,7 @@ where
         assert_eq!(self.shape(), other.shape(), "State::lincomb shape mismatch");
         // `as_slice` is `Some` only in standard layout, so the slices pair entries correctly.
         if let (Some(s), Some(u)) = (self.as_slice_mut(), other.as_slice()) {
-            let mut ok = true;
-            for (s, &u) in s.iter_mut().zip(u) {
-                *s = A::from_f64(a * s.to_f64() + b * u.to_f64());
-                ok &= finite(*s);
-            }
-            return ok;
+            return dispatch(Assign2::<A, true> { s, u, a, b });
         }
         self.lincomb_assign(a, other, b);
         self.is_finite()
@@ -163,12 +329,7 @@ where
         assert_eq!(self.shape(), x.shape(), "State::lincomb3 shape mismatch");
         assert_eq!(self.shape(), y.shape(), "State::lincomb3 shape mismatch");
         if let (Some(s), Some(u), Some(v)) = (self.as_slice_mut(), x.as_slice(), y.as_slice()) {
-            let mut ok = true;
-            for ((s, &u), &v) in s.iter_mut().zip(u).zip(v) {
-                *s = A::from_f64(a * s.to_f64() + b * u.to_f64() + c * v.to_f64());
-                ok &= finite(*s);
-            }
-            return ok;
+            return dispatch(Assign3::<A, true> { s, u, v, a, b, c });
         }
         self.lincomb3_assign(a, x, b, y, c);
         self.is_finite()
@@ -180,6 +341,10 @@ where
 
     fn lincomb_assign(&mut self, a: f64, other: &Self, b: f64) {
         assert_eq!(self.shape(), other.shape(), "State::lincomb shape mismatch");
+        if let (Some(s), Some(u)) = (self.as_slice_mut(), other.as_slice()) {
+            dispatch(Assign2::<A, false> { s, u, a, b });
+            return;
+        }
         Zip::from(self)
             .and(other)
             .for_each(|s, &y| *s = A::from_f64(a * s.to_f64() + b * y.to_f64()));
@@ -188,12 +353,20 @@ where
     fn lincomb3_assign(&mut self, a: f64, x: &Self, b: f64, y: &Self, c: f64) {
         assert_eq!(self.shape(), x.shape(), "State::lincomb3 shape mismatch");
         assert_eq!(self.shape(), y.shape(), "State::lincomb3 shape mismatch");
+        if let (Some(s), Some(u), Some(v)) = (self.as_slice_mut(), x.as_slice(), y.as_slice()) {
+            dispatch(Assign3::<A, false> { s, u, v, a, b, c });
+            return;
+        }
         Zip::from(self).and(x).and(y).for_each(|s, &u, &v| {
             *s = A::from_f64(a * s.to_f64() + b * u.to_f64() + c * v.to_f64())
         });
     }
 
     fn scale_assign(&mut self, a: f64) {
+        if let Some(s) = self.as_slice_mut() {
+            dispatch(Scale { s, x: None, a });
+            return;
+        }
         self.mapv_inplace(|x| A::from_f64(a * x.to_f64()));
     }
 
@@ -204,6 +377,11 @@ where
             out.shape(),
             "State::lincomb_into shape mismatch"
         );
+        if let (Some(x), Some(y), Some(o)) = (self.as_slice(), other.as_slice(), out.as_slice_mut())
+        {
+            dispatch(Into2 { out: o, x, y, a, b });
+            return;
+        }
         Zip::from(out)
             .and(self)
             .and(other)
@@ -216,6 +394,14 @@ where
             out.shape(),
             "State::scale_into shape mismatch"
         );
+        if let (Some(x), Some(o)) = (self.as_slice(), out.as_slice_mut()) {
+            dispatch(Scale {
+                s: o,
+                x: Some(x),
+                a,
+            });
+            return;
+        }
         Zip::from(out)
             .and(self)
             .for_each(|o, &x| *o = A::from_f64(a * x.to_f64()));
@@ -363,6 +549,124 @@ mod tests {
         let bad_t = bad.reversed_axes();
         assert!(!t.lincomb_assign_finite(1.0, &bad_t, 1.0));
         assert!(tt.lincomb3_assign_finite(1.0, &m.t().to_owned(), 0.5, &tt.clone(), -0.5));
+    }
+
+    /// Every loop gives the same bits through the run-time dispatch (AVX-512 / AVX2 where the CPU
+    /// has them) as compiled for the build's own target, on lengths around the vector widths.
+    #[test]
+    fn dispatched_loops_give_the_baseline_bits() {
+        use crate::state::simd::baseline;
+        fn check<A: Scalar + PartialEq + std::fmt::Debug>(conv: fn(f64) -> A) {
+            let (a, b, c) = (0.731_f64, -1.0 / 3.0, 2.0_f64.sqrt());
+            for n in [1_usize, 3, 7, 8, 9, 16, 17, 31, 1000, 4099] {
+                let x: Vec<A> = (0..n)
+                    .map(|i| conv((i as f64 * 0.37).sin() * 3.1))
+                    .collect();
+                let y: Vec<A> = (0..n).map(|i| conv((i as f64 * 1.7).cos() - 0.2)).collect();
+                let mut z: Vec<A> = (0..n).map(|i| conv((i as f64).sqrt() - 0.9)).collect();
+                z[n / 2] = conv(f64::MAX);
+                let collect = |y, z| Collect {
+                    x: &x,
+                    y,
+                    z,
+                    a,
+                    b,
+                    c,
+                };
+                for (y, z) in [
+                    (None, None),
+                    (Some(&y[..]), None),
+                    (Some(&y[..]), Some(&z[..])),
+                ] {
+                    assert_eq!(dispatch(collect(y, z)), baseline(collect(y, z)), "n = {n}");
+                }
+                let (mut s1, mut s2) = (x.clone(), x.clone());
+                let ok1 = dispatch(Assign2::<A, true> {
+                    s: &mut s1,
+                    u: &z,
+                    a,
+                    b,
+                });
+                let ok2 = baseline(Assign2::<A, true> {
+                    s: &mut s2,
+                    u: &z,
+                    a,
+                    b,
+                });
+                assert_eq!((ok1, &s1), (ok2, &s2), "n = {n}");
+                dispatch(Assign2::<A, false> {
+                    s: &mut s1,
+                    u: &y,
+                    a,
+                    b,
+                });
+                baseline(Assign2::<A, false> {
+                    s: &mut s2,
+                    u: &y,
+                    a,
+                    b,
+                });
+                assert_eq!(s1, s2);
+                let (mut s1, mut s2) = (x.clone(), x.clone());
+                let ok1 = dispatch(Assign3::<A, true> {
+                    s: &mut s1,
+                    u: &y,
+                    v: &z,
+                    a,
+                    b,
+                    c,
+                });
+                let ok2 = baseline(Assign3::<A, true> {
+                    s: &mut s2,
+                    u: &y,
+                    v: &z,
+                    a,
+                    b,
+                    c,
+                });
+                assert_eq!((ok1, &s1), (ok2, &s2), "n = {n}");
+                let (mut o1, mut o2) = (z.clone(), z.clone());
+                dispatch(Into2 {
+                    out: &mut o1,
+                    x: &x,
+                    y: &y,
+                    a,
+                    b,
+                });
+                baseline(Into2 {
+                    out: &mut o2,
+                    x: &x,
+                    y: &y,
+                    a,
+                    b,
+                });
+                assert_eq!(o1, o2);
+                dispatch(Scale {
+                    s: &mut o1,
+                    x: Some(&y),
+                    a: c,
+                });
+                baseline(Scale {
+                    s: &mut o2,
+                    x: Some(&y),
+                    a: c,
+                });
+                assert_eq!(o1, o2);
+                dispatch(Scale {
+                    s: &mut o1,
+                    x: None,
+                    a: b,
+                });
+                baseline(Scale {
+                    s: &mut o2,
+                    x: None,
+                    a: b,
+                });
+                assert_eq!(o1, o2);
+            }
+        }
+        check::<f64>(|v| v);
+        check::<f32>(|v| v as f32);
     }
 
     #[test]
