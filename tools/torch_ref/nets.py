@@ -163,7 +163,8 @@ class AttnBlock(nn.Module):
         d = c // self.heads
         qkv = self.qkv(self.norm(x)).reshape(b, 3, self.heads, d, hh * ww)
         q, k, v = (qkv[:, i].transpose(-2, -1) for i in range(3))  # [B, heads, L, d]
-        w = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d), dim=-1)
+        # The scale on q, as the Rust nets (and scaled_dot_product_attention) do.
+        w = torch.softmax((q * (1.0 / math.sqrt(d))) @ k.transpose(-2, -1), dim=-1)
         a = (w @ v).transpose(-2, -1).reshape(b, c, hh, ww)
         out = x + self.proj(a)
         return out / math.sqrt(2) if self.skip_rescale else out
@@ -355,7 +356,7 @@ class Attention(nn.Module):
         b, l, d = x.shape
         qkv = self.qkv(x).reshape(b, l, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         q, k, v = qkv[0], qkv[1], qkv[2]
-        w = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d // self.heads), dim=-1)
+        w = torch.softmax((q * (1.0 / math.sqrt(d // self.heads))) @ k.transpose(-2, -1), dim=-1)
         return drop(self.proj((w @ v).transpose(1, 2).reshape(b, l, d)))
 
 

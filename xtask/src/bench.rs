@@ -414,43 +414,58 @@ fn train(root: &Path, opts: &Options) -> Result<()> {
             _ => Some(new),
         }
     };
+    // Each case under glibc's default allocator settings and under the fixed ones of the
+    // side-by-side timings (the same on both sides): glibc's dynamic mmap / trim thresholds
+    // react to each process's allocation sequence, which costs the two sides different numbers
+    // of page faults on large activations (attention matrices); the fixed settings take that
+    // out of the comparison.
+    let allocators: [(&str, Option<&str>); 2] =
+        [("default", None), ("fixed", Some(MALLOC_TUNABLES))];
     for case in train_cases(opts.quick) {
-        let (mut r, mut p): (Option<String>, Option<String>) = (None, None);
-        for _ in 0..rounds {
-            let mut c = Command::new(&cargo_bin);
-            c.args([
-                "run",
-                "--quiet",
-                "-p",
-                "diffusion-benches",
-                "--features",
-                "train",
-                "--bin",
-                "train_bench",
-                "--",
-            ])
-            .args(&case.rust)
-            .args(["--threads", &threads])
-            .current_dir(root)
-            .envs(lt.env());
-            r = faster(r, result_line(c, "train_rust")?);
-            if let Some(py) = &python {
-                let mut c = Command::new(py);
-                c.arg(root.join("tools/bench/train_torch.py"))
-                    .args(&case.python)
-                    .args(["--threads", &threads])
-                    .current_dir(root)
-                    .env("PYTHONUNBUFFERED", "1");
-                p = faster(p, result_line(c, "train_torch")?);
+        for (alloc, tunables) in allocators {
+            let (mut r, mut p): (Option<String>, Option<String>) = (None, None);
+            for _ in 0..rounds {
+                let mut c = Command::new(&cargo_bin);
+                c.args([
+                    "run",
+                    "--quiet",
+                    "-p",
+                    "diffusion-benches",
+                    "--features",
+                    "train",
+                    "--bin",
+                    "train_bench",
+                    "--",
+                ])
+                .args(&case.rust)
+                .args(["--threads", &threads])
+                .current_dir(root)
+                .envs(lt.env());
+                if let Some(t) = tunables {
+                    c.env("GLIBC_TUNABLES", t);
+                }
+                r = faster(r, result_line(c, "train_rust")?);
+                if let Some(py) = &python {
+                    let mut c = Command::new(py);
+                    c.arg(root.join("tools/bench/train_torch.py"))
+                        .args(&case.python)
+                        .args(["--threads", &threads])
+                        .current_dir(root)
+                        .env("PYTHONUNBUFFERED", "1");
+                    if let Some(t) = tunables {
+                        c.env("GLIBC_TUNABLES", t);
+                    }
+                    p = faster(p, result_line(c, "train_torch")?);
+                }
             }
+            let r = r.context("no Rust result")?;
+            rows.push((case.name, alloc, r, p));
         }
-        let r = r.context("no Rust result")?;
-        rows.push((case.name, r, p));
     }
     let mut md = String::from(
-        "| case | parameters | Rust updates/s | PyTorch updates/s | Rust / PyTorch |\n|---|---:|---:|---:|---:|\n",
+        "| case | parameters | glibc allocator | Rust updates/s | PyTorch updates/s | Rust / PyTorch |\n|---|---:|---|---:|---:|---:|\n",
     );
-    for (name, r, p) in &rows {
+    for (name, alloc, r, p) in &rows {
         let rs: f64 = field(r, "steps_per_s")
             .and_then(|v| v.parse().ok())
             .unwrap_or(f64::NAN);
@@ -460,7 +475,7 @@ fn train(root: &Path, opts: &Options) -> Result<()> {
             .and_then(|v| v.parse().ok())
             .unwrap_or(f64::NAN);
         md.push_str(&format!(
-            "| {name} | {} | {rs:.2} | {ps:.2} | {:.2} |\n",
+            "| {name} | {} | {alloc} | {rs:.2} | {ps:.2} | {:.2} |\n",
             field(r, "params").unwrap_or_default(),
             rs / ps
         ));
@@ -472,7 +487,11 @@ fn train(root: &Path, opts: &Options) -> Result<()> {
          tools/bench/train_torch.py (torch 2.11.0 CPU) in the same run: the same network, batch, \
          EDM loss, AdamW (lr 1e-3), global-norm clipping at 1, one EMA (0.999), float32, \
          {} libtorch thread(s) on both sides; updates per second after a few untimed ones, the \
-         faster of two alternating rounds per side. The \
+         faster of two alternating rounds per side. Each case runs twice: with glibc's default \
+         allocator settings, and with `GLIBC_TUNABLES={MALLOC_TUNABLES}` on both sides (the \
+         settings of the per-step timings: no heap trimming, no `mmap` below 32 MiB), because \
+         glibc's dynamic thresholds cost the two processes different numbers of page faults on \
+         the large activations. The \
          Rust side draws its data and noise on the host from seeded ChaCha streams (so runs \
          reproduce on every device); PyTorch uses its own generator. The machine is shared, so \
          timings are noisy; ratios are only taken within one run.\n\n{md}{TRAIN_END}\n",

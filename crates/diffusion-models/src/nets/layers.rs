@@ -272,11 +272,17 @@ pub(crate) fn class_labels(
 }
 
 /// Multi-head scaled dot-product attention over `[B, heads, L, d]` queries, keys and values:
-/// `softmax(q k^T / sqrt(d)) v`, `[B, heads, L, d]`.
+/// `softmax(q k^T / sqrt(d)) v`, `[B, heads, L, d]`. The scale is applied to `q` (`L x d`)
+/// rather than to the `L x L` scores (as PyTorch's `scaled_dot_product_attention` does), and the
+/// scores are dropped as soon as the softmax has them: one `L x L` pass and buffer fewer per
+/// call (the same value up to rounding).
 pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
     let d = *q.size().last().unwrap_or(&1) as f64;
-    let w = q.matmul(&k.transpose(-2, -1)) * (1.0 / d.sqrt());
-    w.softmax(-1, w.kind()).matmul(v)
+    let w = {
+        let scores = (q * (1.0 / d.sqrt())).matmul(&k.transpose(-2, -1));
+        scores.softmax(-1, scores.kind())
+    };
+    w.matmul(v)
 }
 
 /// SplitMix64's output function.
