@@ -112,6 +112,20 @@ pub fn run(a: TrainArgs) -> Result<()> {
         cfg.train.steps,
         cfg.train.batch_size
     );
+    if cfg!(all(target_os = "linux", target_env = "gnu"))
+        && trainer.device() == diffusion::models::tch::Device::Cpu
+        && std::env::var_os("GLIBC_TUNABLES").is_none()
+        && start < cfg.train.steps
+    {
+        // Measured in docs/results.md ("Training throughput"): glibc's default thresholds make
+        // large activations page-fault on every update.
+        eprintln!(
+            "note: with glibc's default malloc thresholds large tensors page-fault on every \
+             update; a small U-Net trained 10-25% faster on the CPU with \
+             GLIBC_TUNABLES=glibc.malloc.trim_threshold=1073741824:\
+             glibc.malloc.mmap_threshold=33554432 set before starting (docs/results.md)"
+        );
+    }
     let t0 = Instant::now();
     trainer.set_samples_dir(Some(a.out.join("samples")));
     let stats = trainer.run(&mut RunOptions {
