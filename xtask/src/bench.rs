@@ -379,8 +379,8 @@ fn train(root: &Path, opts: &Options) -> Result<()> {
     let lt = Libtorch::resolve()?;
     let python = if opts.no_python { None } else { lt.python() };
     let cargo_bin = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let build = [
-        "build",
+    // The same target for the build and every run (`cargo run` then only checks it is fresh).
+    let target = [
         "-p",
         "diffusion-benches",
         "--features",
@@ -388,9 +388,10 @@ fn train(root: &Path, opts: &Options) -> Result<()> {
         "--bin",
         "train_bench",
     ];
-    eprintln!("xtask: cargo {}", build.join(" "));
+    eprintln!("xtask: cargo build {}", target.join(" "));
     let st = Command::new(&cargo_bin)
-        .args(build)
+        .arg("build")
+        .args(target)
         .current_dir(root)
         .envs(lt.env())
         .status()
@@ -426,21 +427,13 @@ fn train(root: &Path, opts: &Options) -> Result<()> {
             let (mut r, mut p): (Option<String>, Option<String>) = (None, None);
             for _ in 0..rounds {
                 let mut c = Command::new(&cargo_bin);
-                c.args([
-                    "run",
-                    "--quiet",
-                    "-p",
-                    "diffusion-benches",
-                    "--features",
-                    "train",
-                    "--bin",
-                    "train_bench",
-                    "--",
-                ])
-                .args(&case.rust)
-                .args(["--threads", &threads])
-                .current_dir(root)
-                .envs(lt.env());
+                c.args(["run", "--quiet"])
+                    .args(target)
+                    .arg("--")
+                    .args(&case.rust)
+                    .args(["--threads", &threads])
+                    .current_dir(root)
+                    .envs(lt.env());
                 if let Some(t) = tunables {
                     c.env("GLIBC_TUNABLES", t);
                 }
