@@ -327,7 +327,12 @@ impl Objective for SmdLoss {
             .map(|_| 1 + ((noise.uniform() * self.steps as f64) as usize).min(self.steps - 1))
             .collect();
         let eps = normals_like(noise, x0);
-        let xi = normals_like(noise, x0);
+        // The eps objective never reads the posterior noise: no draw for it.
+        let xi = if self.eps_mse {
+            eps.shallow_clone()
+        } else {
+            normals_like(noise, x0)
+        };
         let z = normals_like(
             noise,
             &Tensor::zeros(
