@@ -2,6 +2,7 @@
 //! (`cargo xtask bench`):
 //!
 //! - [`HalfDenoiser`]: a denoiser that costs one scaled copy, isolating a solver's own overhead;
+//! - [`floor`]: hand-written sampling loops of a few solvers (the memory-traffic floor);
 //! - [`gmm`]: the benchmark targets (2-D and 64-D Gaussian mixtures) and a fast exact denoiser;
 //! - [`noise`]: counter-based normals both sides draw identically (common random numbers);
 //! - [`reference`]: the exact PF-ODE solution of a mixture by a fine RK4 solve, and the metrics;
@@ -10,6 +11,7 @@
 
 use diffusion::core::{Denoiser, Prediction, Result, State};
 
+pub mod floor;
 pub mod gmm;
 pub mod noise;
 pub mod reference;

@@ -40,7 +40,9 @@ use std::time::Instant;
 /// `mmap` below 32 MiB, so that a state freed in one step is reused by the next allocation
 /// instead of being returned to the kernel and faulted in again (with the defaults a 64 KiB or
 /// 1.5 MiB array costs page faults on every allocation, which dominated both sides' per-step
-/// times). The same setting for the project and the anchors, stated in the generated text.
+/// times). The same setting for the project and the anchors, stated in the generated text, and
+/// the value the Rust trainer sets for itself on the CPU (`diffusion_models::host_malloc`; a test
+/// keeps the two equal).
 const MALLOC_TUNABLES: &str =
     "glibc.malloc.trim_threshold=1073741824:glibc.malloc.mmap_threshold=33554432";
 
@@ -415,15 +417,23 @@ fn train(root: &Path, opts: &Options) -> Result<()> {
             _ => Some(new),
         }
     };
-    // Each case under glibc's default allocator settings and under the fixed ones of the
-    // side-by-side timings (the same on both sides): glibc's dynamic mmap / trim thresholds
-    // react to each process's allocation sequence, which costs the two sides different numbers
-    // of page faults on large activations (attention matrices); the fixed settings take that
-    // out of the comparison.
-    let allocators: [(&str, Option<&str>); 2] =
-        [("default", None), ("fixed", Some(MALLOC_TUNABLES))];
+    // Each case under three allocator settings: glibc's defaults on both sides; as shipped (the
+    // Rust trainer re-executes itself with the fixed thresholds on the CPU,
+    // `diffusion_models::host_malloc`; PyTorch keeps glibc's defaults); and the fixed settings of
+    // the side-by-side timings on both sides. glibc's dynamic mmap / trim thresholds react to each
+    // process's allocation sequence, which costs the two sides different numbers of page faults
+    // on large activations (attention matrices); the fixed settings take that out.
+    const KEEP: (&str, &str) = ("DIFFUSION_GLIBC_DEFAULTS", "1");
+    const FIXED: (&str, &str) = ("GLIBC_TUNABLES", MALLOC_TUNABLES);
+    /// Environment variables of one side.
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let allocators: [(&str, Env<'_>, Env<'_>); 3] = [
+        ("glibc defaults", &[KEEP], &[]),
+        ("as shipped", &[], &[]),
+        ("fixed", &[FIXED], &[FIXED]),
+    ];
     for case in train_cases(opts.quick) {
-        for (alloc, tunables) in allocators {
+        for (alloc, rust_env, python_env) in allocators {
             let (mut r, mut p): (Option<String>, Option<String>) = (None, None);
             for _ in 0..rounds {
                 let mut c = Command::new(&cargo_bin);
@@ -433,10 +443,9 @@ fn train(root: &Path, opts: &Options) -> Result<()> {
                     .args(&case.rust)
                     .args(["--threads", &threads])
                     .current_dir(root)
-                    .envs(lt.env());
-                if let Some(t) = tunables {
-                    c.env("GLIBC_TUNABLES", t);
-                }
+                    .envs(lt.env())
+                    .env_remove("GLIBC_TUNABLES")
+                    .envs(rust_env.iter().copied());
                 r = faster(r, result_line(c, "train_rust")?);
                 if let Some(py) = &python {
                     let mut c = Command::new(py);
@@ -444,10 +453,9 @@ fn train(root: &Path, opts: &Options) -> Result<()> {
                         .args(&case.python)
                         .args(["--threads", &threads])
                         .current_dir(root)
-                        .env("PYTHONUNBUFFERED", "1");
-                    if let Some(t) = tunables {
-                        c.env("GLIBC_TUNABLES", t);
-                    }
+                        .env("PYTHONUNBUFFERED", "1")
+                        .env_remove("GLIBC_TUNABLES")
+                        .envs(python_env.iter().copied());
                     p = faster(p, result_line(c, "train_torch")?);
                 }
             }
@@ -480,11 +488,14 @@ fn train(root: &Path, opts: &Options) -> Result<()> {
          tools/bench/train_torch.py (torch 2.11.0 CPU) in the same run: the same network, batch, \
          EDM loss, AdamW (lr 1e-3), global-norm clipping at 1, one EMA (0.999), float32, \
          {} libtorch thread(s) on both sides; updates per second after a few untimed ones, the \
-         faster of two alternating rounds per side. Each case runs twice: with glibc's default \
-         allocator settings, and with `GLIBC_TUNABLES={MALLOC_TUNABLES}` on both sides (the \
-         settings of the per-step timings: no heap trimming, no `mmap` below 32 MiB), because \
-         glibc's dynamic thresholds cost the two processes different numbers of page faults on \
-         the large activations. The \
+         faster of two alternating rounds per side. Each case runs under three glibc allocator \
+         settings, because glibc's dynamic mmap / trim thresholds cost the two processes \
+         different numbers of page faults on the large activations: `glibc defaults` on both \
+         sides (the Rust side with `DIFFUSION_GLIBC_DEFAULTS=1`); `as shipped`, where the Rust \
+         trainer on the CPU re-executes itself with `GLIBC_TUNABLES={MALLOC_TUNABLES}` (as \
+         `diffusion train` does: `diffusion_models::host_malloc`) and PyTorch keeps glibc's \
+         defaults; and `fixed`, those settings on both sides (the settings of the per-step \
+         timings: no heap trimming, no `mmap` below 32 MiB). The \
          Rust side draws its data and noise on the host from seeded ChaCha streams (so runs \
          reproduce on every device); PyTorch uses its own generator. The machine is shared, so \
          timings are noisy; ratios are only taken within one run.\n\n{md}{TRAIN_END}\n",
@@ -589,6 +600,16 @@ fn python_script(root: &Path, python: &Path, args: &[String], env: &[(&str, &str
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn malloc_tunables_match_the_trainers() {
+        let src = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../crates/diffusion-models/src/host_malloc.rs"),
+        )
+        .unwrap();
+        assert!(src.contains(&format!("\"{MALLOC_TUNABLES}\"")));
+    }
 
     #[test]
     fn options_parse_and_reject_unknown_flags() {

@@ -26,6 +26,7 @@ use diffusion::core::{
     NoiseSource, State, TimeGrid,
 };
 use diffusion::solvers::{registry, sample, NoObserver};
+use diffusion_benches::floor;
 use diffusion_benches::gmm::{gmm2d, FastGmm};
 use diffusion_benches::report::{read_json, timing_markdown, write_json, TimingFile, TimingRow};
 use diffusion_benches::timing::{machine, time_runs, today, Budget};
@@ -198,31 +199,37 @@ fn run(
         );
     }
     let mut rows = Vec::new();
-    let mut push =
-        |shape: &str, solver: &str, den: &str, steps: usize, nfe: usize, t: (f64, usize)| {
-            let row = TimingRow {
-                implementation: "project".into(),
-                shape: shape.into(),
-                solver: solver.into(),
-                denoiser: den.into(),
-                steps,
-                nfe,
-                per_step_us: t.0 / steps as f64 * 1e6,
-                reps: t.1,
-            };
-            println!(
-                "  project      {shape:12} {den:5} {solver:20} {:10.2} us/step ({} runs)",
-                row.per_step_us, row.reps
-            );
-            rows.push(row);
+    let mut push_as = |imp: &str,
+                       shape: &str,
+                       solver: &str,
+                       den: &str,
+                       steps: usize,
+                       nfe: usize,
+                       t: (f64, usize)| {
+        let row = TimingRow {
+            implementation: imp.into(),
+            shape: shape.into(),
+            solver: solver.into(),
+            denoiser: den.into(),
+            steps,
+            nfe,
+            per_step_us: t.0 / steps as f64 * 1e6,
+            reps: t.1,
         };
+        println!(
+            "  {imp:12} {shape:12} {den:5} {solver:20} {:10.2} us/step ({} runs)",
+            row.per_step_us, row.reps
+        );
+        rows.push(row);
+    };
     for shape_s in shapes.split(',') {
         let shape = parse_shape(shape_s)?;
         let zeros = ArrayD::<f64>::zeros(IxDyn(&shape));
         let mut noise = HostNoise::new(0);
         let x: ArrayD<f64> = noise.standard_normal(&zeros).scale(80.0);
         let y: ArrayD<f64> = noise.standard_normal(&zeros);
-        push(
+        push_as(
+            "project",
             shape_s,
             "bare-axpby",
             "-",
@@ -231,7 +238,8 @@ fn run(
             time_runs(budget, || (), |_| x.lincomb(0.7, &y, 0.2)),
         );
         let mut buf = y.clone();
-        push(
+        push_as(
+            "project",
             shape_s,
             "bare-axpby-inplace",
             "-",
@@ -268,7 +276,7 @@ fn run(
                 };
                 let counted = Counted::new(den.as_ref());
                 let mut nz = make_noise();
-                sample(
+                let result = sample(
                     solver.as_ref(),
                     &counted,
                     &edm,
@@ -294,9 +302,65 @@ fn run(
                         .expect("sample")
                     },
                 );
-                push(shape_s, name, den_name, steps, nfe, t);
+                push_as("project", shape_s, name, den_name, steps, nfe, t);
+                if *den_name == "half" {
+                    if let Some(t) = time_floor(name, &grid, &x, &result, kernel, budget)? {
+                        push_as("hand-written", shape_s, name, den_name, steps, nfe, t);
+                    }
+                }
             }
         }
     }
     Ok(rows)
+}
+
+/// Times the hand-written loop of `solver` (benches/src/floor.rs) on the `half` denoiser, after
+/// checking that it gives the registry solver's `result` to rounding; `None` for a solver that
+/// has no hand-written loop.
+fn time_floor(
+    solver: &str,
+    grid: &TimeGrid,
+    x: &ArrayD<f64>,
+    result: &ArrayD<f64>,
+    kernel: Kernel,
+    budget: Budget,
+) -> Result<Option<(f64, usize)>> {
+    let sigmas = grid.times();
+    let fast = || {
+        FastNoise::new(1)
+            .with_kernel(kernel)
+            .expect("checked level")
+    };
+    let run = |x: ArrayD<f64>| -> diffusion::core::Result<ArrayD<f64>> {
+        match solver {
+            "euler" => floor::euler(&HalfDenoiser, sigmas, x),
+            "heun" => floor::heun(&HalfDenoiser, sigmas, x),
+            "dpmpp-2m" => floor::dpmpp_2m(&HalfDenoiser, sigmas, x),
+            "euler-ancestral/fast" => floor::euler_ancestral(&HalfDenoiser, sigmas, x, &mut fast()),
+            _ => unreachable!("checked below"),
+        }
+    };
+    if !matches!(
+        solver,
+        "euler" | "heun" | "dpmpp-2m" | "euler-ancestral/fast"
+    ) {
+        return Ok(None);
+    }
+    let mine = run(x.dup())?;
+    let scale = result
+        .iter()
+        .fold(0.0f64, |m, v| m.max(v.abs()))
+        .max(1e-300);
+    let diff = mine
+        .iter()
+        .zip(result.iter())
+        .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+    if diff.is_nan() || diff / scale > 1e-9 {
+        bail!("the hand-written {solver} differs from the registry solver by {diff:e} (max |x| {scale:e})");
+    }
+    Ok(Some(time_runs(
+        budget,
+        || x.dup(),
+        |x0| run(x0).expect("floor"),
+    )))
 }

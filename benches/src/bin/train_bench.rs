@@ -58,6 +58,12 @@ fn extra(fields: &str) -> String {
 
 fn main() -> Result<()> {
     let a = Args::parse();
+    if a.device == "cpu" {
+        // As `diffusion train` does (glibc's heap thresholds; `DIFFUSION_GLIBC_DEFAULTS=1` keeps
+        // the defaults): re-executes now, before anything large is allocated.
+        let tuning = diffusion::models::host_malloc::reexec_with_malloc_tunables();
+        eprintln!("train_bench: heap settings {tuning:?}");
+    }
     let total = a.warmup + a.steps;
     let (data, model, sigma_data) = match a.net.as_str() {
         "mlp" => (

@@ -19,6 +19,7 @@ pub mod device;
 pub mod error;
 pub mod eval;
 pub mod guidance;
+pub mod host_malloc;
 pub mod losses;
 pub mod nets;
 pub mod precond;

@@ -35,7 +35,15 @@ n = 1000
 "#;
 
 fn train(config: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
+    train_env(config, out, extra, &[])
+}
+
+/// `diffusion train` with `env` added (and `GLIBC_TUNABLES` removed, so the heap settings are
+/// the program's own choice).
+fn train_env(config: &Path, out: &Path, extra: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_diffusion"))
+        .env_remove("GLIBC_TUNABLES")
+        .envs(env.iter().copied())
         .arg("train")
         .arg("--config")
         .arg(config)
@@ -68,6 +76,16 @@ fn train_sample_resume() {
     let out = dir.path().join("run");
     let (ok, text) = train(&config, &out, &[]);
     assert!(ok, "{text}");
+    // On the CPU it re-executed itself with the heap thresholds raised (on glibc).
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        assert!(
+            text.contains(&format!(
+                "GLIBC_TUNABLES={}",
+                diffusion::models::host_malloc::MALLOC_TUNABLES
+            )),
+            "{text}"
+        );
+    }
     let sw = metric(&text, "sliced_w2");
     let floor = metric(&text, "sliced_w2_floor");
     // An untrained network (D = c_skip x) collapses every sample to the origin: sliced W2 about
@@ -111,6 +129,19 @@ fn train_sample_resume() {
     let ck = out.join("checkpoint.safetensors");
     let bytes = std::fs::read(&ck).unwrap();
     std::fs::write(&ck, &bytes[..bytes.len() / 2]).unwrap();
-    let (ok, text) = train(&config, &out, &["--resume"]);
+    // (With glibc's defaults asked for: no re-exec, and it says so.)
+    let (ok, text) = train_env(
+        &config,
+        &out,
+        &["--resume"],
+        &[("DIFFUSION_GLIBC_DEFAULTS", "1")],
+    );
     assert!(!ok && text.contains("truncated"), "{text}");
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
+        assert!(
+            text.contains("train: glibc's default heap thresholds")
+                && !text.contains("train: glibc heap settings"),
+            "{text}"
+        );
+    }
 }

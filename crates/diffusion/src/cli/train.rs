@@ -75,6 +75,9 @@ pub fn run(a: TrainArgs) -> Result<()> {
         cfg.set(kv)?;
     }
     cfg.validate()?;
+    if diffusion::models::parse_device(&cfg.device)? == diffusion::models::tch::Device::Cpu {
+        cpu_heap_settings();
+    }
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("creating --out {}", a.out.display()))?;
     let ck = a.out.join("checkpoint.safetensors");
@@ -112,20 +115,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
         cfg.train.steps,
         cfg.train.batch_size
     );
-    if cfg!(all(target_os = "linux", target_env = "gnu"))
-        && trainer.device() == diffusion::models::tch::Device::Cpu
-        && std::env::var_os("GLIBC_TUNABLES").is_none()
-        && start < cfg.train.steps
-    {
-        // Measured in docs/results.md ("Training throughput"): glibc's default thresholds make
-        // large activations page-fault on every update.
-        eprintln!(
-            "note: with glibc's default malloc thresholds large tensors page-fault on every \
-             update; a small U-Net trained 10-25% faster on the CPU with \
-             GLIBC_TUNABLES=glibc.malloc.trim_threshold=1073741824:\
-             glibc.malloc.mmap_threshold=33554432 set before starting (docs/results.md)"
-        );
-    }
     let t0 = Instant::now();
     trainer.set_samples_dir(Some(a.out.join("samples")));
     let stats = trainer.run(&mut RunOptions {
@@ -243,4 +232,30 @@ pub fn run(a: TrainArgs) -> Result<()> {
         println!("sliced_w2_test={sw:.4} sliced_w2_floor={floor:.4} n={m} train_s={secs:.1}");
     }
     Ok(())
+}
+
+/// Training on the CPU: re-executes with glibc's heap thresholds raised (see
+/// `diffusion_models::host_malloc`; measured in docs/results.md, "Training throughput") and says
+/// which settings the run uses.
+#[cfg(feature = "tch")]
+fn cpu_heap_settings() {
+    use diffusion::models::host_malloc::{
+        reexec_with_malloc_tunables, MallocTuning, KEEP_DEFAULTS_VAR, MALLOC_TUNABLES,
+    };
+    match reexec_with_malloc_tunables() {
+        MallocTuning::AlreadySet => eprintln!(
+            "train: glibc heap settings GLIBC_TUNABLES={} ({KEEP_DEFAULTS_VAR}=1 keeps glibc's \
+             defaults)",
+            std::env::var("GLIBC_TUNABLES").unwrap_or_default()
+        ),
+        MallocTuning::KeptDefaults => eprintln!(
+            "train: glibc's default heap thresholds ({KEEP_DEFAULTS_VAR}=1); large tensors \
+             page-fault on every update (GLIBC_TUNABLES={MALLOC_TUNABLES} trained a small U-Net \
+             10-25% faster here, docs/results.md)"
+        ),
+        MallocTuning::NotGlibc => {}
+        MallocTuning::Failed(why) => {
+            eprintln!("train: kept glibc's default heap thresholds: {why}")
+        }
+    }
 }
