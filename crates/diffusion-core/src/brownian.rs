@@ -83,8 +83,22 @@ impl<S: State, N: NoiseSource<S>> BrownianPath<S> for IndependentIncrements<N> {
                 format!("non-finite interval [{t0}, {t1}]"),
             ));
         }
-        let z = self.noise.standard_normal(like);
-        Ok(scaled(z, dt.signum() * dt.abs().sqrt()))
+        Ok(self
+            .noise
+            .standard_normal_scaled(like, dt.signum() * dt.abs().sqrt()))
+    }
+
+    /// One fresh draw `z` (`-z` for `t1 < t0`), the value of the default
+    /// `increment / sqrt(|dt|)` to rounding, without its two scaling passes.
+    fn normalized(&mut self, t0: f64, t1: f64, like: &S) -> Result<S> {
+        let dt = t1 - t0;
+        if dt == 0.0 || !dt.is_finite() {
+            return Err(CoreError::invalid(
+                "t1",
+                format!("a normalized Brownian increment needs finite t0 != t1, got [{t0}, {t1}]"),
+            ));
+        }
+        Ok(self.noise.standard_normal_scaled(like, dt.signum()))
     }
 }
 
@@ -252,6 +266,40 @@ mod tests {
         let n = v.len() as f64;
         let m = v.iter().sum::<f64>() / n;
         (m, v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n)
+    }
+
+    #[test]
+    fn independent_increments_normalize_without_rescaling() {
+        use crate::FastNoise;
+        let like = Array1::<f64>::zeros(1001);
+        // The increment keeps its bits (the scale is applied in the conversion's pass).
+        let z = HostNoise::new(3).standard_normal(&like);
+        let inc = IndependentIncrements::seeded(3)
+            .increment(0.7, 0.3, &like)
+            .unwrap();
+        let a = -(0.4f64).sqrt();
+        assert!(inc.iter().zip(z.iter()).all(|(i, z)| *i == z * a));
+        // `normalized` is the draw itself, negated backward in time: the default
+        // `increment / sqrt(|dt|)` to rounding, for both host streams.
+        let z = FastNoise::new(5).normals(1001);
+        let back = IndependentIncrements::new(FastNoise::new(5))
+            .normalized(0.7, 0.3, &like)
+            .unwrap();
+        assert!(back.iter().zip(&z).all(|(b, z)| *b == -z));
+        let fwd = IndependentIncrements::new(FastNoise::new(5))
+            .normalized(0.3, 0.7, &like)
+            .unwrap();
+        assert!(fwd.iter().zip(&z).all(|(f, z)| f == z));
+        let by_default = IndependentIncrements::new(FastNoise::new(5))
+            .increment(0.7, 0.3, &like)
+            .unwrap()
+            .scale(1.0 / 0.4f64.sqrt());
+        for (b, d) in back.iter().zip(by_default.iter()) {
+            assert!((b - d).abs() <= 4.0 * f64::EPSILON * d.abs(), "{b} vs {d}");
+        }
+        assert!(IndependentIncrements::seeded(1)
+            .normalized(0.5, 0.5, &like)
+            .is_err());
     }
 
     fn corr(a: &[f64], b: &[f64]) -> f64 {

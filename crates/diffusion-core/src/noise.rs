@@ -15,6 +15,24 @@ use rand_distr::StandardNormal;
 pub trait NoiseSource<S> {
     /// A state shaped like `like` with i.i.d. N(0, 1) entries.
     fn standard_normal(&mut self, like: &S) -> S;
+
+    /// `a` times the next [`NoiseSource::standard_normal`] draw (the same numbers; sources that
+    /// draw on the host scale in the conversion's pass, [`State::from_host_scaled`]).
+    fn standard_normal_scaled(&mut self, like: &S, a: f64) -> S
+    where
+        S: State,
+    {
+        let mut z = self.standard_normal(like);
+        if a != 1.0 {
+            z = if z.is_exclusive() {
+                z.scale_assign(a);
+                z
+            } else {
+                z.scale(a)
+            };
+        }
+        z
+    }
 }
 
 /// Seeded host-side noise (ChaCha20, `rand_distr::StandardNormal`): identical numbers on every
@@ -55,6 +73,11 @@ impl<S: State> NoiseSource<S> for HostNoise {
     fn standard_normal(&mut self, like: &S) -> S {
         let values = self.normals(like.numel());
         like.from_host_like(&values)
+    }
+
+    fn standard_normal_scaled(&mut self, like: &S, a: f64) -> S {
+        let values = self.normals(like.numel());
+        like.from_host_scaled(&values, a)
     }
 }
 

@@ -409,6 +409,11 @@ impl<S: State> NoiseSource<S> for FastNoise {
         let values = self.normals(like.numel());
         like.from_host_like(&values)
     }
+
+    fn standard_normal_scaled(&mut self, like: &S, a: f64) -> S {
+        let values = self.normals(like.numel());
+        like.from_host_scaled(&values, a)
+    }
 }
 
 #[cfg(test)]

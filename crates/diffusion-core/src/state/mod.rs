@@ -36,6 +36,17 @@ pub trait State: Sized + Send + 'static {
     // The name is the agreed vocabulary (docs/architecture.md): `self` supplies shape and device.
     #[allow(clippy::wrong_self_convention)]
     fn from_host_like(&self, values: &[f64]) -> Self;
+    /// `a * values` as a state shaped like `self` (as [`State::from_host_like`]): for `f64`
+    /// states the same bits as `from_host_like(values)` scaled by `a`; backends that can do it
+    /// in the conversion's pass (ndarray) save the scaling pass (noise draws use it).
+    #[allow(clippy::wrong_self_convention)]
+    fn from_host_scaled(&self, values: &[f64], a: f64) -> Self {
+        let mut s = self.from_host_like(values);
+        if a != 1.0 {
+            s.scale_assign(a);
+        }
+        s
+    }
     /// All entries as host `f64` in row-major order (tests, fixtures, metrics).
     fn to_host(&self) -> Vec<f64>;
 

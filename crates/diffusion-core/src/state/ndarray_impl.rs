@@ -286,6 +286,19 @@ where
         .expect("length checked above")
     }
 
+    fn from_host_scaled(&self, values: &[f64], a: f64) -> Self {
+        assert_eq!(
+            values.len(),
+            self.len(),
+            "State::from_host_scaled length mismatch"
+        );
+        Array::from_shape_vec(
+            self.raw_dim(),
+            values.iter().map(|&v| A::from_f64(v * a)).collect(),
+        )
+        .expect("length checked above")
+    }
+
     fn to_host(&self) -> Vec<f64> {
         self.iter().map(|&x| x.to_f64()).collect()
     }
@@ -553,6 +566,22 @@ mod tests {
 
     /// Every loop gives the same bits through the run-time dispatch (AVX-512 / AVX2 where the CPU
     /// has them) as compiled for the build's own target, on lengths around the vector widths.
+    #[test]
+    fn from_host_scaled_is_the_scaled_conversion() {
+        let like = Array1::<f64>::zeros(257);
+        let v: Vec<f64> = (0..257).map(|i| (i as f64 * 0.37).sin() * 3.0).collect();
+        for a in [1.0, -1.0, 0.3, -(0.4f64).sqrt()] {
+            let fused = like.from_host_scaled(&v, a);
+            let two_pass = like.from_host_like(&v).scale(a);
+            assert_eq!(fused, two_pass, "a = {a}");
+        }
+        let f32like = Array1::<f32>::zeros(257);
+        let fused = f32like.from_host_scaled(&v, -0.5);
+        for (f, x) in fused.iter().zip(&v) {
+            assert_eq!(*f, (x * -0.5) as f32);
+        }
+    }
+
     #[test]
     fn dispatched_loops_give_the_baseline_bits() {
         use crate::state::simd::baseline;
