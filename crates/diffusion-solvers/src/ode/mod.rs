@@ -256,20 +256,6 @@ pub(crate) fn edm_euler_coefs(from: &Level, rho_to: f64, a_out: f64) -> (f64, f6
     (a_out / from.alpha, a_out * (rho_to - from.rho))
 }
 
-/// The Euler move `a x + b d` of [`edm_euler_coefs`] to an arbitrary noise level `rho_to`
-/// (ancestral samplers step to `sigma_down`, which is no grid time), written into the storage of
-/// `x` when it owns it exclusively.
-pub(crate) fn edm_euler_to_owned<S: State>(
-    x: S,
-    from: &Level,
-    rho_to: f64,
-    a_out: f64,
-    d: &S,
-) -> S {
-    let (a, b) = edm_euler_coefs(from, rho_to, a_out);
-    lincomb_owned(x, a, d, b)
-}
-
 /// The first-order data-prediction exponential-integrator move of DPM-Solver++ from `from` to
 /// half log-SNR `lambda_to`, scaled by `a_out`: with `h = lambda_to - lambda0`,
 /// `a_out (e^{-h} x / alpha0 - expm1(-h) d)`; `lambda_to = +inf` (noise level 0) gives

@@ -13,9 +13,10 @@
 //! discretizes the reverse SDE with additive noise and converges strongly with order 1 along a
 //! Brownian tree.
 
-use super::{add_noise, ancestral_split, NoiseControl};
+use super::{ancestral_split, NoiseControl};
 use crate::error::Result;
-use crate::ode::{edm_euler_to_owned, Level};
+use crate::ode::{edm_euler_coefs, Level, Slope};
+use crate::ops::{lincomb3_checked, lincomb_checked};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -41,17 +42,30 @@ impl<S: State> Solver<S> for EulerAncestral {
         &self,
         step: &Step<'_, S>,
         x: S,
-        _cache: &mut Cache<S>,
+        cache: &mut Cache<S>,
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
-        let e = step.eval(&x, step.t0)?;
+        let slope = Slope::eval(step, &x, step.t0, cache)?;
         let (from, to) = (
             Level::at(step.schedule, step.t0),
             Level::at(step.schedule, step.t1),
         );
         let split = ancestral_split(&from, &to, self.ctl.eta);
-        let out = edm_euler_to_owned(x, &from, split.rho_down, to.alpha, &e.eps);
+        let (a, b) = edm_euler_coefs(&from, split.rho_down, to.alpha);
+        let (p, q) = slope.times(b);
         let coef = to.alpha * self.ctl.s_noise * split.rho_up;
-        add_noise(out, coef, noise, step.t0, step.t1)
+        // The Euler move and the noise in one pass over the state (which also checks it): a
+        // data-predicting model never has its eps written.
+        let (out, checked) = if coef == 0.0 {
+            lincomb_checked(x, a + p, slope.state(), q)
+        } else {
+            let z = noise.normalized(step.t0, step.t1, &x)?;
+            let r = lincomb3_checked(x, a + p, slope.state(), q, &z, coef);
+            cache.recycle(z);
+            r
+        };
+        cache.set_checked(checked);
+        cache.recycle(slope.into_state());
+        Ok(out)
     }
 }
