@@ -337,12 +337,13 @@ fn time_floor(
             "heun" => floor::heun(&HalfDenoiser, sigmas, x),
             "dpmpp-2m" => floor::dpmpp_2m(&HalfDenoiser, sigmas, x),
             "euler-ancestral/fast" => floor::euler_ancestral(&HalfDenoiser, sigmas, x, &mut fast()),
+            "dpmpp-2m-sde/fast" => floor::dpmpp_2m_sde(&HalfDenoiser, sigmas, x, &mut fast()),
             _ => unreachable!("checked below"),
         }
     };
     if !matches!(
         solver,
-        "euler" | "heun" | "dpmpp-2m" | "euler-ancestral/fast"
+        "euler" | "heun" | "dpmpp-2m" | "euler-ancestral/fast" | "dpmpp-2m-sde/fast"
     ) {
         return Ok(None);
     }

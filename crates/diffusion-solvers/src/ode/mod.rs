@@ -275,8 +275,9 @@ pub(crate) fn data_pred_move<S: State>(
     x.lincomb(a, d, b)
 }
 
-/// The coefficients of [`data_pred_move`] away from noise level 0.
-fn data_pred_coefs(from: &Level, lambda_to: f64, a_out: f64) -> (f64, f64) {
+/// The coefficients `(a, b)` of [`data_pred_move`]: `a x + b d` (at `lambda_to = +inf` they
+/// are exactly `(0, a_out)`).
+pub(crate) fn data_pred_coefs(from: &Level, lambda_to: f64, a_out: f64) -> (f64, f64) {
     let h = lambda_to - from.lambda;
     (a_out * (-h).exp() / from.alpha, -a_out * (-h).exp_m1())
 }

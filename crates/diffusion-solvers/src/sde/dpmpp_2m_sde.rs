@@ -127,6 +127,7 @@ impl<S: State> Solver<S> for DpmSolverPp2MSde {
             )?,
             None => exp_sde_step(x, &from, &to, &self.ctl, &x0, &[], noise)?,
         };
+        let out = out.finish(cache);
         cache.push_x0(step.t0, x0, 1);
         Ok(out)
     }

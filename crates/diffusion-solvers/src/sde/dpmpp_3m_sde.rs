@@ -136,6 +136,7 @@ impl<S: State> Solver<S> for DpmSolverPp3MSde {
             }
             _ => exp_sde_step(x, &from, &to, &self.ctl, &x0, &[], noise)?,
         };
+        let out = out.finish(cache);
         cache.push_x0(step.t0, x0, 2);
         Ok(out)
     }

@@ -27,8 +27,8 @@
 
 use super::{ancestral_split, NoiseControl};
 use crate::error::Result;
-use crate::ode::{data_pred_move, data_pred_move_owned, Level};
-use crate::ops::lincomb_owned;
+use crate::ode::{data_pred_coefs, data_pred_move_owned, Level};
+use crate::ops::lincomb_terms_checked;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -58,53 +58,70 @@ impl<S: State> Solver<S> for DpmSolverPpSde {
         &self,
         step: &Step<'_, S>,
         x: S,
-        _cache: &mut Cache<S>,
+        cache: &mut Cache<S>,
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
         let (t0, t1) = (step.t0, step.t1);
-        let e0 = step.eval(&x, t0)?;
+        // Only data predictions are read, so no eps pass (`Step::eval_x0_reusing`).
+        let d0 = step.eval_x0_reusing(&x, t0, cache)?;
         let (from, to) = (Level::at(sch, t0), Level::at(sch, t1));
         if to.is_data() {
-            return Ok(data_pred_move_owned(
-                x,
-                &from,
-                f64::INFINITY,
-                to.alpha,
-                &e0.x0,
-            ));
+            return Ok(data_pred_move_owned(x, &from, f64::INFINITY, to.alpha, &d0));
         }
         let (eta, s_noise) = (self.ctl.eta, self.ctl.s_noise);
         let t_s = sch.t_of_lambda(from.lambda + R * (to.lambda - from.lambda));
         let mid = Level::at(sch, t_s);
 
-        // Normalized W(t0, t_s) and W(t0, t1) = W(t0, t_s) + W(t_s, t1).
-        let z = if self.ctl.is_stochastic() {
-            let first = noise.increment(t0, t_s, &x)?;
-            let rest = noise.increment(t_s, t1, &x)?;
-            let full = 1.0 / (t1 - t0).abs().sqrt();
-            Some((
-                first.scale(1.0 / (t_s - t0).abs().sqrt()),
-                first.lincomb(full, &rest, full),
-            ))
+        // W(t0, t_s) and W(t_s, t1); the normalized noises are W(t0, t_s) / sqrt|t_s - t0| and
+        // (W(t0, t_s) + W(t_s, t1)) / sqrt|t1 - t0|, folded into the coefficients below.
+        let w = if self.ctl.is_stochastic() {
+            Some((noise.increment(t0, t_s, &x)?, noise.increment(t_s, t1, &x)?))
         } else {
             None
         };
 
+        // y_s: the move to lambda_down of the first split plus its noise, in one pass.
         let split = ancestral_split(&from, &mid, eta);
-        let mut x_s = data_pred_move(&x, &from, split.lambda_down, mid.alpha, &e0.x0);
-        if let Some((z_s, _)) = &z {
-            x_s = lincomb_owned(x_s, 1.0, z_s, mid.alpha * s_noise * split.rho_up);
-        }
-        let e_s = step.eval(&x_s, t_s)?;
+        let (a, b) = data_pred_coefs(&from, split.lambda_down, mid.alpha);
+        let x_s = match &w {
+            Some((first, _)) => {
+                let c = mid.alpha * s_noise * split.rho_up / (t_s - t0).abs().sqrt();
+                x.lincomb3(a, &d0, b, first, c)
+            }
+            None => x.lincomb(a, &d0, b),
+        };
+        let d_s = step.eval_x0_reusing(&x_s, t_s, cache)?;
+        cache.recycle(x_s);
 
+        // y1 = a x + b ((1 - fac) D0 + fac D_s) + c (W(t0, t_s) + W(t_s, t1)): one checked
+        // combination.
         let split = ancestral_split(&from, &to, eta);
         let fac = 0.5 / R;
-        let d = e0.x0.lincomb(1.0 - fac, &e_s.x0, fac);
-        let out = data_pred_move_owned(x, &from, split.lambda_down, to.alpha, &d);
-        Ok(match &z {
-            Some((_, z1)) => lincomb_owned(out, 1.0, z1, to.alpha * s_noise * split.rho_up),
-            None => out,
-        })
+        let (a, b) = data_pred_coefs(&from, split.lambda_down, to.alpha);
+        let (out, checked) = match &w {
+            Some((first, rest)) => {
+                let c = to.alpha * s_noise * split.rho_up / (t1 - t0).abs().sqrt();
+                lincomb_terms_checked(
+                    x,
+                    a,
+                    &[
+                        (b * (1.0 - fac), &d0),
+                        (b * fac, &d_s),
+                        (c, first),
+                        (c, rest),
+                    ],
+                )
+            }
+            None => lincomb_terms_checked(x, a, &[(b * (1.0 - fac), &d0), (b * fac, &d_s)]),
+        };
+        cache.set_checked(checked);
+        cache.recycle(d0);
+        cache.recycle(d_s);
+        if let Some((first, rest)) = w {
+            cache.recycle(first);
+            cache.recycle(rest);
+        }
+        Ok(out)
     }
 }

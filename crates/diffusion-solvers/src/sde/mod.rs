@@ -83,7 +83,8 @@ pub use sa_solver::{SaSolver, MAX_SA_ORDER};
 
 use crate::error::{Result, SolverError};
 use crate::ode::{Level, GAUSS_LEGENDRE_4};
-use crate::ops::{lincomb_owned, scale_owned, scale_reusing};
+use crate::ops::{lincomb_owned, lincomb_terms_checked, scale_reusing};
+use crate::solver::Cache;
 use diffusion_core::{BrownianPath, State};
 
 /// The noise controls shared by k-diffusion's stochastic samplers, validated.
@@ -216,7 +217,10 @@ pub(crate) fn phi_3(z: f64) -> f64 {
 ///      + sigma1 sqrt(1 - e^{-2 eta h}) s_noise z`,
 /// where `terms` holds the correction weights `w_k` (relative to `alpha1`) and the data
 /// predictions `D_k`. A step to noise level 0 returns `alpha1 D0` (k-diffusion's denoising
-/// step). Built from [`exp_mean`] and [`exp_noise_coef`].
+/// step). The whole combination, noise included, is one [`lincomb_terms_checked`] over the
+/// state (`ceil(n / 2)` passes for `n` terms, the last one checking the result); the noise is
+/// drawn after the model, as before. The caller hands the result to [`SdeStepOut::finish`] once
+/// its borrows of the cache's history end. Coefficients from [`exp_noise_coef`].
 pub(crate) fn exp_sde_step<S: State>(
     x: S,
     from: &Level,
@@ -225,17 +229,52 @@ pub(crate) fn exp_sde_step<S: State>(
     d0: &S,
     terms: &[(f64, &S)],
     noise: &mut dyn BrownianPath<S>,
-) -> Result<S> {
+) -> Result<SdeStepOut<S>> {
     if to.is_data() {
-        return Ok(scale_reusing(d0, to.alpha, x));
+        return Ok(SdeStepOut {
+            state: scale_reusing(d0, to.alpha, x),
+            checked: false,
+            spare: None,
+        });
     }
     let h_eta = (1.0 + ctl.eta) * (to.lambda - from.lambda);
-    let mut out = scale_owned(x, to.alpha / from.alpha * (-h_eta).exp());
-    out = lincomb_owned(out, 1.0, d0, to.alpha * -(-h_eta).exp_m1());
-    for &(w, d) in terms {
-        out = lincomb_owned(out, 1.0, d, to.alpha * w);
+    let coef = exp_noise_coef(from, to, ctl);
+    let z = if coef != 0.0 {
+        Some(noise.normalized(from.t, to.t, &x)?)
+    } else {
+        None
+    };
+    let mut all: Vec<(f64, &S)> = Vec::with_capacity(terms.len() + 2);
+    all.push((to.alpha * -(-h_eta).exp_m1(), d0));
+    all.extend(terms.iter().map(|&(w, d)| (to.alpha * w, d)));
+    if let Some(z) = &z {
+        all.push((coef, z));
     }
-    add_noise(out, exp_noise_coef(from, to, ctl), noise, from.t, to.t)
+    let (state, checked) = lincomb_terms_checked(x, to.alpha / from.alpha * (-h_eta).exp(), &all);
+    Ok(SdeStepOut {
+        state,
+        checked,
+        spare: z,
+    })
+}
+
+/// A step's new state with what the cache should learn: whether its last pass checked it
+/// ([`Cache::set_checked`]) and a buffer it no longer needs (the noise draw).
+pub(crate) struct SdeStepOut<S> {
+    state: S,
+    checked: bool,
+    spare: Option<S>,
+}
+
+impl<S: State> SdeStepOut<S> {
+    /// Tells `cache` and returns the state.
+    pub(crate) fn finish(self, cache: &mut Cache<S>) -> S {
+        cache.set_checked(self.checked);
+        if let Some(z) = self.spare {
+            cache.recycle(z);
+        }
+        self.state
+    }
 }
 
 /// The deterministic part of every data-prediction exponential integrator of the family
