@@ -272,8 +272,8 @@ pub fn timing_markdown(rows: &[TimingRow]) -> String {
             {
                 let _ = writeln!(
                     md,
-                    "- Target 1 with the opt-in fast noise (each SDE solver by its `{FAST}` row; the \
-                     Brownian-tree `/tree` rows left out, they have no fast variant): **{}**. \
+                    "- Target 1 with the opt-in fast noise (each SDE solver, and the Brownian tree, \
+                     by its `{FAST}` row; a `/tree` row without a fast variant left out): **{}**. \
                      Smallest ratio anchor/project: {} ({what}).",
                     if q >= 10.0 { "met" } else { "not met" },
                     ratio(q),
@@ -943,6 +943,7 @@ mod tests {
             row("project", "dpmpp-2m-sde", 60.0),
             row("project", "dpmpp-2m-sde/fast", 10.0),
             row("project", "dpmpp-2m-sde/tree", 1000.0),
+            row("project", "dpmpp-2m-sde/tree/fast", 100.0),
             row("k-diffusion", "euler", 150.0),
             row("k-diffusion", "dpmpp-2m-sde", 170.0),
             row("k-diffusion", "dpmpp-2m-sde/tree", 7000.0),
@@ -960,7 +961,15 @@ mod tests {
             ),
             "{md}"
         );
-        // ...the fast-noise verdict its `/fast` row, without the tree row (7x).
+        // The fast tree is compared with the anchor's tree row...
+        assert!(
+            md.contains(
+                "| 4096x2 | half | dpmpp-2m-sde/tree/fast | 10 | 100 µs | 7000 µs (70x) | - |"
+            ),
+            "{md}"
+        );
+        // ...and the fast-noise verdict takes each solver by its `/fast` row, the tree by its
+        // `/tree/fast` row (70x), not the plain tree row (7x).
         assert!(
             md.contains(
                 "**met**. Smallest ratio anchor/project: 17x (k-diffusion dpmpp-2m-sde/fast)"

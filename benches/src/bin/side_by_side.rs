@@ -10,7 +10,8 @@
 //! The stochastic solvers (`euler-ancestral`, `dpmpp-sde`, `dpmpp-2m-sde`, `dpmpp-3m-sde`) draw
 //! independent normals (`IndependentIncrements::seeded(1)`, the `HostNoise` stream; the anchors
 //! get a seeded independent-normals noise sampler / generator); `dpmpp-2m-sde/tree` uses the
-//! virtual Brownian tree; `SOLVER/fast` draws its independent normals from the fast noise
+//! virtual Brownian tree (`dpmpp-2m-sde/tree/fast`: the tree with `FastNoise` node streams,
+//! `TreeNoise::Fast`); `SOLVER/fast` draws its independent normals from the fast noise
 //! (opt-in stream) `IndependentIncrements::new(FastNoise::new(1))` instead of `HostNoise`: other
 //! numbers, same law, kernel level chosen at run time (printed at the start). The Python anchors
 //! have no such rows; the table compares a `/fast` row with their plain `SOLVER` row.
@@ -23,7 +24,7 @@ use diffusion::core::noise_fast::Kernel;
 use diffusion::core::schedule::Edm;
 use diffusion::core::{
     BrownianPath, BrownianTree, Counted, Denoiser, FastNoise, HostNoise, IndependentIncrements,
-    NoiseSource, State, TimeGrid,
+    NoiseSource, State, TimeGrid, TreeNoise,
 };
 use diffusion::solvers::{registry, sample, NoObserver};
 use diffusion_benches::floor;
@@ -49,7 +50,8 @@ enum Cmd {
         #[arg(long, default_value = "4096x2,64x3x32x32")]
         shapes: String,
         /// Comma-separated solvers (`dpmpp-2m-sde/tree`: with the virtual Brownian tree;
-        /// `SOLVER/fast`: fast noise (opt-in stream), `FastNoise` increments).
+        /// `SOLVER/fast`: fast noise (opt-in stream), `FastNoise` increments;
+        /// `SOLVER/tree/fast`: the tree with `FastNoise` node streams).
         #[arg(long, default_value = DEFAULT_SOLVERS)]
         solvers: String,
         /// Kernel level of the `/fast` rows' `FastNoise` (`detect`: the best this CPU has;
@@ -87,7 +89,7 @@ enum Cmd {
 /// counterpart in its plain (HostNoise) and `/fast` (FastNoise) form, and the Brownian tree.
 const DEFAULT_SOLVERS: &str = "euler,heun,dpmpp-2m,euler-ancestral,euler-ancestral/fast,\
      dpmpp-sde,dpmpp-sde/fast,dpmpp-2m-sde,dpmpp-2m-sde/fast,dpmpp-3m-sde,dpmpp-3m-sde/fast,\
-     dpmpp-2m-sde/tree";
+     dpmpp-2m-sde/tree,dpmpp-2m-sde/tree/fast";
 
 /// A named denoiser of the timed runs.
 type BoxedDenoiser<'a> = Box<dyn Denoiser<ArrayD<f64>> + 'a>;
@@ -253,16 +255,27 @@ fn run(
         }
         for (den_name, den) in &dens {
             for name in solvers.split(',') {
-                let (spec, tree, fast) =
-                    match (name.strip_suffix("/tree"), name.strip_suffix("/fast")) {
-                        (Some(s), _) => (s, true, false),
-                        (None, Some(s)) => (s, false, true),
-                        (None, None) => (name, false, false),
-                    };
+                let (rest, fast) = match name.strip_suffix("/fast") {
+                    Some(r) => (r, true),
+                    None => (name, false),
+                };
+                let (spec, tree) = match rest.strip_suffix("/tree") {
+                    Some(r) => (r, true),
+                    None => (rest, false),
+                };
                 let solver = registry::build::<ArrayD<f64>>(spec)?;
                 let make_noise = || -> Box<dyn BrownianPath<ArrayD<f64>>> {
                     if tree {
-                        Box::new(BrownianTree::with_default_tol(1, 0.0, 80.0).expect("tree"))
+                        let kind = if fast {
+                            TreeNoise::Fast
+                        } else {
+                            TreeNoise::Host
+                        };
+                        Box::new(
+                            BrownianTree::with_default_tol(1, 0.0, 80.0)
+                                .expect("tree")
+                                .with_noise(kind),
+                        )
                     } else if fast {
                         // Fast noise (opt-in stream): a different stream from `seeded(1)`.
                         Box::new(IndependentIncrements::new(

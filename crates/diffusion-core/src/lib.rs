@@ -29,7 +29,7 @@ pub mod state;
 pub mod target;
 pub mod weighting;
 
-pub use brownian::{BrownianPath, BrownianTree, IndependentIncrements};
+pub use brownian::{BrownianPath, BrownianTree, IndependentIncrements, TreeNoise};
 pub use error::{CoreError, Result};
 pub use grid::TimeGrid;
 pub use noise::{HostNoise, NoiseSource};

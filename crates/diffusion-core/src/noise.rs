@@ -63,6 +63,14 @@ impl HostNoise {
         (0..n).map(|_| self.rng.sample(StandardNormal)).collect()
     }
 
+    /// Writes the next `out.len()` standard normal numbers into `out` (the numbers `normals`
+    /// would return).
+    pub fn fill(&mut self, out: &mut [f64]) {
+        for v in out {
+            *v = self.rng.sample(StandardNormal);
+        }
+    }
+
     /// One uniform number in `[0, 1)`.
     pub fn uniform(&mut self) -> f64 {
         self.rng.random::<f64>()

@@ -321,6 +321,17 @@ impl FastNoise {
         }
     }
 
+    /// Stream number `stream` of `seed` (one per node of a Brownian tree, say): the lanes come
+    /// from SplitMix64 started at a hash of `(seed, stream)`, so streams of nearby numbers do not
+    /// share SplitMix64 states (as `new(seed + k)` would for small `k`: its lanes read one
+    /// SplitMix64 sequence).
+    pub fn for_stream(seed: u64, stream: u64) -> Self {
+        let mut a = seed;
+        let mut b = splitmix64(&mut a) ^ stream;
+        let mut c = splitmix64(&mut b) ^ 0x5851_f42d_4c95_7f2d;
+        FastNoise::new(splitmix64(&mut c))
+    }
+
     /// The same stream made with the given kernel level (the numbers do not change, only the
     /// speed). Fails if this CPU cannot run `kernel`.
     pub fn with_kernel(mut self, kernel: Kernel) -> crate::Result<Self> {

@@ -1,12 +1,14 @@
 //! The SDE solvers reach the Gaussian target law with the opt-in `FastNoise` stream
 //! (`IndependentIncrements::new(FastNoise::new(seed))`), as they do with `HostNoise` in
-//! gaussian_oracle.rs.
+//! gaussian_oracle.rs, with independent increments and on a Brownian tree with FastNoise nodes.
 
 mod common;
 
 use common::{fitted_w2, init, run};
 use diffusion_core::schedule::VpLinear;
-use diffusion_core::{FastNoise, IndependentIncrements, NoiseSchedule, NoiseSource, TimeGrid};
+use diffusion_core::{
+    BrownianTree, FastNoise, IndependentIncrements, NoiseSchedule, NoiseSource, TimeGrid, TreeNoise,
+};
 use diffusion_solvers::registry;
 use ndarray::Array2;
 
@@ -60,5 +62,23 @@ fn sde_solvers_reach_the_target_law_with_fast_noise() {
             bad > 0.05,
             "{name}: wrong noise scale not detected, W2 {bad}"
         );
+    }
+}
+
+#[test]
+fn sde_solvers_reach_the_target_law_on_a_fast_brownian_tree() {
+    // As above, along a virtual Brownian tree whose node normals come from FastNoise streams.
+    let vp = VpLinear::default();
+    let grid = TimeGrid::karras(&vp, 0.002, vp.noise_ratio(1.0), 7.0, 200, true).unwrap();
+    let n = 20_000;
+    for name in ["dpmpp-2m-sde", "dpmpp-sde"] {
+        let s = registry::build::<Array2<f64>>(name).unwrap();
+        let x = init(n, 3, &vp, grid.times()[0]);
+        let mut tree = BrownianTree::with_default_tol(11, 0.0, grid.times()[0])
+            .unwrap()
+            .with_noise(TreeNoise::Fast);
+        let w = fitted_w2(&run(s.as_ref(), &vp, &grid, x, &mut tree));
+        eprintln!("{name}: W2 {w:.4} (fast tree)");
+        assert!(w < 0.05, "{name}: W2 to the target {w} on the fast tree");
     }
 }

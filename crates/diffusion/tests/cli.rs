@@ -105,6 +105,76 @@ fn sample_then_eval_reaches_the_target() {
 }
 
 #[test]
+fn every_noise_kind_drives_an_sde_solver_to_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = write_target(dir.path());
+    let mut outs = Vec::new();
+    for noise in ["tree", "tree-fast", "independent", "independent-fast"] {
+        let out = dir.path().join(format!("{noise}.npy"));
+        let o = diffusion(&[
+            "sample",
+            "--target",
+            &target,
+            "--solver",
+            "dpmpp-2m-sde",
+            "--steps",
+            "40",
+            "--n",
+            "3000",
+            "--seed",
+            "3",
+            "--noise",
+            noise,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{noise}: {}", text(&o));
+        let e = diffusion(&[
+            "eval",
+            "--samples",
+            out.to_str().unwrap(),
+            "--target",
+            &target,
+        ]);
+        let line = String::from_utf8_lossy(&e.stdout).to_string();
+        let get = |k: &str| -> f64 {
+            line.split_whitespace()
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        assert!(
+            get("sliced_w2") < 3.0 * get("sliced_w2_floor") + 0.05,
+            "{noise}: {line}"
+        );
+        outs.push(diffusion::io::read_npy_2d(&out).unwrap());
+    }
+    // Four streams, four different sample sets.
+    for i in 0..outs.len() {
+        for j in 0..i {
+            assert_ne!(outs[i], outs[j]);
+        }
+    }
+    let o = diffusion(&[
+        "sample",
+        "--target",
+        &target,
+        "--solver",
+        "dpmpp-2m-sde",
+        "--noise",
+        "pink",
+        "--out",
+        dir.path().join("x.npy").to_str().unwrap(),
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("unknown --noise `pink`"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
 fn bad_input_is_a_clear_error_with_a_non_zero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let target = write_target(dir.path());
