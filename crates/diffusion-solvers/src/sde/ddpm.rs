@@ -28,9 +28,10 @@
 //! `sqrt(beta) - sqrt(beta_tilde) = O(h^{3/2})` per step, so the upper bound converges to the
 //! same reverse-SDE path), tested in `tests/stochastic_family.rs`.
 
-use super::{add_noise, exp_mean, NoiseControl};
+use super::{move_with_noise, NoiseControl};
 use crate::error::{Result, SolverError};
 use crate::ode::Level;
+use crate::ops::scale_reusing;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -88,20 +89,20 @@ impl<S: State> Solver<S> for Ddpm {
         &self,
         step: &Step<'_, S>,
         x: S,
-        _cache: &mut Cache<S>,
+        cache: &mut Cache<S>,
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
-        let e = step.eval(&x, step.t0)?;
+        // Only the data prediction is read (`Step::eval_x0_reusing`: no eps pass).
+        let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
         let (from, to) = (
             Level::at(step.schedule, step.t0),
             Level::at(step.schedule, step.t1),
         );
         if to.is_data() {
-            return Ok(e.x0.scale(to.alpha));
+            return Ok(scale_reusing(&x0, to.alpha, x));
         }
         let h = to.lambda - from.lambda;
         let keep = -(-2.0 * h).exp_m1(); // 1 - e^{-2h}
-        let mean = exp_mean(&x, &from, &to, 2.0 * h, &[(keep, &e.x0)]);
         let std = match self.variance {
             PosteriorVariance::Posterior => {
                 let exact = NoiseControl {
@@ -112,6 +113,20 @@ impl<S: State> Solver<S> for Ddpm {
             }
             PosteriorVariance::Forward => from.alpha * from.rho * keep.max(0.0).sqrt(),
         };
-        add_noise(mean, std, noise, step.t0, step.t1)
+        // The posterior mean `alpha1 [e^{-2h} y0 + (1 - e^{-2h}) x0_hat]` (the `exp_mean` frame
+        // at eta = 1) and the noise in one checked pass.
+        let a = to.alpha / from.alpha * (-2.0 * h).exp();
+        let out = move_with_noise(
+            x,
+            a,
+            &x0,
+            to.alpha * keep,
+            std,
+            noise,
+            (step.t0, step.t1),
+            cache,
+        )?;
+        cache.recycle(x0);
+        Ok(out)
     }
 }

@@ -14,9 +14,9 @@
 //! Order: `eta = 0` is DPM-Solver++(2S), global order 2 (the same update as
 //! [`super::DpmSolverPpSde`] at `eta = 0`); for `eta > 0` strong order 1 along a Brownian tree.
 
-use super::{add_noise, ancestral_split, NoiseControl};
+use super::{ancestral_split, move_with_noise, NoiseControl};
 use crate::error::Result;
-use crate::ode::{data_pred_move, data_pred_move_owned, Level};
+use crate::ode::{data_pred_coefs, data_pred_move, Level};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -43,23 +43,30 @@ impl<S: State> Solver<S> for DpmSolverPp2SAncestral {
         &self,
         step: &Step<'_, S>,
         x: S,
-        _cache: &mut Cache<S>,
+        cache: &mut Cache<S>,
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e0 = step.eval(&x, step.t0)?;
+        // Only data predictions are read (`Step::eval_x0_reusing`: no eps pass).
+        let d0 = step.eval_x0_reusing(&x, step.t0, cache)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
         let split = ancestral_split(&from, &to, self.ctl.eta);
-        let out = if split.lambda_down == f64::INFINITY {
-            data_pred_move_owned(x, &from, split.lambda_down, to.alpha, &e0.x0)
+        let d = if split.lambda_down == f64::INFINITY {
+            d0
         } else {
             let t_s = sch.t_of_lambda(0.5 * (from.lambda + split.lambda_down));
             let mid = Level::at(sch, t_s);
-            let x_s = data_pred_move(&x, &from, mid.lambda, mid.alpha, &e0.x0);
-            let e_s = step.eval(&x_s, t_s)?;
-            data_pred_move_owned(x, &from, split.lambda_down, to.alpha, &e_s.x0)
+            let x_s = data_pred_move(&x, &from, mid.lambda, mid.alpha, &d0);
+            cache.recycle(d0);
+            let d_s = step.eval_x0_reusing(&x_s, t_s, cache)?;
+            cache.recycle(x_s);
+            d_s
         };
+        // The move to lambda_down and the noise in one checked pass.
+        let (a, b) = data_pred_coefs(&from, split.lambda_down, to.alpha);
         let coef = to.alpha * self.ctl.s_noise * split.rho_up;
-        add_noise(out, coef, noise, step.t0, step.t1)
+        let out = move_with_noise(x, a, &d, b, coef, noise, (step.t0, step.t1), cache)?;
+        cache.recycle(d);
+        Ok(out)
     }
 }

@@ -37,10 +37,10 @@
 //! [`Solver::order`] reports, and weak order `order` (exact-law W2 slopes 0.97, 2.07, 3.13 with
 //! the default noise scale); see `tests/stochastic_family.rs`.
 
-use super::add_noise;
 use crate::error::{Result, SolverError};
 use crate::ode::Level;
-use crate::solver::{Cache, Eval, Solver, Step};
+use crate::ops::{lincomb_terms_checked, scale_reusing};
+use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
 /// The largest supported order.
@@ -235,30 +235,51 @@ impl<S: State> Solver<S> for ErSde {
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
-        let e = step.eval(&x, step.t0)?;
+        // Only data predictions are read (`Step::eval_x0_reusing`: no eps pass).
+        let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
         let out = if to.is_data() {
-            e.x0.scale(to.alpha)
+            scale_reusing(&x0, to.alpha, x)
         } else {
-            let m = self.order.min(cache.len() + 1);
-            let mut evals: Vec<&Eval<S>> = vec![&e];
-            evals.extend((0..m - 1).filter_map(|j| cache.back(j)));
-            let nodes: Vec<f64> = evals.iter().map(|p| sch.noise_ratio(p.t)).collect();
-            let r = self.scale.phi(to.rho) / self.scale.phi(from.rho);
-            let w = er_weights(&self.scale, &nodes, to.rho, r);
-            let mut out = x.scale(to.alpha / from.alpha * r);
-            for (wj, p) in w.iter().zip(&evals) {
-                out = out.lincomb(1.0, &p.x0, to.alpha * wj);
-            }
-            let var = to.rho * to.rho - (r * from.rho).powi(2);
-            let coef = if self.scale != NoiseScale::Ode {
-                to.alpha * var.max(0.0).sqrt() * self.s_noise
-            } else {
-                0.0
+            let var_coef = |r: f64| {
+                let var = to.rho * to.rho - (r * from.rho).powi(2);
+                if self.scale != NoiseScale::Ode {
+                    to.alpha * var.max(0.0).sqrt() * self.s_noise
+                } else {
+                    0.0
+                }
             };
-            add_noise(out, coef, noise, step.t0, step.t1)?
+            let r = self.scale.phi(to.rho) / self.scale.phi(from.rho);
+            let coef = var_coef(r);
+            let z = if coef != 0.0 {
+                Some(noise.normalized(step.t0, step.t1, &x)?)
+            } else {
+                None
+            };
+            // The weighted data predictions and the noise in one checked combination.
+            let (out, checked) = {
+                let m = self.order.min(cache.len_x0() + 1);
+                let mut hist: Vec<(f64, &S)> = vec![(step.t0, &x0)];
+                hist.extend((0..m - 1).filter_map(|j| cache.back_x0(j)));
+                let nodes: Vec<f64> = hist.iter().map(|&(t, _)| sch.noise_ratio(t)).collect();
+                let w = er_weights(&self.scale, &nodes, to.rho, r);
+                let mut terms: Vec<(f64, &S)> = w
+                    .iter()
+                    .zip(&hist)
+                    .map(|(wj, &(_, d))| (to.alpha * wj, d))
+                    .collect();
+                if let Some(z) = &z {
+                    terms.push((coef, z));
+                }
+                lincomb_terms_checked(x, to.alpha / from.alpha * r, &terms)
+            };
+            cache.set_checked(checked);
+            if let Some(z) = z {
+                cache.recycle(z);
+            }
+            out
         };
-        cache.push(e, self.order - 1);
+        cache.push_x0(step.t0, x0, self.order - 1);
         Ok(out)
     }
 }

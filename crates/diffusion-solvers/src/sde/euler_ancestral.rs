@@ -13,10 +13,9 @@
 //! discretizes the reverse SDE with additive noise and converges strongly with order 1 along a
 //! Brownian tree.
 
-use super::{ancestral_split, NoiseControl};
+use super::{ancestral_split, move_with_noise, NoiseControl};
 use crate::error::Result;
 use crate::ode::{edm_euler_coefs, Level, Slope};
-use crate::ops::{lincomb3_checked, lincomb_checked};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -56,15 +55,16 @@ impl<S: State> Solver<S> for EulerAncestral {
         let coef = to.alpha * self.ctl.s_noise * split.rho_up;
         // The Euler move and the noise in one pass over the state (which also checks it): a
         // data-predicting model never has its eps written.
-        let (out, checked) = if coef == 0.0 {
-            lincomb_checked(x, a + p, slope.state(), q)
-        } else {
-            let z = noise.normalized(step.t0, step.t1, &x)?;
-            let r = lincomb3_checked(x, a + p, slope.state(), q, &z, coef);
-            cache.recycle(z);
-            r
-        };
-        cache.set_checked(checked);
+        let out = move_with_noise(
+            x,
+            a + p,
+            slope.state(),
+            q,
+            coef,
+            noise,
+            (step.t0, step.t1),
+            cache,
+        )?;
         cache.recycle(slope.into_state());
         Ok(out)
     }

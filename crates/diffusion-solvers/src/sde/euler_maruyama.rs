@@ -9,6 +9,8 @@
 //! to sigma = 0 returns the denoised mean `alpha1 x0_hat` (score_sde's `noise_removal`).
 
 use crate::error::Result;
+use crate::ode::Slope;
+use crate::ops::{lincomb3_checked, scale_reusing};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -30,18 +32,27 @@ impl<S: State> Solver<S> for EulerMaruyama {
         &self,
         step: &Step<'_, S>,
         x: S,
-        _cache: &mut Cache<S>,
+        cache: &mut Cache<S>,
         noise: &mut dyn BrownianPath<S>,
     ) -> Result<S> {
         let sch = step.schedule;
         let (t0, t1) = (step.t0, step.t1);
-        let e = step.eval(&x, t0)?;
         if sch.sigma(t1) <= 0.0 {
-            return Ok(e.x0.scale(sch.alpha(t1)));
+            let x0 = step.eval_x0_reusing(&x, t0, cache)?;
+            return Ok(scale_reusing(&x0, sch.alpha(t1), x));
         }
+        // `eps_hat` as a `Slope` (a data-predicting model's output goes in directly), the drift,
+        // the score term and the increment in one checked pass over the state.
+        let slope = Slope::eval(step, &x, t0, cache)?;
         let (f, g2, s0) = (sch.drift(t0), sch.diffusion_sq(t0), sch.sigma(t0));
         let dt = t1 - t0;
         let dw = noise.increment(t0, t1, &x)?;
-        Ok(x.lincomb3(1.0 + f * dt, &e.eps, g2 / s0 * dt, &dw, g2.sqrt()))
+        let (p, q) = slope.times(g2 / s0 * dt);
+        let (out, checked) =
+            lincomb3_checked(x, 1.0 + f * dt + p, slope.state(), q, &dw, g2.sqrt());
+        cache.set_checked(checked);
+        cache.recycle(slope.into_state());
+        cache.recycle(dw);
+        Ok(out)
     }
 }

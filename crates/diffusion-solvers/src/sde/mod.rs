@@ -83,7 +83,9 @@ pub use sa_solver::{SaSolver, MAX_SA_ORDER};
 
 use crate::error::{Result, SolverError};
 use crate::ode::{Level, GAUSS_LEGENDRE_4};
-use crate::ops::{lincomb_owned, lincomb_terms_checked, scale_reusing};
+use crate::ops::{
+    lincomb3_checked, lincomb_checked, lincomb_owned, lincomb_terms_checked, scale_reusing,
+};
 use crate::solver::Cache;
 use diffusion_core::{BrownianPath, State};
 
@@ -183,6 +185,34 @@ pub(crate) fn ancestral_split(from: &Level, to: &Level, eta: f64) -> AncestralSp
         lambda_down,
         rho_up: to.rho * frac,
     }
+}
+
+/// A step's whole update `a x + b d + coef z`, `z = (W(t1) - W(t0)) / sqrt|t1 - t0|`, in one
+/// pass over the state that also checks it ([`Cache::set_checked`]); draws nothing when
+/// `coef = 0`. The noise buffer goes back to `cache`. For the ancestral steps whose move is one
+/// combination of the state and one prediction (Euler ancestral, DDPM, DPM-Solver++(2S)
+/// ancestral).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn move_with_noise<S: State>(
+    x: S,
+    a: f64,
+    d: &S,
+    b: f64,
+    coef: f64,
+    noise: &mut dyn BrownianPath<S>,
+    (t0, t1): (f64, f64),
+    cache: &mut Cache<S>,
+) -> Result<S> {
+    let (out, checked) = if coef == 0.0 {
+        lincomb_checked(x, a, d, b)
+    } else {
+        let z = noise.normalized(t0, t1, &x)?;
+        let r = lincomb3_checked(x, a, d, b, &z, coef);
+        cache.recycle(z);
+        r
+    };
+    cache.set_checked(checked);
+    Ok(out)
 }
 
 /// `x + coef z` with `z = (W(t1) - W(t0)) / sqrt|t1 - t0|`; draws nothing when `coef = 0`.
