@@ -71,8 +71,9 @@ pub(crate) fn dpm_solver_2<S: State>(
     let st = ExpStep::new(schedule, e0.t, t1);
     let e1 = dpm_stage(model, schedule, x, e0, st.h, r1)?;
     let c = 0.5 / r1;
-    let d = e0.eps.lincomb(1.0 - c, &e1.eps, c);
-    Ok((st.noise_move(x, &d), e1))
+    // `noise_move(x, (1 - c) eps0 + c eps1)` in one pass.
+    let (a, b) = st.noise_coefs();
+    Ok((x.lincomb3(a, &e0.eps, b * (1.0 - c), &e1.eps, b * c), e1))
 }
 
 /// DPM-Solver-3 with ratios `r1 < r2` from `e0.t` to `t1` (which must have `sigma > 0`), given
@@ -90,14 +91,16 @@ pub(crate) fn dpm_solver_3<S: State>(
     let h = st.h;
     let s2 = schedule.t_of_lambda(schedule.lambda(e0.t) + r2 * h);
     let st2 = ExpStep::new(schedule, e0.t, s2);
-    let d1 = e1.eps.lincomb(1.0, &e0.eps, -1.0);
     // expm1(z)/z - 1 = z phi_2(z).
     let c1 = -st2.s1 * (r2 / r1) * (r2 * h) * phi(2, r2 * h);
-    let u2 = st2.noise_move(x, &e0.eps).lincomb(1.0, &d1, c1);
+    // `noise_move(x, eps0) + c1 (eps1 - eps0)` in one pass.
+    let (a2, b2) = st2.noise_coefs();
+    let u2 = x.lincomb3(a2, &e0.eps, b2 - c1, &e1.eps, c1);
     let e2 = evaluate(model, schedule, &u2, s2)?;
-    let d2 = e2.eps.lincomb(1.0, &e0.eps, -1.0);
     let c2 = -st.s1 * h * phi(2, h) / r2;
-    Ok(st.noise_move(x, &e0.eps).lincomb(1.0, &d2, c2))
+    // `noise_move(x, eps0) + c2 (eps2 - eps0)` in one pass.
+    let (a, b) = st.noise_coefs();
+    Ok(x.lincomb3(a, &e0.eps, b - c2, &e2.eps, c2))
 }
 
 impl<S: State> Solver<S> for DpmSolver {

@@ -406,10 +406,16 @@ impl ExpStep {
     /// `e`: `x1 = (alpha1 / alpha0) x - sigma1 expm1(h) e`. At `sigma1 = 0` it is the limit
     /// `alpha1 (x - sigma0 e) / alpha0`.
     pub fn noise_move<S: State>(&self, x: &S, e: &S) -> S {
+        let (a, b) = self.noise_coefs();
+        x.lincomb(a, e, b)
+    }
+
+    /// The coefficients `(a, b)` of [`ExpStep::noise_move`]: `a x + b eps`.
+    pub fn noise_coefs(&self) -> (f64, f64) {
         if self.ends_clean() {
-            return x.lincomb(self.a1 / self.a0, e, -self.a1 * self.s0 / self.a0);
+            return (self.a1 / self.a0, -self.a1 * self.s0 / self.a0);
         }
-        x.lincomb(self.a1 / self.a0, e, -self.s1 * self.h.exp_m1())
+        (self.a1 / self.a0, -self.s1 * self.h.exp_m1())
     }
 }
 
