@@ -400,6 +400,9 @@ fn sci(v: Option<f64>) -> String {
     }
 }
 
+/// How a run's error starts when no step count of its solver fits the NFE budget.
+pub const NO_FIT: &str = "no step count fits NFE";
+
 /// `(side, solver) -> grid -> nfe_target -> row` for one target and kind.
 type Table<'a> = BTreeMap<(String, String), BTreeMap<String, BTreeMap<usize, &'a AccRow>>>;
 
@@ -444,6 +447,12 @@ fn best_grid<'a>(
 fn cell(r: Option<&&AccRow>) -> String {
     match r {
         None => "-".into(),
+        // A solver whose smallest step count costs more than the budget has no run there.
+        Some(r)
+            if r.value.is_none() && r.error.as_deref().is_some_and(|e| e.starts_with(NO_FIT)) =>
+        {
+            "over budget".into()
+        }
         Some(r) => {
             let v = sci(r.value);
             if r.value.is_some() && r.nfe != r.nfe_target {
@@ -642,6 +651,34 @@ pub fn accuracy_markdown(
             "| side | solver | tolerances | NFE | RMS error |\n|---|---|---|---|---|"
         );
         for r in adaptive {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} |",
+                r.side,
+                r.solver,
+                r.param.as_deref().unwrap_or(""),
+                r.nfe,
+                sci(r.value)
+            );
+        }
+    }
+    let adaptive_sde: Vec<&AccRow> = rows
+        .iter()
+        .filter(|r| r.target == target && r.kind == "adaptive-sde")
+        .collect();
+    if !adaptive_sde.is_empty() {
+        let _ = writeln!(
+            md,
+            "\nAdaptive SDE solver (Gotta Go Fast inside one interval 80 -> 0.002, then the denoiser's step to 0; \
+             sliced W2 to exact samples, floor {:.3e}; its cost follows the tolerances, not a step count, so it \
+             has no row in the NFE table):\n",
+            meta.sw2_floor
+        );
+        let _ = writeln!(
+            md,
+            "| side | solver | tolerances | NFE | sliced W2 |\n|---|---|---|---|---|"
+        );
+        for r in adaptive_sde {
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {} | {} |",
@@ -934,6 +971,31 @@ mod tests {
             per_step_us: us,
             reps: 5,
         }
+    }
+
+    #[test]
+    fn a_budget_no_step_count_fits_is_not_a_failure() {
+        let mut r = AccRow {
+            target: "t".into(),
+            side: "project".into(),
+            solver: "restart".into(),
+            grid: "karras".into(),
+            kind: "sde".into(),
+            nfe_target: 5,
+            nfe: 0,
+            steps: 0,
+            end_sigma: 0.0,
+            metric: "sliced_w2".into(),
+            value: None,
+            error: Some(format!("{NO_FIT} 5")),
+            param: None,
+        };
+        assert_eq!(cell(Some(&&r)), "over budget");
+        r.error = Some("solver diverged".into());
+        assert_eq!(cell(Some(&&r)), "fail");
+        r.value = Some(0.5);
+        r.nfe = 4;
+        assert_eq!(cell(Some(&&r)), "5.00e-1 (4)");
     }
 
     #[test]

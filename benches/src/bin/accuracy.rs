@@ -14,6 +14,8 @@
 //! - every stochastic solver on the same three grids: sliced W2 to exact samples of the
 //!   mixture, on common random numbers shared with the Python side (`diffusion_benches::noise`);
 //! - `dpm-solver-adaptive` (80 -> 0.002) over a sweep of tolerances;
+//! - `gotta-go-fast` (adaptive inside one interval 80 -> 0.002, then the denoiser's step to 0)
+//!   over a sweep of tolerances, scored by sliced W2;
 //! - a few deterministic solvers ([`GITS_SOLVERS`]) also on a grid fitted to the target by GITS
 //!   (Chen et al. 2024, arXiv:2405.11326; `diffusion_solvers::schedule_opt::gits`): the
 //!   dynamic-programming subset of a fine Karras candidate grid that minimises the solver's local
@@ -41,7 +43,7 @@ use diffusion_benches::gmm::{gmm2d, gmm_nd, FastGmm};
 use diffusion_benches::noise::CounterNoise;
 use diffusion_benches::reference::{directions, reference_flow, rms_error, sliced_w2, Flow};
 use diffusion_benches::report::{
-    accuracy_markdown, accuracy_plot, read_json, write_json, AccFile, AccRow, TargetMeta,
+    accuracy_markdown, accuracy_plot, read_json, write_json, AccFile, AccRow, TargetMeta, NO_FIT,
 };
 use diffusion_benches::timing::{machine, today};
 use diffusion_benches::HalfDenoiser;
@@ -476,7 +478,7 @@ impl Target {
         let edm = &self.schedules.edm;
         let result = (|| -> Result<()> {
             let Some((steps, _)) = self.steps_for(solver, GridKind::Karras, budget)? else {
-                bail!("no step count fits NFE {budget}");
+                bail!("{NO_FIT} {budget}");
             };
             let mut best = (f64::INFINITY, 7.0);
             for k in 3..=24 {
@@ -534,9 +536,14 @@ impl Target {
         let mut ode: Vec<String> = Vec::new();
         let mut sde: Vec<String> = Vec::new();
         let mut adaptive: Vec<String> = Vec::new();
+        let mut adaptive_sde: Vec<String> = Vec::new();
         for info in registry::SOLVERS {
             if info.name == "dpm-solver-adaptive" {
                 adaptive.push(info.name.into());
+            } else if info.name == "gotta-go-fast" {
+                // Adaptive inside each grid interval: its cost follows its tolerances, not the
+                // step count, so it gets a tolerance sweep over one interval (below).
+                adaptive_sde.push(info.name.into());
             } else if info.stochastic {
                 sde.push(info.name.into());
             } else {
@@ -585,7 +592,7 @@ impl Target {
                         let result = (|| -> Result<()> {
                             let Some((steps, _)) = self.steps_for(solver.as_ref(), g, budget)?
                             else {
-                                bail!("no step count fits NFE {budget}");
+                                bail!("{NO_FIT} {budget}");
                             };
                             let (grid, sched) = self.schedules.grid(g, steps)?;
                             let d: &dyn Denoiser<Array2<f64>> = if g == GridKind::UniformVp {
@@ -665,7 +672,7 @@ impl Target {
                     let Some((steps, _)) =
                         self.steps_for(solver.as_ref(), GridKind::Karras, budget)?
                     else {
-                        bail!("no step count fits NFE {budget}");
+                        bail!("{NO_FIT} {budget}");
                     };
                     let (indices, _) = dp_schedule(costs, steps)?;
                     let grid =
@@ -751,6 +758,54 @@ impl Target {
                 }
                 eprintln!(
                     "[{}] adaptive {full}: nfe {} err {:?}",
+                    self.name, row.nfe, row.value
+                );
+                rows.push(row);
+            }
+        }
+        for spec in adaptive_sde.iter().filter(|s| keep(s)) {
+            for (rtol, atol) in [(0.1, 0.05), (0.05, 0.0078), (0.01, 0.0078), (0.01, 1e-3)] {
+                let full = format!("{spec}:rtol={rtol},atol={atol}");
+                let mut row = AccRow {
+                    target: self.name.clone(),
+                    side: "project".into(),
+                    solver: spec.clone(),
+                    grid: "80 -> 0.002 -> 0".into(),
+                    kind: "adaptive-sde".into(),
+                    nfe_target: 0,
+                    nfe: 0,
+                    steps: 2,
+                    end_sigma: 0.0,
+                    metric: "sliced_w2".into(),
+                    value: None,
+                    error: None,
+                    param: Some(format!("rtol={rtol}, atol={atol}")),
+                };
+                let result = (|| -> Result<()> {
+                    let solver = registry::build::<Array2<f64>>(&full)?;
+                    // The adaptive interval 80 -> 0.002, then the denoiser's step to 0.
+                    let grid = TimeGrid::new(vec![SIGMA_MAX, SIGMA_MIN, 0.0])?;
+                    let (out, nfe) = run_once(
+                        solver.as_ref(),
+                        &den,
+                        &self.schedules.edm,
+                        &grid,
+                        &self.x_sde,
+                        &mut CounterNoise::new(NOISE_SEED),
+                    )?;
+                    row.nfe = nfe;
+                    row.value = Some(sliced_w2(
+                        &out.view(),
+                        &self.exact.view(),
+                        &self.dirs.view(),
+                    ));
+                    Ok(())
+                })();
+                if let Err(e) = result {
+                    row.error = Some(format!("{e:#}"));
+                }
+                eprintln!(
+                    "[{}] adaptive sde {full}: nfe {} sliced W2 {:?}",
                     self.name, row.nfe, row.value
                 );
                 rows.push(row);
