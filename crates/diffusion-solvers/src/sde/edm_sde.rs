@@ -30,6 +30,7 @@
 
 use crate::error::{Result, SolverError};
 use crate::ode::Heun;
+use crate::ops::{lincomb_owned, scale_owned};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -131,11 +132,15 @@ impl<S: State> Solver<S> for EdmSde {
         let rho_hat = sch.noise_ratio(t_hat);
         let spread = (rho_hat * rho_hat - rho0 * rho0).max(0.0).sqrt();
         let (a0, a_hat) = (sch.alpha(step.t0), sch.alpha(t_hat));
-        let mut x_hat = x.scale(a_hat / a0);
-        if spread > 0.0 && self.s_noise > 0.0 {
+        // The churn in one pass over the state it owns (the same values as scaling, then adding).
+        let x_hat = if spread > 0.0 && self.s_noise > 0.0 {
             let z = noise.normalized(step.t0, step.t1, &x)?;
-            x_hat = x_hat.lincomb(1.0, &z, a_hat * spread * self.s_noise);
-        }
+            let x_hat = lincomb_owned(x, a_hat / a0, &z, a_hat * spread * self.s_noise);
+            cache.recycle(z);
+            x_hat
+        } else {
+            scale_owned(x, a_hat / a0)
+        };
         let churned = Step {
             model: step.model,
             schedule: sch,
