@@ -19,7 +19,7 @@
 //! `sigma0^2 - sigma1^2`; being defined in `x` units, in EDM coordinates it carries the factor
 //! `alpha0^2 / alpha1^2`, so unlike `beta_tilde` it is not the same sampler on every schedule for
 //! a given noise-level grid. The mean is the DPM-Solver++ SDE frame at `eta = 1`
-//! (`exp_mean` in this module's parent), so with `beta_tilde` this sampler is, step for step and with the same
+//! (`exp_sde_step` in this module's parent), so with `beta_tilde` this sampler is, step for step and with the same
 //! noise, DDIM at `eta = 1` (Song et al. 2021, arXiv:2010.02502, Eq. 16) and Euler ancestral at
 //! `eta = 1`. As in Algorithm 2 (`z = 0` at `t = 1`) the step to noise level 0 adds no noise and
 //! returns `alpha1 x0_hat`; the noise is `(W(t1) - W(t0)) / sqrt|t1 - t0|`.
@@ -113,7 +113,7 @@ impl<S: State> Solver<S> for Ddpm {
             }
             PosteriorVariance::Forward => from.alpha * from.rho * keep.max(0.0).sqrt(),
         };
-        // The posterior mean `alpha1 [e^{-2h} y0 + (1 - e^{-2h}) x0_hat]` (the `exp_mean` frame
+        // The posterior mean `alpha1 [e^{-2h} y0 + (1 - e^{-2h}) x0_hat]` (the `exp_sde_step` frame
         // at eta = 1) and the noise in one checked pass.
         let a = to.alpha / from.alpha * (-2.0 * h).exp();
         let out = move_with_noise(

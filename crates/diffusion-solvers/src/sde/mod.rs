@@ -25,8 +25,8 @@
 //! sampler ([`EdmSde`]), SA-Solver ([`SaSolver`], the same exponential-integrator frame with
 //! `eta = tau^2` and Adams weights), ER-SDE-Solvers ([`ErSde`]), Score-SDE predictor-corrector
 //! sampling ([`PredictorCorrector`]) and restart sampling ([`Restart`]). The shared pieces:
-//! `NoiseControl`, `ancestral_split`, `add_noise`, the exponential-integrator frame
-//! (`exp_sde_step` = `exp_mean` + `exp_noise_coef`), `phi` functions, exponentially
+//! `NoiseControl`, `ancestral_split`, `add_noise`, `move_with_noise`, the exponential-integrator frame
+//! (`exp_sde_step`: the mean and the noise of `exp_noise_coef` in one combination), `phi` functions, exponentially
 //! weighted Lagrange weights (`exp_lagrange_weights`) and Gauss-Legendre quadrature.
 //! [`Mrs`] (the MR Sampler) holds the exponential integrators of a mean-reverting SDE around a
 //! condition `mu`, in both ODE and SDE forms.
@@ -305,25 +305,6 @@ impl<S: State> SdeStepOut<S> {
         }
         self.state
     }
-}
-
-/// The deterministic part of every data-prediction exponential integrator of the family
-/// `dy = [(1 + eta) (D - y)] dlambda + noise` (DPM-Solver++, its SDE forms, SA-Solver, DDPM):
-/// `alpha1 [e^{-h_eta} y0 + sum_j w_j D_j]` with `y0 = x / alpha0`, where `combo` holds the
-/// weights `w_j` (relative to `alpha1`) and data predictions `D_j`. The target must not be the
-/// data end (`lambda1 = inf`); callers return `alpha1 D0` there.
-pub(crate) fn exp_mean<S: State>(
-    x: &S,
-    from: &Level,
-    to: &Level,
-    h_eta: f64,
-    combo: &[(f64, &S)],
-) -> S {
-    let mut out = x.scale(to.alpha / from.alpha * (-h_eta).exp());
-    for &(w, d) in combo {
-        out = lincomb_owned(out, 1.0, d, to.alpha * w);
-    }
-    out
 }
 
 /// The noise coefficient of [`exp_sde_step`]: `alpha1 rho1 sqrt(1 - e^{-2 eta h}) s_noise`, the

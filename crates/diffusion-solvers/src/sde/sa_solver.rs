@@ -41,10 +41,11 @@
 //! the predicted point costs `O(h^{p+2})`); for `tau > 0` strong order 1 along a Brownian tree
 //! (additive noise drawn as one Gaussian per step).
 
-use super::{exp_lagrange_weights, exp_mean, exp_noise_coef, NoiseControl};
+use super::{exp_lagrange_weights, exp_noise_coef, NoiseControl};
 use crate::error::{Result, SolverError};
 use crate::ode::Level;
-use crate::solver::{Cache, Eval, Solver, Step};
+use crate::ops::lincomb_terms_checked;
+use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, NoiseSchedule, State};
 
 /// The largest supported predictor and corrector order.
@@ -125,30 +126,51 @@ impl SaSolver {
     }
 }
 
-/// One Adams update `alpha1 [e^{-k h} y0 + sum_j w_j D_j]` through the data predictions `evals`
-/// (distinct times), the weights integrating their Lagrange interpolant in `lambda` exactly.
-fn adams_update<S: State>(
-    x: &S,
+/// The weights of one Adams update `alpha1 [e^{-k h} y0 + sum_j w_j D_j]` through the data
+/// predictions `data` (`(t_j, D_j)`, distinct times), integrating their Lagrange interpolant in
+/// `lambda` exactly: the coefficient of `x` and the terms `(alpha1 w_j, D_j)`, with the noise
+/// term `(coef, z)` appended when there is one.
+fn adams_terms<'a, S: State>(
     from: &Level,
     to: &Level,
     k: f64,
-    evals: &[&Eval<S>],
+    data: &[(f64, &'a S)],
     schedule: &dyn NoiseSchedule,
-) -> S {
+    noise: Option<(f64, &'a S)>,
+) -> (f64, Vec<(f64, &'a S)>) {
     let h = to.lambda - from.lambda;
-    let nodes: Vec<f64> = evals
+    let nodes: Vec<f64> = data
         .iter()
-        .map(|e| {
-            if e.t == to.t {
+        .map(|&(t, _)| {
+            if t == to.t {
                 1.0
             } else {
-                (schedule.lambda(e.t) - from.lambda) / h
+                (schedule.lambda(t) - from.lambda) / h
             }
         })
         .collect();
     let w = exp_lagrange_weights(&nodes, k * h);
-    let combo: Vec<(f64, &S)> = w.iter().zip(evals).map(|(&w, e)| (w, &e.x0)).collect();
-    exp_mean(x, from, to, k * h, &combo)
+    let mut terms: Vec<(f64, &S)> = w
+        .iter()
+        .zip(data)
+        .map(|(&w, &(_, d))| (to.alpha * w, d))
+        .collect();
+    terms.extend(noise);
+    (to.alpha / from.alpha * (-k * h).exp(), terms)
+}
+
+/// `a x + sum_j c_j s_j` into a new state (`x` stays: the predictor and the corrector both
+/// start from it): the first pass takes up to two terms, the rest go through
+/// [`lincomb_terms_checked`]. Unchecked.
+fn combine_new<S: State>(x: &S, a: f64, terms: &[(f64, &S)]) -> S {
+    match terms {
+        [] => x.scale(a),
+        [(b, u)] => x.lincomb(a, u, *b),
+        [(b, u), (c, v), rest @ ..] => {
+            let first = x.lincomb3(a, u, *b, v, *c);
+            lincomb_terms_checked(first, 1.0, rest).0
+        }
+    }
 }
 
 impl<S: State> Solver<S> for SaSolver {
@@ -181,13 +203,14 @@ impl<S: State> Solver<S> for SaSolver {
     ) -> Result<S> {
         let sch = step.schedule;
         let keep = self.keep();
-        if cache.back(0).map(|e| e.t) != Some(step.t0) {
-            let e = step.eval(&x, step.t0)?;
-            cache.push(e, keep);
+        // Only data predictions are read (`Step::eval_x0_reusing`: no eps pass).
+        if cache.back_x0(0).map(|(t, _)| t) != Some(step.t0) {
+            let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
+            cache.push_x0(step.t0, x0, keep);
         }
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
-        let d0 = &cache.back(0).expect("pushed above").x0;
         if to.is_data() {
+            let (_, d0) = cache.back_x0(0).expect("pushed above");
             return Ok(d0.scale(to.alpha));
         }
         let ctl = self.control();
@@ -198,29 +221,54 @@ impl<S: State> Solver<S> for SaSolver {
         } else {
             None
         };
-        let with_noise = |mean: S| match &z {
-            Some(z) => mean.lincomb(1.0, z, coef),
-            None => mean,
-        };
 
-        let p = self.predictor_order.min(cache.len());
-        let past: Vec<&Eval<S>> = (0..p).filter_map(|j| cache.back(j)).collect();
-        let x_pred = with_noise(adams_update(&x, &from, &to, k, &past, sch));
+        // Predictor: the Adams mean and the noise in one combination (the whole update when
+        // there is no corrector: then in place, and checked).
+        let noise_term = z.as_ref().map(|z| (coef, z));
+        let p = self.predictor_order.min(cache.len_x0());
+        let predictor = || {
+            let past: Vec<(f64, &S)> = (0..p).filter_map(|j| cache.back_x0(j)).collect();
+            adams_terms(&from, &to, k, &past, sch, noise_term)
+        };
         if self.corrector_order == 0 {
-            return Ok(x_pred);
+            let (out, checked) = {
+                let (a, terms) = predictor();
+                lincomb_terms_checked(x, a, &terms)
+            };
+            cache.set_checked(checked);
+            if let Some(z) = z {
+                cache.recycle(z);
+            }
+            return Ok(out);
         }
-
-        let e1 = step.eval(&x_pred, step.t1)?;
-        let c = self.corrector_order.min(cache.len() + 1);
-        let mut nodes: Vec<&Eval<S>> = vec![&e1];
-        nodes.extend((0..c - 1).filter_map(|j| cache.back(j)));
-        let x_corr = with_noise(adams_update(&x, &from, &to, k, &nodes, sch));
-        let kept = if self.pece {
-            step.eval(&x_corr, step.t1)?
-        } else {
-            e1
+        let x_pred = {
+            let (a, terms) = predictor();
+            combine_new(&x, a, &terms)
         };
-        cache.push(kept, keep);
+
+        // Corrector through the prediction's data prediction, the same noise, from `x` (its last
+        // use: written in place, and checked).
+        let x1 = step.eval_x0_reusing(&x_pred, step.t1, cache)?;
+        cache.recycle(x_pred);
+        let (x_corr, checked) = {
+            let c = self.corrector_order.min(cache.len_x0() + 1);
+            let mut nodes: Vec<(f64, &S)> = vec![(step.t1, &x1)];
+            nodes.extend((0..c - 1).filter_map(|j| cache.back_x0(j)));
+            let (a, terms) = adams_terms(&from, &to, k, &nodes, sch, z.as_ref().map(|z| (coef, z)));
+            lincomb_terms_checked(x, a, &terms)
+        };
+        cache.set_checked(checked);
+        if let Some(z) = z {
+            cache.recycle(z);
+        }
+        let kept = if self.pece {
+            let again = step.eval_x0_reusing(&x_corr, step.t1, cache)?;
+            cache.recycle(x1);
+            again
+        } else {
+            x1
+        };
+        cache.push_x0(step.t1, kept, keep);
         Ok(x_corr)
     }
 }
