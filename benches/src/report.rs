@@ -608,6 +608,40 @@ pub fn accuracy_intro() -> String {
         .to_string()
 }
 
+/// The table of a tolerance sweep (rows of `kind` for `target`), under `title`, if any.
+fn tolerance_table(
+    md: &mut String,
+    rows: &[AccRow],
+    target: &str,
+    kind: &str,
+    title: &str,
+    metric: &str,
+) {
+    let mine: Vec<&AccRow> = rows
+        .iter()
+        .filter(|r| r.target == target && r.kind == kind)
+        .collect();
+    if mine.is_empty() {
+        return;
+    }
+    let _ = writeln!(md, "\n{title}:\n");
+    let _ = writeln!(
+        md,
+        "| side | solver | tolerances | NFE | {metric} |\n|---|---|---|---|---|"
+    );
+    for r in mine {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} |",
+            r.side,
+            r.solver,
+            r.param.as_deref().unwrap_or(""),
+            r.nfe,
+            sci(r.value)
+        );
+    }
+}
+
 /// The accuracy section for one target (markdown).
 pub fn accuracy_markdown(
     meta: &TargetMeta,
@@ -640,56 +674,27 @@ pub fn accuracy_markdown(
         meta.sw2_floor
     );
     md_rows(&mut md, &sde, nfes, false);
-    let adaptive: Vec<&AccRow> = rows
-        .iter()
-        .filter(|r| r.target == target && r.kind == "adaptive")
-        .collect();
-    if !adaptive.is_empty() {
-        let _ = writeln!(md, "\nAdaptive step size (DPM-Solver-23, 80 -> 0.002; error to the exact flow at sigma = 0.002):\n");
-        let _ = writeln!(
-            md,
-            "| side | solver | tolerances | NFE | RMS error |\n|---|---|---|---|---|"
-        );
-        for r in adaptive {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} |",
-                r.side,
-                r.solver,
-                r.param.as_deref().unwrap_or(""),
-                r.nfe,
-                sci(r.value)
-            );
-        }
-    }
-    let adaptive_sde: Vec<&AccRow> = rows
-        .iter()
-        .filter(|r| r.target == target && r.kind == "adaptive-sde")
-        .collect();
-    if !adaptive_sde.is_empty() {
-        let _ = writeln!(
-            md,
-            "\nAdaptive SDE solver (Gotta Go Fast inside one interval 80 -> 0.002, then the denoiser's step to 0; \
-             sliced W2 to exact samples, floor {:.3e}; its cost follows the tolerances, not a step count, so it \
-             has no row in the NFE table):\n",
+    tolerance_table(
+        &mut md,
+        rows,
+        target,
+        "adaptive",
+        "Adaptive step size (DPM-Solver-23, 80 -> 0.002; error to the exact flow at sigma = 0.002)",
+        "RMS error",
+    );
+    tolerance_table(
+        &mut md,
+        rows,
+        target,
+        "adaptive-sde",
+        &format!(
+            "Adaptive SDE solver (Gotta Go Fast inside one interval 80 -> 0.002, then the denoiser's \
+             step to 0; sliced W2 to exact samples, floor {:.3e}; its cost follows the tolerances, \
+             not a step count, so it has no row in the NFE table)",
             meta.sw2_floor
-        );
-        let _ = writeln!(
-            md,
-            "| side | solver | tolerances | NFE | sliced W2 |\n|---|---|---|---|---|"
-        );
-        for r in adaptive_sde {
-            let _ = writeln!(
-                md,
-                "| {} | {} | {} | {} | {} |",
-                r.side,
-                r.solver,
-                r.param.as_deref().unwrap_or(""),
-                r.nfe,
-                sci(r.value)
-            );
-        }
-    }
+        ),
+        "sliced W2",
+    );
     let _ = writeln!(md);
     for (kind, what) in [
         ("ode", "deterministic, RMS error to the exact flow"),

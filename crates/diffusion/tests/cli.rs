@@ -28,6 +28,32 @@ fn write_target(dir: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 
+/// `diffusion eval` of the samples in `out`: within three noise floors of the target (plus
+/// 0.05) in sliced W2.
+fn assert_near_target(out: &Path, target: &str) {
+    let e = diffusion(&[
+        "eval",
+        "--samples",
+        out.to_str().unwrap(),
+        "--target",
+        target,
+    ]);
+    assert!(e.status.success(), "{}", text(&e));
+    let line = String::from_utf8_lossy(&e.stdout).to_string();
+    let get = |k: &str| -> f64 {
+        line.split_whitespace()
+            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        get("sliced_w2") < 3.0 * get("sliced_w2_floor") + 0.05,
+        "{}: {line}",
+        out.display()
+    );
+}
+
 #[test]
 fn sample_then_eval_reaches_the_target() {
     let dir = tempfile::tempdir().unwrap();
@@ -61,28 +87,9 @@ fn sample_then_eval_reaches_the_target() {
     let x = diffusion::io::read_npy_2d(&out).unwrap();
     assert_eq!(x.dim(), (3000, 2));
     assert!(std::fs::metadata(&traj).unwrap().len() > 31 * 3000 * 2 * 8);
-    let e = diffusion(&[
-        "eval",
-        "--samples",
-        out.to_str().unwrap(),
-        "--target",
-        &target,
-    ]);
-    assert!(e.status.success(), "{}", text(&e));
-    let line = String::from_utf8_lossy(&e.stdout).to_string();
-    let get = |k: &str| -> f64 {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-            .unwrap()
-            .parse()
-            .unwrap()
-    };
     // 30 DPM-Solver++(2M) steps land within a few noise floors of the truth; a broken sampler
     // (e.g. a sign error) is off by the distance between the modes (about 4).
-    assert!(
-        get("sliced_w2") < 3.0 * get("sliced_w2_floor") + 0.05,
-        "{line}"
-    );
+    assert_near_target(&out, &target);
     // The same seed gives the same samples.
     let out2 = dir.path().join("x0b.npy");
     let o2 = diffusion(&[
@@ -129,25 +136,7 @@ fn every_noise_kind_drives_an_sde_solver_to_the_target() {
             out.to_str().unwrap(),
         ]);
         assert!(o.status.success(), "{noise}: {}", text(&o));
-        let e = diffusion(&[
-            "eval",
-            "--samples",
-            out.to_str().unwrap(),
-            "--target",
-            &target,
-        ]);
-        let line = String::from_utf8_lossy(&e.stdout).to_string();
-        let get = |k: &str| -> f64 {
-            line.split_whitespace()
-                .find_map(|kv| kv.strip_prefix(&format!("{k}=")))
-                .unwrap()
-                .parse()
-                .unwrap()
-        };
-        assert!(
-            get("sliced_w2") < 3.0 * get("sliced_w2_floor") + 0.05,
-            "{noise}: {line}"
-        );
+        assert_near_target(&out, &target);
         outs.push(diffusion::io::read_npy_2d(&out).unwrap());
     }
     // Four streams, four different sample sets.
