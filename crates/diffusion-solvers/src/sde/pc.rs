@@ -38,6 +38,7 @@
 
 use super::EulerMaruyama;
 use crate::error::{Result, SolverError};
+use crate::ops::{lincomb3_checked, lincomb3_owned};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -164,15 +165,17 @@ impl<S: State> Solver<S> for PredictorCorrector {
         let mut x = x;
         if s0 > 0.0 && self.snr > 0.0 {
             for j in 0..self.corrector_steps {
-                let e = step.eval(&x, t0)?;
-                let score_rms = e.eps.rms() / s0;
+                let eps = step.eval_eps_reusing(&x, t0, cache)?;
+                let score_rms = eps.rms() / s0;
                 if score_rms == 0.0 {
                     continue;
                 }
                 let (a, b) = piece(j);
                 let z = noise.normalized(a, b, &x)?;
                 let size = 2.0 * (self.snr * z.rms() / score_rms).powi(2);
-                x = x.lincomb3(1.0, &e.eps, -size / s0, &z, (2.0 * size).sqrt());
+                x = lincomb3_owned(x, 1.0, &eps, -size / s0, &z, (2.0 * size).sqrt());
+                cache.recycle(z);
+                cache.recycle(eps);
             }
         }
         let (a, b) = piece(self.corrector_steps);
@@ -190,7 +193,13 @@ impl<S: State> Solver<S> for PredictorCorrector {
                 let h = sch.lambda(t1) - sch.lambda(t0);
                 let v = s0 * s0 * (-(-2.0 * h).exp_m1()).max(0.0);
                 let z = noise.normalized(a, b, &x)?;
-                Ok(x.lincomb3(2.0 - a0 / a1, &e.eps, -v / s0, &z, v.sqrt()))
+                // In place, checking the new state in the same pass.
+                let (out, checked) =
+                    lincomb3_checked(x, 2.0 - a0 / a1, &e.eps, -v / s0, &z, v.sqrt());
+                cache.set_checked(checked);
+                cache.recycle(z);
+                cache.recycle_eval(e);
+                Ok(out)
             }
         }
     }

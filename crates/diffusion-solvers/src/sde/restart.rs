@@ -34,6 +34,7 @@
 
 use crate::error::{Result, SolverError};
 use crate::ode::Heun;
+use crate::ops::lincomb_owned;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State, TimeGrid};
 
@@ -165,7 +166,8 @@ impl<S: State> Solver<S> for Restart {
                 },
             );
             let z = noise.normalized(a, b, &x)?;
-            x = x.lincomb(a_hi / a_lo, &z, a_hi * jump);
+            x = lincomb_owned(x, a_hi / a_lo, &z, a_hi * jump);
+            cache.recycle(z);
             // The kicked state is new: an inner Heun step's finiteness mark no longer holds.
             cache.set_checked(false);
             for w in times.windows(2) {
