@@ -25,9 +25,10 @@
 //! sampler ([`EdmSde`]), SA-Solver ([`SaSolver`], the same exponential-integrator frame with
 //! `eta = tau^2` and Adams weights), ER-SDE-Solvers ([`ErSde`]), Score-SDE predictor-corrector
 //! sampling ([`PredictorCorrector`]) and restart sampling ([`Restart`]). The shared pieces:
-//! `NoiseControl`, `ancestral_split`, `add_noise`, `move_with_noise`, the exponential-integrator frame
-//! (`exp_sde_step`: the mean and the noise of `exp_noise_coef` in one combination), `phi` functions, exponentially
-//! weighted Lagrange weights (`exp_lagrange_weights`) and Gauss-Legendre quadrature.
+//! `NoiseControl`, `ancestral_split`, `add_noise`, `move_with_noise`, the exponential-integrator
+//! frame (`exp_sde_step`: the mean and the noise of `exp_noise_coef` in one combination), `phi`
+//! functions, exponentially weighted Lagrange weights (`exp_lagrange_weights`) and
+//! Gauss-Legendre quadrature.
 //! [`Mrs`] (the MR Sampler) holds the exponential integrators of a mean-reverting SDE around a
 //! condition `mu`, in both ODE and SDE forms.
 
