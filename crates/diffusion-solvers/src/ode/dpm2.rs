@@ -11,7 +11,7 @@
 //! and is a single Euler step (which returns `alpha1 x0_hat`), as in k-diffusion, so a grid
 //! ending at 0 costs `2 N - 1` evaluations. Global order 2.
 //!
-//! Cost: both evaluations are [`Slope`]s (a data prediction is folded into the next combination,
+//! Cost: both evaluations are `Slope`s (a data prediction is folded into the next combination,
 //! no eps pass): one pass writes `y_mid`, one checked pass over `x`, `x_mid` and the midpoint's
 //! prediction writes `x1`. An eps-predicting model gives the bits of the two-pass form.
 

@@ -10,7 +10,7 @@
 //! copies of the same formula:
 //! - the EDM-coordinate (`rho = sigma / alpha`) move used by Euler, Heun, DDIM, DPM2 and every
 //!   Adams-type method on `eps` (LMS, DEIS, iPNDM, PLMS), with a model evaluation kept as the
-//!   cheapest exact [`Slope`] (a data prediction folded into the next combination) or, for the
+//!   cheapest exact `Slope` (a data prediction folded into the next combination) or, for the
 //!   multistep methods, in the cache's noise history, and the update written into the state in
 //!   one checked pass per two terms;
 //! - the exponential-integrator moves in `lambda = ln(alpha / sigma)` for noise prediction
