@@ -5,7 +5,7 @@
 //! - [`floor`]: hand-written sampling loops of a few solvers (the memory-traffic floor);
 //! - [`gmm`]: the benchmark targets (2-D and 64-D Gaussian mixtures) and a fast exact denoiser;
 //! - [`noise`]: counter-based normals both sides draw identically (common random numbers);
-//! - [`reference`]: the exact PF-ODE solution of a mixture by a fine RK4 solve, and the metrics;
+//! - [`mod@reference`]: the exact PF-ODE solution of a mixture by a fine RK4 solve, and the metrics;
 //! - [`timing`]: median wall-clock times of repeated runs;
 //! - [`report`]: the JSON rows both sides write, markdown tables and PNG plots.
 

@@ -48,7 +48,7 @@ pub fn write_png(
 }
 
 /// The bytes of a grid of `images` (`[N, C, H, W]`, C = 1 or 3, values in `[-1, 1]`, clamped),
-/// `cols` tiles per row, [`GAP`] grey pixels between tiles: `(width, height, channels, bytes)`.
+/// `cols` tiles per row, `GAP` grey pixels between tiles: `(width, height, channels, bytes)`.
 pub fn grid_bytes(images: &Tensor, cols: usize) -> Result<(usize, usize, usize, Vec<u8>)> {
     let size = images.size();
     if size.len() != 4 || !(size[1] == 1 || size[1] == 3) || size[0] == 0 {
