@@ -42,18 +42,7 @@ pub trait BrownianPath<S> {
                 format!("a normalized Brownian increment needs t0 != t1, got t0 = t1 = {t0}"),
             ));
         }
-        Ok(scaled(self.increment(t0, t1, like)?, 1.0 / dt.sqrt()))
-    }
-}
-
-/// `a z`, in the storage of `z` when it owns it exclusively ([`State::is_exclusive`]): the same
-/// bits as [`State::scale`] without a new state.
-fn scaled<S: State>(mut z: S, a: f64) -> S {
-    if z.is_exclusive() {
-        z.scale_assign(a);
-        z
-    } else {
-        z.scale(a)
+        Ok(self.increment(t0, t1, like)?.into_scaled(1.0 / dt.sqrt()))
     }
 }
 

@@ -22,16 +22,10 @@ pub trait NoiseSource<S> {
     where
         S: State,
     {
-        let mut z = self.standard_normal(like);
-        if a != 1.0 {
-            z = if z.is_exclusive() {
-                z.scale_assign(a);
-                z
-            } else {
-                z.scale(a)
-            };
+        if a == 1.0 {
+            return self.standard_normal(like);
         }
-        z
+        self.standard_normal(like).into_scaled(a)
     }
 }
 
@@ -60,7 +54,9 @@ impl HostNoise {
 
     /// Fills a host vector with `n` standard normal numbers.
     pub fn normals(&mut self, n: usize) -> Vec<f64> {
-        (0..n).map(|_| self.rng.sample(StandardNormal)).collect()
+        let mut out = vec![0.0; n];
+        self.fill(&mut out);
+        out
     }
 
     /// Writes the next `out.len()` standard normal numbers into `out` (the numbers `normals`

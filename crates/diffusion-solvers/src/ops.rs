@@ -58,6 +58,19 @@ pub(crate) fn lincomb3_checked<S: State>(
     }
 }
 
+/// `a x + sum_j c_j s_j` into a new state, `x` left as it is (for a state a step still needs,
+/// such as SA-Solver's predictor from the `x` its corrector restarts from): the first pass takes
+/// up to two terms, the rest go through [`lincomb_terms_checked`]. Unchecked.
+pub(crate) fn lincomb_terms_new<S: State>(x: &S, a: f64, terms: &[(f64, &S)]) -> S {
+    match terms {
+        [] => x.scale(a),
+        [(b, u)] => x.lincomb(a, u, *b),
+        [(b, u), (c, v), rest @ ..] => {
+            lincomb_terms_checked(x.lincomb3(a, u, *b, v, *c), 1.0, rest).0
+        }
+    }
+}
+
 /// `a x + sum_j c_j s_j` over the `terms` `(c_j, s_j)`, for a step's final update: the terms
 /// are taken two at a time (one pass over the state per pair, [`lincomb3_owned`]), the last pass
 /// ([`lincomb_checked`] or [`lincomb3_checked`]) checking the result (see [`lincomb_checked`]
@@ -69,7 +82,7 @@ pub(crate) fn lincomb_terms_checked<S: State>(x: S, a: f64, terms: &[(f64, &S)])
     let mut rest = terms;
     loop {
         match rest {
-            [] => return (scale_owned(acc, a), false),
+            [] => return (acc.into_scaled(a), false),
             [(c, s)] => return lincomb_checked(acc, a, s, *c),
             [(c, s), (d, u)] => return lincomb3_checked(acc, a, s, *c, u, *d),
             [(c, s), (d, u), tail @ ..] => {
@@ -78,16 +91,6 @@ pub(crate) fn lincomb_terms_checked<S: State>(x: S, a: f64, terms: &[(f64, &S)])
                 rest = tail;
             }
         }
-    }
-}
-
-/// `a x`, in the storage of `x` when it owns it exclusively.
-pub(crate) fn scale_owned<S: State>(mut x: S, a: f64) -> S {
-    if x.is_exclusive() {
-        x.scale_assign(a);
-        x
-    } else {
-        x.scale(a)
     }
 }
 
@@ -130,7 +133,7 @@ mod tests {
             lincomb3_owned(x.clone(), a, &u, b, &v, c),
             x.lincomb3(a, &u, b, &v, c)
         );
-        assert_eq!(scale_owned(x.clone(), c), x.scale(c));
+        assert_eq!(x.clone().into_scaled(c), x.scale(c));
         assert_eq!(scale_reusing(&x, b, junk.clone()), x.scale(b));
         assert_eq!(lincomb_reusing(&x, a, &u, b, junk), x.lincomb(a, &u, b));
         let (out, ok) = lincomb_checked(x.clone(), a, &u, b);

@@ -97,6 +97,17 @@ pub trait State: Sized + Send + 'static {
     fn scale_assign(&mut self, a: f64) {
         *self = self.scale(a);
     }
+    /// `a * self` for a value the caller gives up: written into its own storage when it owns it
+    /// exclusively ([`State::is_exclusive`]), a new state otherwise; the same bits as
+    /// [`State::scale`].
+    fn into_scaled(mut self, a: f64) -> Self {
+        if self.is_exclusive() {
+            self.scale_assign(a);
+            self
+        } else {
+            self.scale(a)
+        }
+    }
     /// `out = a * self + b * other`, written into the storage of `out` (which must have the
     /// shape of `self` and own its storage exclusively); the same arithmetic as
     /// [`State::lincomb`].

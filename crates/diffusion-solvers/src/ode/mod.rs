@@ -65,7 +65,7 @@ pub(crate) use dpm_solver::{dpm_solver_2, dpm_solver_3};
 use crate::error::{Result, SolverError};
 use crate::ops::{
     lincomb3_checked, lincomb_checked, lincomb_owned, lincomb_reusing, lincomb_terms_checked,
-    scale_owned, scale_reusing,
+    scale_reusing,
 };
 use crate::solver::{Cache, Eval, Step};
 use diffusion_core::{denoise, Coeffs, Denoiser, NoiseSchedule, Prediction, State};
@@ -243,7 +243,7 @@ pub(crate) fn heun_from_slope<S: State>(
 pub(crate) fn data_end_step<S: State>(step: &Step<'_, S>, x: S, cache: &mut Cache<S>) -> Result<S> {
     let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
     cache.recycle(x);
-    Ok(scale_owned(x0, step.schedule.alpha(step.t1)))
+    Ok(x0.into_scaled(step.schedule.alpha(step.t1)))
 }
 
 /// The coefficients `(a, b)` of the EDM-coordinate Euler move shared by Euler, Heun, DDIM, DPM2,

@@ -30,7 +30,7 @@
 
 use crate::error::{Result, SolverError};
 use crate::ode::Heun;
-use crate::ops::{lincomb_owned, scale_owned};
+use crate::ops::lincomb_owned;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -139,7 +139,7 @@ impl<S: State> Solver<S> for EdmSde {
             cache.recycle(z);
             x_hat
         } else {
-            scale_owned(x, a_hat / a0)
+            x.into_scaled(a_hat / a0)
         };
         let churned = Step {
             model: step.model,

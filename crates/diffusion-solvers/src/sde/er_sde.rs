@@ -241,16 +241,13 @@ impl<S: State> Solver<S> for ErSde {
         let out = if to.is_data() {
             scale_reusing(&x0, to.alpha, x)
         } else {
-            let var_coef = |r: f64| {
-                let var = to.rho * to.rho - (r * from.rho).powi(2);
-                if self.scale != NoiseScale::Ode {
-                    to.alpha * var.max(0.0).sqrt() * self.s_noise
-                } else {
-                    0.0
-                }
-            };
             let r = self.scale.phi(to.rho) / self.scale.phi(from.rho);
-            let coef = var_coef(r);
+            let coef = if self.scale != NoiseScale::Ode {
+                let var = to.rho * to.rho - (r * from.rho).powi(2);
+                to.alpha * var.max(0.0).sqrt() * self.s_noise
+            } else {
+                0.0
+            };
             let z = if coef != 0.0 {
                 Some(noise.normalized(step.t0, step.t1, &x)?)
             } else {

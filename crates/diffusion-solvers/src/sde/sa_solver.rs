@@ -43,8 +43,8 @@
 
 use super::{exp_lagrange_weights, exp_noise_coef, NoiseControl};
 use crate::error::{Result, SolverError};
-use crate::ode::Level;
-use crate::ops::lincomb_terms_checked;
+use crate::ode::{ensure_current_x0, Level};
+use crate::ops::{lincomb_terms_checked, lincomb_terms_new};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, NoiseSchedule, State};
 
@@ -159,20 +159,6 @@ fn adams_terms<'a, S: State>(
     (to.alpha / from.alpha * (-k * h).exp(), terms)
 }
 
-/// `a x + sum_j c_j s_j` into a new state (`x` stays: the predictor and the corrector both
-/// start from it): the first pass takes up to two terms, the rest go through
-/// [`lincomb_terms_checked`]. Unchecked.
-fn combine_new<S: State>(x: &S, a: f64, terms: &[(f64, &S)]) -> S {
-    match terms {
-        [] => x.scale(a),
-        [(b, u)] => x.lincomb(a, u, *b),
-        [(b, u), (c, v), rest @ ..] => {
-            let first = x.lincomb3(a, u, *b, v, *c);
-            lincomb_terms_checked(first, 1.0, rest).0
-        }
-    }
-}
-
 impl<S: State> Solver<S> for SaSolver {
     fn name(&self) -> String {
         format!(
@@ -203,11 +189,9 @@ impl<S: State> Solver<S> for SaSolver {
     ) -> Result<S> {
         let sch = step.schedule;
         let keep = self.keep();
-        // Only data predictions are read (`Step::eval_x0_reusing`: no eps pass).
-        if cache.back_x0(0).map(|(t, _)| t) != Some(step.t0) {
-            let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
-            cache.push_x0(step.t0, x0, keep);
-        }
+        // Only data predictions are read (no eps pass); the corrector's evaluation at the new
+        // point is reused when it is there.
+        ensure_current_x0(step, &x, cache, keep)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
         if to.is_data() {
             let (_, d0) = cache.back_x0(0).expect("pushed above");
@@ -243,7 +227,7 @@ impl<S: State> Solver<S> for SaSolver {
         }
         let x_pred = {
             let (a, terms) = predictor();
-            combine_new(&x, a, &terms)
+            lincomb_terms_new(&x, a, &terms)
         };
 
         // Corrector through the prediction's data prediction, the same noise, from `x` (its last
@@ -254,7 +238,7 @@ impl<S: State> Solver<S> for SaSolver {
             let c = self.corrector_order.min(cache.len_x0() + 1);
             let mut nodes: Vec<(f64, &S)> = vec![(step.t1, &x1)];
             nodes.extend((0..c - 1).filter_map(|j| cache.back_x0(j)));
-            let (a, terms) = adams_terms(&from, &to, k, &nodes, sch, z.as_ref().map(|z| (coef, z)));
+            let (a, terms) = adams_terms(&from, &to, k, &nodes, sch, noise_term);
             lincomb_terms_checked(x, a, &terms)
         };
         cache.set_checked(checked);
