@@ -89,8 +89,9 @@ const PROJECT_IMPLS: &[&str] = &["project", "project-tch", "hand-written"];
 /// The anchors, in column order.
 const ANCHORS: &[&str] = &["k-diffusion", "diffusers"];
 
-/// Suffix of the solver rows that draw from the opt-in `FastNoise` stream.
-const FAST: &str = "/fast";
+/// Suffix of the solver rows that draw from the ChaCha20 `HostNoise` streams (the plain rows of
+/// a stochastic solver draw from the default `FastNoise` streams).
+const CHACHA: &str = "/chacha";
 
 /// The per-step table (markdown) and the verdict lines on the issue's targets.
 pub fn timing_markdown(rows: &[TimingRow]) -> String {
@@ -163,11 +164,11 @@ pub fn timing_markdown(rows: &[TimingRow]) -> String {
                     }
                 }
                 for a in &anchors {
-                    // A `/fast` row (the project's opt-in FastNoise stream) is compared with the
+                    // A `/chacha` row (the project's ChaCha20 stream) is compared with the
                     // anchor's plain row of the same solver (the anchors have no such stream).
                     let anchor_row = find(a, shape, solver, den).or_else(|| {
                         solver
-                            .strip_suffix(FAST)
+                            .strip_suffix(CHACHA)
                             .and_then(|plain| find(a, shape, plain, den))
                     });
                     match (anchor_row, base) {
@@ -208,12 +209,13 @@ pub fn timing_markdown(rows: &[TimingRow]) -> String {
         }
     }
     let _ = writeln!(md);
-    if rows.iter().any(|r| r.solver.ends_with(FAST)) {
+    if rows.iter().any(|r| r.solver.ends_with(CHACHA)) {
         let _ = writeln!(
             md,
-            "`SOLVER{FAST}` rows: the project's solver with independent increments from the opt-in \
-             `FastNoise` stream (xoshiro256++ lanes and Box-Muller, run-time dispatched SIMD) instead \
-             of `HostNoise` (ChaCha20): other numbers, same law. Their anchor columns are the \
+            "Plain stochastic rows draw from the default `FastNoise` streams (xoshiro256++ lanes and \
+             Box-Muller, run-time dispatched SIMD); `SOLVER{CHACHA}` rows draw the same law from \
+             `HostNoise` (ChaCha20) streams instead (`IndependentIncrements::seeded_chacha`, \
+             `TreeNoise::Host`; the default before 2026-11-27). Their anchor columns are the \
              anchors' plain `SOLVER` rows.\n"
         );
     }
@@ -236,49 +238,51 @@ pub fn timing_markdown(rows: &[TimingRow]) -> String {
         );
     }
     let _ = writeln!(md);
-    if let Some((what, q)) = small_ratios.iter().min_by(|a, b| a.1.total_cmp(&b.1)) {
-        let all: Vec<String> = small_ratios
+    // The verdict is taken on the default streams; `/chacha` rows get a line of their own.
+    let (chacha, default): (Vec<&(String, f64)>, Vec<&(String, f64)>) =
+        small_ratios.iter().partition(|(w, _)| w.ends_with(CHACHA));
+    fn smallest<'a>(v: &[&'a (String, f64)]) -> Option<(&'a str, f64)> {
+        v.iter()
+            .map(|x| (x.0.as_str(), x.1))
+            .min_by(|a, b| a.1.total_cmp(&b.1))
+    }
+    if let Some((what, q)) = smallest(&default) {
+        let all: Vec<String> = default
             .iter()
             .map(|(w, q)| format!("{w} {}", ratio(*q)))
             .collect();
         let _ = writeln!(
             md,
-            "- Target 1 (10x lower per-step overhead than the anchors on the small state, {}, denoiser `half`): \
-             **{}**. Smallest ratio anchor/project: {} ({what}). All: {}.",
+            "- Target 1 (10x lower per-step overhead than the anchors on the small state, {}, denoiser `half`; \
+             stochastic rows on the default `FastNoise` streams): **{}**. Smallest ratio anchor/project: {} ({what}). All: {}.",
             shapes[0],
-            if *q >= 10.0 { "met" } else { "not met" },
-            ratio(*q),
+            if q >= 10.0 { "met" } else { "not met" },
+            ratio(q),
             all.join(", ")
         );
-        // The same verdict where every solver that has a `/fast` row is represented by it
-        // (the plain rows use HostNoise; the opt-in stream is the throughput choice).
-        let fast_solvers: Vec<&str> = small_ratios
+    }
+    // The same reading where every solver that has a `/chacha` row is represented by it.
+    if !chacha.is_empty() {
+        let with_chacha: Vec<&str> = chacha
             .iter()
-            .filter_map(|(w, _)| w.split(' ').nth(1)?.strip_suffix(FAST))
+            .filter_map(|(w, _)| w.split(' ').nth(1)?.strip_suffix(CHACHA))
             .collect();
-        if !fast_solvers.is_empty() {
-            let chosen: Vec<&(String, f64)> = small_ratios
-                .iter()
-                .filter(|(w, _)| {
-                    w.split(' ')
-                        .nth(1)
-                        .is_none_or(|s| !fast_solvers.contains(&s) && !s.ends_with("/tree"))
-                })
-                .collect();
-            if let Some((what, q)) = chosen
-                .iter()
-                .map(|x| (&x.0, x.1))
-                .min_by(|a, b| a.1.total_cmp(&b.1))
-            {
-                let _ = writeln!(
-                    md,
-                    "- Target 1 with the opt-in fast noise (each SDE solver, and the Brownian tree, \
-                     by its `{FAST}` row; a `/tree` row without a fast variant left out): **{}**. \
-                     Smallest ratio anchor/project: {} ({what}).",
-                    if q >= 10.0 { "met" } else { "not met" },
-                    ratio(q),
-                );
-            }
+        let chosen: Vec<&(String, f64)> = small_ratios
+            .iter()
+            .filter(|(w, _)| {
+                w.split(' ')
+                    .nth(1)
+                    .is_none_or(|s| !with_chacha.contains(&s))
+            })
+            .collect();
+        if let Some((what, q)) = smallest(&chosen) {
+            let _ = writeln!(
+                md,
+                "- The same reading on the ChaCha20 streams (each SDE solver, and the Brownian tree, \
+                 by its `{CHACHA}` row): {}. Smallest ratio anchor/project: {} ({what}).",
+                if q >= 10.0 { "10x reached" } else { "10x not reached" },
+                ratio(q),
+            );
         }
     }
     if !large_bare.is_empty() {
@@ -1004,13 +1008,13 @@ mod tests {
     }
 
     #[test]
-    fn fast_rows_compare_with_the_anchors_plain_rows_and_get_their_own_verdict() {
+    fn chacha_rows_compare_with_the_anchors_plain_rows_and_get_their_own_line() {
         let rows = vec![
             row("project", "euler", 3.0),
-            row("project", "dpmpp-2m-sde", 60.0),
-            row("project", "dpmpp-2m-sde/fast", 10.0),
-            row("project", "dpmpp-2m-sde/tree", 1000.0),
-            row("project", "dpmpp-2m-sde/tree/fast", 100.0),
+            row("project", "dpmpp-2m-sde", 10.0),
+            row("project", "dpmpp-2m-sde/chacha", 60.0),
+            row("project", "dpmpp-2m-sde/tree", 100.0),
+            row("project", "dpmpp-2m-sde/tree/chacha", 1000.0),
             row("k-diffusion", "euler", 150.0),
             row("k-diffusion", "dpmpp-2m-sde", 170.0),
             row("k-diffusion", "dpmpp-2m-sde/tree", 7000.0),
@@ -1018,32 +1022,30 @@ mod tests {
         ];
         let md = timing_markdown(&rows);
         assert!(
-            md.contains("| 4096x2 | half | dpmpp-2m-sde/fast | 10 | 10.0 µs | 170 µs (17x) | 180 µs (18x) |"),
+            md.contains("| 4096x2 | half | dpmpp-2m-sde/chacha | 10 | 60.0 µs | 170 µs (2.8x) | 180 µs (3.0x) |"),
             "{md}"
         );
-        // The plain verdict sees the HostNoise row (170 / 60 = 2.8x)...
+        // The verdict sees the default rows only (170 / 10 = 17x; the tree 70x)...
+        assert!(
+            md.contains("**met**. Smallest ratio anchor/project: 17x (k-diffusion dpmpp-2m-sde)"),
+            "{md}"
+        );
+        // The ChaCha tree is compared with the anchor's tree row...
         assert!(
             md.contains(
-                "**not met**. Smallest ratio anchor/project: 2.8x (k-diffusion dpmpp-2m-sde)"
+                "| 4096x2 | half | dpmpp-2m-sde/tree/chacha | 10 | 1000 µs | 7000 µs (7.0x) | - |"
             ),
             "{md}"
         );
-        // The fast tree is compared with the anchor's tree row...
+        // ...and the ChaCha line takes each solver by its `/chacha` row (2.8x), not its plain
+        // row, and the tree by its `/tree/chacha` row.
         assert!(
             md.contains(
-                "| 4096x2 | half | dpmpp-2m-sde/tree/fast | 10 | 100 µs | 7000 µs (70x) | - |"
+                "10x not reached. Smallest ratio anchor/project: 2.8x (k-diffusion dpmpp-2m-sde/chacha)"
             ),
             "{md}"
         );
-        // ...and the fast-noise verdict takes each solver by its `/fast` row, the tree by its
-        // `/tree/fast` row (70x), not the plain tree row (7x).
-        assert!(
-            md.contains(
-                "**met**. Smallest ratio anchor/project: 17x (k-diffusion dpmpp-2m-sde/fast)"
-            ),
-            "{md}"
-        );
-        assert!(md.contains("`SOLVER/fast` rows"), "{md}");
+        assert!(md.contains("`SOLVER/chacha` rows"), "{md}");
         // A hand-written row is a column of its own, and on the large state a verdict of its own.
         let mut big: Vec<TimingRow> = vec![
             row("project", "euler", 3.0),
@@ -1077,12 +1079,20 @@ mod tests {
         );
         assert!(md.contains("Target 2 (within 2x of a bare memory-bandwidth loop on the large state, 64x3x32x32): **not met**"), "{md}");
         assert!(md.contains("**met** for the solvers that have one. Project per-step time over the hand-written loop's: euler 1.5x."), "{md}");
-        // Without `/fast` rows there is no second verdict.
-        let plain: Vec<TimingRow> = rows
+        // Without `/chacha` rows there is no ChaCha line; a slow default row fails the verdict.
+        let mut plain: Vec<TimingRow> = rows
             .into_iter()
-            .filter(|r| !r.solver.ends_with("/fast"))
+            .filter(|r| !r.solver.ends_with("/chacha"))
             .collect();
         let md = timing_markdown(&plain);
-        assert!(!md.contains("opt-in fast noise"), "{md}");
+        assert!(!md.contains("ChaCha20 streams ("), "{md}");
+        plain[1].per_step_us = 60.0;
+        let md = timing_markdown(&plain);
+        assert!(
+            md.contains(
+                "**not met**. Smallest ratio anchor/project: 2.8x (k-diffusion dpmpp-2m-sde)"
+            ),
+            "{md}"
+        );
     }
 }

@@ -22,8 +22,9 @@ number of steps), `dpmpp-sde` (k-diffusion `sample_dpmpp_sde`, 2 NFE a step; dif
 `DPMSolverSDEScheduler` needs torchsde's Brownian tree, so no diffusers row), `dpmpp-2m-sde`,
 `dpmpp-3m-sde` (diffusers `DPMSolverMultistepScheduler`, `sde-dpmsolver++`, order 2 / 3).
 `dpmpp-2m-sde/tree` is k-diffusion's default BrownianTreeNoiseSampler (torchsde), skipped on
-states above 100k entries (about a second per step there). The project's `SOLVER/fast` rows have
-no counterpart here (the table compares them with the plain `SOLVER` rows).
+states above 100k entries (about a second per step there). The project's `SOLVER/chacha` rows
+(its ChaCha20 noise streams) have no counterpart here (the table compares them with the plain
+`SOLVER` rows).
 
 diffusers runs unmodified here (it casts to float32 inside `step` and back), as users run it.
 Writes one JSON object (`rows`) to --out.
@@ -132,7 +133,7 @@ def diffusers_loop(sch, x, model_out, stochastic):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--shapes", default="4096x2,64x3x32x32")
-    ap.add_argument("--solvers", default=DEFAULT_SOLVERS, help="comma-separated; `SOLVER/fast` rows are project-only and skipped")
+    ap.add_argument("--solvers", default=DEFAULT_SOLVERS, help="comma-separated; `SOLVER/chacha` rows are project-only and skipped")
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--min-time", type=float, default=0.5, help="seconds per measurement")
     ap.add_argument("--min-reps", type=int, default=5)

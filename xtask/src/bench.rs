@@ -6,9 +6,10 @@
 //!    the ratios anchor / project and the verdicts on the targets. The rows are the
 //!    programs' default solver lists (`DEFAULT_SOLVERS` in both): euler, heun, dpmpp-2m, the
 //!    stochastic solvers with anchor counterparts (euler-ancestral, dpmpp-sde, dpmpp-2m-sde,
-//!    dpmpp-3m-sde; independent normals on every side) and, project only, each of them as
-//!    `SOLVER/fast` (the opt-in `FastNoise` stream, compared with the anchors' plain rows and
-//!    given its own target-1 verdict), and dpmpp-2m-sde/tree (Brownian tree).
+//!    dpmpp-3m-sde; independent normals on every side, the project's from its default
+//!    `FastNoise` streams) and dpmpp-2m-sde/tree (Brownian tree), and, project only, each of them
+//!    as `SOLVER/chacha` (the ChaCha20 `HostNoise` streams, compared with the anchors' plain rows
+//!    and given a line of its own).
 //! 2. Accuracy per NFE: `accuracy run --export` (every registered solver; writes the problem for
 //!    the Python side) and tools/bench/accuracy.py (k-diffusion samplers, diffusers schedulers on
 //!    the same mixtures, initial states, exact solutions and noise); `accuracy report` writes the
@@ -531,8 +532,9 @@ fn section_text(opts: &Options, body: &str) -> String {
          benches/src/bin/accuracy.rs) and the anchors' side (tools/bench/side_by_side.py, \
          tools/bench/accuracy.py; k-diffusion 0.1.1.post1 and diffusers 0.42.1 on torch 2.11.0 CPU) \
          in the same run, single-threaded, float64, and rewrites this section and the plots. \
-         The stochastic rows draw independent normals on every side; a `SOLVER/fast` row is the \
-         project's solver on the opt-in `FastNoise` stream (SIMD level chosen at run time), \
+         The stochastic rows draw independent normals on every side, the project's from its \
+         default `FastNoise` streams (SIMD level chosen at run time); a `SOLVER/chacha` row is the \
+         project's solver on the ChaCha20 `HostNoise` streams (the default before 2026-11-27), \
          compared with the anchors' plain `SOLVER` row. \
          Raw JSON: out/bench/. The machine is shared with other jobs, so timings are noisy: each \
          number is a median, and ratios are only taken between numbers of the same run. Both \

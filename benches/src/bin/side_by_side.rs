@@ -8,13 +8,13 @@
 //! times one `a x + b y` over the state, into a new array and in place (the bandwidth floor; both
 //! through the state's own run-time dispatched loops, the fastest this CPU has).
 //! The stochastic solvers (`euler-ancestral`, `dpmpp-sde`, `dpmpp-2m-sde`, `dpmpp-3m-sde`) draw
-//! independent normals (`IndependentIncrements::seeded(1)`, the `HostNoise` stream; the anchors
-//! get a seeded independent-normals noise sampler / generator); `dpmpp-2m-sde/tree` uses the
-//! virtual Brownian tree (`dpmpp-2m-sde/tree/fast`: the tree with `FastNoise` node streams,
-//! `TreeNoise::Fast`); `SOLVER/fast` draws its independent normals from the fast noise
-//! (opt-in stream) `IndependentIncrements::new(FastNoise::new(1))` instead of `HostNoise`: other
-//! numbers, same law, kernel level chosen at run time (printed at the start). The Python anchors
-//! have no such rows; the table compares a `/fast` row with their plain `SOLVER` row.
+//! independent normals from the default stream (`IndependentIncrements::seeded(1)`, `FastNoise`,
+//! kernel level chosen at run time and printed at the start; the anchors get a seeded
+//! independent-normals noise sampler / generator); `dpmpp-2m-sde/tree` uses the virtual Brownian
+//! tree (default `FastNoise` node streams). `SOLVER/chacha` draws the same law from the ChaCha20
+//! `HostNoise` streams instead (`IndependentIncrements::seeded_chacha(1)`; `.../tree/chacha`:
+//! `TreeNoise::Host`), the default before 2026-11-27. The Python anchors have no such rows; the
+//! table compares a `/chacha` row with their plain `SOLVER` row.
 //!
 //! `side_by_side report --json a.json --json b.json` prints the markdown table of all rows.
 
@@ -50,11 +50,11 @@ enum Cmd {
         #[arg(long, default_value = "4096x2,64x3x32x32")]
         shapes: String,
         /// Comma-separated solvers (`dpmpp-2m-sde/tree`: with the virtual Brownian tree;
-        /// `SOLVER/fast`: fast noise (opt-in stream), `FastNoise` increments;
-        /// `SOLVER/tree/fast`: the tree with `FastNoise` node streams).
+        /// `SOLVER/chacha`: independent increments from the ChaCha20 `HostNoise` stream instead
+        /// of the default `FastNoise`; `SOLVER/tree/chacha`: the tree with ChaCha20 node streams).
         #[arg(long, default_value = DEFAULT_SOLVERS)]
         solvers: String,
-        /// Kernel level of the `/fast` rows' `FastNoise` (`detect`: the best this CPU has;
+        /// Kernel level of the default `FastNoise` rows (`detect`: the best this CPU has;
         /// `baseline`, `x86-64-v3`, `x86-64-v4`: forced, to compare levels; same numbers).
         #[arg(long, default_value = "detect")]
         fast_kernel: String,
@@ -86,10 +86,11 @@ enum Cmd {
 }
 
 /// The default solver rows: the deterministic ones, every stochastic one with an anchor
-/// counterpart in its plain (HostNoise) and `/fast` (FastNoise) form, and the Brownian tree.
-const DEFAULT_SOLVERS: &str = "euler,heun,dpmpp-2m,euler-ancestral,euler-ancestral/fast,\
-     dpmpp-sde,dpmpp-sde/fast,dpmpp-2m-sde,dpmpp-2m-sde/fast,dpmpp-3m-sde,dpmpp-3m-sde/fast,\
-     dpmpp-2m-sde/tree,dpmpp-2m-sde/tree/fast";
+/// counterpart in its plain (default `FastNoise`) and `/chacha` (ChaCha20) form, and the
+/// Brownian tree in both.
+const DEFAULT_SOLVERS: &str = "euler,heun,dpmpp-2m,euler-ancestral,euler-ancestral/chacha,\
+     dpmpp-sde,dpmpp-sde/chacha,dpmpp-2m-sde,dpmpp-2m-sde/chacha,dpmpp-3m-sde,dpmpp-3m-sde/chacha,\
+     dpmpp-2m-sde/tree,dpmpp-2m-sde/tree/chacha";
 
 /// A named denoiser of the timed runs.
 type BoxedDenoiser<'a> = Box<dyn Denoiser<ArrayD<f64>> + 'a>;
@@ -193,7 +194,10 @@ fn run(
     let edm = Edm::default();
     let grid = TimeGrid::karras(&edm, 0.002, 80.0, 7.0, steps, true)?;
     let gmm = FastGmm::new(&gmm2d());
-    if solvers.split(',').any(|s| s.ends_with("/fast")) {
+    if solvers
+        .split(',')
+        .any(|s| !s.ends_with("/chacha") && s != "euler" && s != "heun" && s != "dpmpp-2m")
+    {
         println!(
             "  FastNoise kernel: {} (detected: {})",
             kernel.name(),
@@ -255,7 +259,7 @@ fn run(
         }
         for (den_name, den) in &dens {
             for name in solvers.split(',') {
-                let (rest, fast) = match name.strip_suffix("/fast") {
+                let (rest, chacha) = match name.strip_suffix("/chacha") {
                     Some(r) => (r, true),
                     None => (name, false),
                 };
@@ -266,25 +270,26 @@ fn run(
                 let solver = registry::build::<ArrayD<f64>>(spec)?;
                 let make_noise = || -> Box<dyn BrownianPath<ArrayD<f64>>> {
                     if tree {
-                        let kind = if fast {
-                            TreeNoise::Fast
-                        } else {
+                        let kind = if chacha {
                             TreeNoise::Host
+                        } else {
+                            TreeNoise::Fast
                         };
                         Box::new(
                             BrownianTree::with_default_tol(1, 0.0, 80.0)
                                 .expect("tree")
                                 .with_noise(kind),
                         )
-                    } else if fast {
-                        // Fast noise (opt-in stream): a different stream from `seeded(1)`.
+                    } else if chacha {
+                        Box::new(IndependentIncrements::seeded_chacha(1))
+                    } else {
+                        // The default stream, `IndependentIncrements::seeded(1)`, at the
+                        // requested kernel level (same numbers at every level).
                         Box::new(IndependentIncrements::new(
                             FastNoise::new(1)
                                 .with_kernel(kernel)
                                 .expect("checked level"),
                         ))
-                    } else {
-                        Box::new(IndependentIncrements::seeded(1))
                     }
                 };
                 let counted = Counted::new(den.as_ref());
@@ -349,14 +354,14 @@ fn time_floor(
             "euler" => floor::euler(&HalfDenoiser, sigmas, x),
             "heun" => floor::heun(&HalfDenoiser, sigmas, x),
             "dpmpp-2m" => floor::dpmpp_2m(&HalfDenoiser, sigmas, x),
-            "euler-ancestral/fast" => floor::euler_ancestral(&HalfDenoiser, sigmas, x, &mut fast()),
-            "dpmpp-2m-sde/fast" => floor::dpmpp_2m_sde(&HalfDenoiser, sigmas, x, &mut fast()),
+            "euler-ancestral" => floor::euler_ancestral(&HalfDenoiser, sigmas, x, &mut fast()),
+            "dpmpp-2m-sde" => floor::dpmpp_2m_sde(&HalfDenoiser, sigmas, x, &mut fast()),
             _ => unreachable!("checked below"),
         }
     };
     if !matches!(
         solver,
-        "euler" | "heun" | "dpmpp-2m" | "euler-ancestral/fast" | "dpmpp-2m-sde/fast"
+        "euler" | "heun" | "dpmpp-2m" | "euler-ancestral" | "dpmpp-2m-sde"
     ) {
         return Ok(None);
     }

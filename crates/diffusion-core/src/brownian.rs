@@ -6,10 +6,17 @@
 //! - [`BrownianTree`]: a seed-deterministic *virtual Brownian tree* (the construction of
 //!   torchsde's `BrownianTree` / diffrax's `VirtualBrownianTree`, after Gaines and Lyons 1997):
 //!   `W(t)` is a fixed function of `(seed, t)`, built by recursive Brownian-bridge bisection of
-//!   `[t_start, t_end]` with one independent ChaCha stream per tree node (or, with
-//!   [`TreeNoise::Fast`], one [`FastNoise`] stream per node: other numbers, same law, about 7x
-//!   cheaper draws), and linear
-//!   interpolation inside leaves shorter than the tolerance. Every query order therefore sees
+//!   `[t_start, t_end]` with one independent [`FastNoise`] stream per tree node (or, with
+//!   [`TreeNoise::Host`], one ChaCha20 stream per node: other numbers, same law, about 7x
+//!   dearer draws), and linear
+//!   interpolation inside leaves shorter than the tolerance.
+//!
+//! The seeded constructors ([`IndependentIncrements::seeded`], [`BrownianTree::new`]) draw from
+//! [`FastNoise`] (xoshiro256++ lanes, Box-Muller; bit-identical on every platform and SIMD
+//! width), the kind of generator PyTorch and NumPy use for their normals. The ChaCha20 streams
+//! of [`HostNoise`] stay one call away ([`IndependentIncrements::seeded_chacha`],
+//! [`BrownianTree::with_noise`]`(TreeNoise::Host)`); they were the default before 2026-11-27,
+//! so seeded SDE samples of older versions are reproduced with them. Every query order therefore sees
 //!   the same path, increments over disjoint intervals are independent, and increments are
 //!   consistent under refinement: `W(a, c) = W(a, b) + W(b, c)` up to floating-point rounding.
 //!   SDE samples computed with it converge as the step count grows (strong convergence tests).
@@ -59,9 +66,18 @@ impl<N> IndependentIncrements<N> {
     }
 }
 
-impl IndependentIncrements<HostNoise> {
-    /// Independent increments from seeded [`HostNoise`].
+impl IndependentIncrements<FastNoise> {
+    /// Independent increments from seeded [`FastNoise`] (the default stream of the SDE
+    /// samplers; see the module docs).
     pub fn seeded(seed: u64) -> Self {
+        IndependentIncrements::new(FastNoise::new(seed))
+    }
+}
+
+impl IndependentIncrements<HostNoise> {
+    /// Independent increments from seeded [`HostNoise`] (ChaCha20): the stream of
+    /// [`IndependentIncrements::seeded`] before 2026-11-27.
+    pub fn seeded_chacha(seed: u64) -> Self {
         IndependentIncrements::new(HostNoise::new(seed))
     }
 }
@@ -115,11 +131,11 @@ pub struct BrownianTree {
 /// The stream behind a [`BrownianTree`]'s node normals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum TreeNoise {
-    /// One ChaCha20 stream per node ([`HostNoise::with_stream`]); the default.
-    #[default]
+    /// One ChaCha20 stream per node ([`HostNoise::with_stream`]): another path of the same
+    /// law, drawn several times slower (the default before 2026-11-27).
     Host,
-    /// One [`FastNoise`] stream per node ([`FastNoise::for_stream`]): another path of the same
-    /// law, drawn several times faster.
+    /// One [`FastNoise`] stream per node ([`FastNoise::for_stream`]); the default.
+    #[default]
     Fast,
 }
 
@@ -149,7 +165,7 @@ impl BrownianTree {
         }
         Ok(BrownianTree {
             seed,
-            kind: TreeNoise::Host,
+            kind: TreeNoise::default(),
             t_start: a,
             t_end: b,
             tol,
@@ -313,7 +329,7 @@ mod tests {
         let like = Array1::<f64>::zeros(1001);
         // The increment keeps its bits (the scale is applied in the conversion's pass).
         let z = HostNoise::new(3).standard_normal(&like);
-        let inc = IndependentIncrements::seeded(3)
+        let inc = IndependentIncrements::seeded_chacha(3)
             .increment(0.7, 0.3, &like)
             .unwrap();
         let a = -(0.4f64).sqrt();
@@ -445,20 +461,35 @@ mod tests {
     }
 
     #[test]
-    fn fast_tree_is_another_path() {
+    fn the_default_tree_is_the_fast_one_and_chacha_is_another_path() {
         let like = Array1::<f64>::zeros(64);
-        let mut host = BrownianTree::new(7, 0.0, 1.0, 1e-6).unwrap();
-        let mut fast = BrownianTree::new(7, 0.0, 1.0, 1e-6)
+        let mut default = BrownianTree::new(7, 0.0, 1.0, 1e-6).unwrap();
+        assert_eq!(default.noise(), TreeNoise::Fast);
+        let mut host = BrownianTree::new(7, 0.0, 1.0, 1e-6)
             .unwrap()
-            .with_noise(TreeNoise::Fast);
-        assert_eq!(fast.noise(), TreeNoise::Fast);
+            .with_noise(TreeNoise::Host);
+        assert_eq!(host.noise(), TreeNoise::Host);
+        let f: Array1<f64> = default.increment(0.2, 0.6, &like).unwrap();
         let h: Array1<f64> = host.increment(0.2, 0.6, &like).unwrap();
-        let f: Array1<f64> = fast.increment(0.2, 0.6, &like).unwrap();
         assert_ne!(h, f);
-        // Switching the stream back restarts the path on the ChaCha streams.
-        let mut back = fast.with_noise(TreeNoise::Host);
+        // Switching the stream back restarts the path on the fast streams.
+        let mut back = host.with_noise(TreeNoise::Fast);
         let b: Array1<f64> = back.increment(0.2, 0.6, &like).unwrap();
-        assert_eq!(b, h);
+        assert_eq!(b, f);
+    }
+
+    #[test]
+    fn seeded_increments_draw_from_fast_noise_and_seeded_chacha_from_host_noise() {
+        let like = Array1::<f64>::zeros(32);
+        let fast: Array1<f64> = IndependentIncrements::seeded(3)
+            .normalized(0.0, 1.0, &like)
+            .unwrap();
+        let chacha: Array1<f64> = IndependentIncrements::seeded_chacha(3)
+            .normalized(0.0, 1.0, &like)
+            .unwrap();
+        assert_eq!(fast.to_host(), FastNoise::new(3).normals(32));
+        assert_eq!(chacha.to_host(), HostNoise::new(3).normals(32));
+        assert_ne!(fast, chacha);
     }
 
     #[test]

@@ -11,7 +11,7 @@ use common::{
     assert_declared_order, assert_same_sampler_on_every_schedule, build, exact_law_w2,
     exact_law_w2_at_end, fitted_slope, init, law_w2, rms_diff, run, slope_against, target, NoNoise,
 };
-use diffusion_core::metrics::w2_1d;
+use diffusion_core::metrics::normal_cdf;
 use diffusion_core::schedule::{BetaSchedule, DdpmDiscrete, Edm, VpLinear};
 use diffusion_core::{
     denoise, BrownianPath, BrownianTree, GaussianMixture, HostNoise, IndependentIncrements,
@@ -479,22 +479,53 @@ fn pc_without_corrector_is_euler_maruyama() {
     }
 }
 
+/// W1 between the empirical law of `samples` and the exact 1-d mixture `weights`, `means`,
+/// `stds`: the integral of `|F_n - F|` (trapezoids on a 1e-3 grid over the samples' range
+/// padded by eight standard deviations). Unlike W2, its sampling noise on a bimodal law falls
+/// like `n^(-1/2)`: a fraction `delta` of mass in the wrong mode costs `delta * gap`, not
+/// `sqrt(delta) * gap`.
+fn w1_to_mixture_1d(mut samples: Vec<f64>, weights: &[f64], means: &[f64], stds: &[f64]) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    let n = samples.len() as f64;
+    let pad = 8.0 * stds.iter().fold(0.0f64, |m, s| m.max(*s));
+    let lo = samples[0].min(means.iter().fold(f64::INFINITY, |m, v| m.min(*v)) - pad);
+    let hi = samples[samples.len() - 1]
+        .max(means.iter().fold(f64::NEG_INFINITY, |m, v| m.max(*v)) + pad);
+    let h = 1e-3;
+    let cells = ((hi - lo) / h).ceil() as usize;
+    let gap = |x: f64| {
+        let f_n = samples.partition_point(|v| *v <= x) as f64 / n;
+        let f: f64 = weights
+            .iter()
+            .zip(means)
+            .zip(stds)
+            .map(|((w, m), s)| w * normal_cdf((x - m) / s))
+            .sum();
+        (f_n - f).abs()
+    };
+    (0..cells)
+        .map(|k| 0.5 * h * (gap(lo + k as f64 * h) + gap(lo + (k + 1) as f64 * h)))
+        .sum()
+}
+
 #[test]
 fn pc_corrector_improves_a_bimodal_mixture_at_equal_predictor_steps() {
     // A 1-d mixture 0.25 N(-2, 0.3^2) + 0.75 N(1.5, 0.5^2), 40 predictor steps on Karras grids
-    // ending at 0, 20k samples against 20k target samples (exact 1-d W2 of the empirical laws).
-    // Measured W2 (VP / EDM), reverse diffusion predictor: 0 correctors 0.258/0.358, 1 corrector
-    // 0.194/0.281, 2 correctors 0.099/0.190.
+    // ending at 0, 20k samples, W1 to the exact law. (An earlier version measured W2 between
+    // the samples and 20k target samples: on this bimodal law its sampling noise alone is about
+    // 0.2, the size of the effect, and the test passed on one lucky noise seed.)
+    // Measured W1 over noise seeds 9-14 (FastNoise / ChaCha streams), none / 1 / 2 correctors:
+    // VP 0.100-0.115 / 0.065-0.076 / 0.053-0.075 (ChaCha 0.101-0.118 / 0.053-0.087 /
+    // 0.028-0.071); EDM 0.137-0.155 / 0.090-0.115 / 0.070-0.098 (ChaCha 0.134-0.161 /
+    // 0.081-0.118 / 0.048-0.101). Means over seeds 9-11, FastNoise: VP 0.102 / 0.071 / 0.066,
+    // EDM 0.144 / 0.096 / 0.083.
+    let (weights, means, stds) = ([0.25, 0.75], [-2.0, 1.5], [0.3, 0.5]);
     let gmm = GaussianMixture::new(
-        vec![0.25, 0.75],
-        vec![vec![-2.0], vec![1.5]],
-        vec![vec![vec![0.09]], vec![vec![0.25]]],
+        weights.to_vec(),
+        vec![vec![means[0]], vec![means[1]]],
+        vec![vec![vec![stds[0] * stds[0]]], vec![vec![stds[1] * stds[1]]]],
     )
     .unwrap();
-    let reference = gmm
-        .sample(20_000, &mut HostNoise::new(1))
-        .column(0)
-        .to_vec();
     let (vp, edm) = schedules();
     let schs: [&dyn NoiseSchedule; 2] = [&vp, &edm];
     for sch in schs {
@@ -504,41 +535,50 @@ fn pc_corrector_improves_a_bimodal_mixture_at_equal_predictor_steps() {
         let t = grid.times()[0];
         let (a, s) = (sch.alpha(t), sch.sigma(t));
         let start = GaussianMixture::new(
-            vec![0.25, 0.75],
-            vec![vec![-2.0 * a], vec![1.5 * a]],
+            weights.to_vec(),
+            vec![vec![means[0] * a], vec![means[1] * a]],
             vec![
-                vec![vec![0.09 * a * a + s * s]],
-                vec![vec![0.25 * a * a + s * s]],
+                vec![vec![(stds[0] * a).powi(2) + s * s]],
+                vec![vec![(stds[1] * a).powi(2) + s * s]],
             ],
         )
         .unwrap();
-        let w2 = |spec: &str| {
-            let x = start.sample(20_000, &mut HostNoise::new(5));
-            let mut noise = IndependentIncrements::seeded(9);
-            let out = sample(
-                build(spec).as_ref(),
-                &den,
-                sch,
-                &grid,
-                x,
-                &mut noise,
-                &mut NoObserver,
-            )
-            .unwrap();
-            w2_1d(out.column(0).to_vec(), reference.clone()).unwrap()
+        // Each W1 is the mean over three noise seeds (one seed scatters by about 0.015).
+        let w1 = |spec: &str| {
+            let mut total = 0.0;
+            for seed in [9, 10, 11] {
+                let x = start.sample(20_000, &mut HostNoise::new(5));
+                let out = sample(
+                    build(spec).as_ref(),
+                    &den,
+                    sch,
+                    &grid,
+                    x,
+                    &mut IndependentIncrements::seeded(seed),
+                    &mut NoObserver,
+                )
+                .unwrap();
+                total += w1_to_mixture_1d(out.column(0).to_vec(), &weights, &means, &stds);
+            }
+            total / 3.0
         };
-        let (w0, w1, w2c) = (
-            w2("pc:corrector_steps=0"),
-            w2("pc"),
-            w2("pc:corrector_steps=2"),
+        let (w0, w1c, w2c) = (
+            w1("pc:corrector_steps=0"),
+            w1("pc"),
+            w1("pc:corrector_steps=2"),
         );
         eprintln!(
-            "pc on {}: W2 {w0:.4} / {w1:.4} / {w2c:.4} with 0 / 1 / 2 correctors",
+            "pc on {}: W1 {w0:.4} / {w1c:.4} / {w2c:.4} with 0 / 1 / 2 correctors",
             sch.name()
         );
         assert!(
-            w1 < 0.85 * w0,
-            "{}: 1 corrector {w1} vs none {w0}",
+            w0 > 0.08,
+            "{}: the predictor alone is off, W1 {w0}",
+            sch.name()
+        );
+        assert!(
+            w1c < 0.8 * w0,
+            "{}: 1 corrector {w1c} vs none {w0}",
             sch.name()
         );
         assert!(

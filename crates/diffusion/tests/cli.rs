@@ -116,7 +116,14 @@ fn every_noise_kind_drives_an_sde_solver_to_the_target() {
     let dir = tempfile::tempdir().unwrap();
     let target = write_target(dir.path());
     let mut outs = Vec::new();
-    for noise in ["tree", "tree-fast", "independent", "independent-fast"] {
+    for noise in [
+        "tree",
+        "tree-fast",
+        "tree-chacha",
+        "independent",
+        "independent-fast",
+        "independent-chacha",
+    ] {
         let out = dir.path().join(format!("{noise}.npy"));
         let o = diffusion(&[
             "sample",
@@ -139,10 +146,14 @@ fn every_noise_kind_drives_an_sde_solver_to_the_target() {
         assert_near_target(&out, &target);
         outs.push(diffusion::io::read_npy_2d(&out).unwrap());
     }
-    // Four streams, four different sample sets.
-    for i in 0..outs.len() {
+    // `tree-fast` / `independent-fast` are other names of the defaults: the same samples.
+    assert_eq!(outs[0], outs[1]);
+    assert_eq!(outs[3], outs[4]);
+    // Four streams (fast and ChaCha trees, fast and ChaCha increments), four sample sets.
+    let distinct = [&outs[0], &outs[2], &outs[3], &outs[5]];
+    for i in 0..distinct.len() {
         for j in 0..i {
-            assert_ne!(outs[i], outs[j]);
+            assert_ne!(distinct[i], distinct[j]);
         }
     }
     let o = diffusion(&[

@@ -4,7 +4,7 @@ use super::progress::{bar, BarObserver};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use diffusion::core::{
-    schedule, BrownianPath, BrownianTree, Counted, FastNoise, GaussianMixture, HostNoise,
+    schedule, BrownianPath, BrownianTree, Counted, GaussianMixture, HostNoise,
     IndependentIncrements, NoiseSchedule, NoiseSource, State, TimeGrid, TreeNoise,
 };
 use diffusion::io::{read_npy_2d, write_npy};
@@ -39,8 +39,10 @@ pub struct SampleArgs {
     #[arg(long, default_value_t = 1000)]
     pub n: usize,
     /// Brownian noise for stochastic solvers: `tree` (stable under step refinement) or
-    /// `independent`, each on the default ChaCha20 streams; `tree-fast` / `independent-fast`
-    /// draw from `FastNoise` streams instead (other numbers, same law, several times faster).
+    /// `independent`, each on the default `FastNoise` streams; `tree-chacha` /
+    /// `independent-chacha` draw from ChaCha20 streams instead (other numbers, same law, several
+    /// times slower; the default before 2026-11-27). `tree-fast` / `independent-fast` are
+    /// accepted as other names of `tree` / `independent`.
     #[arg(long, default_value = "tree")]
     pub noise: String,
     /// Output .npy of the samples, shape (n, d).
@@ -72,27 +74,21 @@ pub fn brownian(
     seed: u64,
 ) -> Result<Box<dyn BrownianPath<Array2<f64>>>> {
     let (lo, hi) = schedule.t_range();
+    // A different stream from the initial noise: seed + 1.
+    let seed = seed.wrapping_add(1);
+    let tree = |kind: TreeNoise| -> Result<Box<dyn BrownianPath<Array2<f64>>>> {
+        Ok(Box::new(
+            BrownianTree::with_default_tol(seed, lo, hi)?.with_noise(kind),
+        ))
+    };
     match kind {
-        // A different stream from the initial noise: seed + 1.
-        "tree" | "tree-fast" => {
-            let kind = if kind == "tree" {
-                TreeNoise::Host
-            } else {
-                TreeNoise::Fast
-            };
-            Ok(Box::new(
-                BrownianTree::with_default_tol(seed.wrapping_add(1), lo, hi)?.with_noise(kind),
-            ))
-        }
-        "independent" => Ok(Box::new(IndependentIncrements::seeded(
-            seed.wrapping_add(1),
-        ))),
-        "independent-fast" => Ok(Box::new(IndependentIncrements::new(FastNoise::new(
-            seed.wrapping_add(1),
-        )))),
+        "tree" | "tree-fast" => tree(TreeNoise::Fast),
+        "tree-chacha" => tree(TreeNoise::Host),
+        "independent" | "independent-fast" => Ok(Box::new(IndependentIncrements::seeded(seed))),
+        "independent-chacha" => Ok(Box::new(IndependentIncrements::seeded_chacha(seed))),
         other => bail!(
-            "unknown --noise `{other}`; use `tree`, `independent`, `tree-fast` or \
-             `independent-fast`"
+            "unknown --noise `{other}`; use `tree`, `independent`, `tree-chacha` or \
+             `independent-chacha`"
         ),
     }
 }
