@@ -239,7 +239,8 @@ pub fn timing_markdown(rows: &[TimingRow]) -> String {
     }
     let _ = writeln!(md);
     // The verdict is taken on the default streams; `/chacha` rows get a line of their own.
-    let (chacha, default): (Vec<&(String, f64)>, Vec<&(String, f64)>) =
+    type Ratios<'a> = Vec<&'a (String, f64)>;
+    let (chacha, default): (Ratios<'_>, Ratios<'_>) =
         small_ratios.iter().partition(|(w, _)| w.ends_with(CHACHA));
     fn smallest<'a>(v: &[&'a (String, f64)]) -> Option<(&'a str, f64)> {
         v.iter()
