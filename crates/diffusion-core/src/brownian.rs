@@ -51,6 +51,29 @@ pub trait BrownianPath<S> {
         }
         Ok(self.increment(t0, t1, like)?.into_scaled(1.0 / dt.sqrt()))
     }
+
+    /// [`BrownianPath::increment`] into `out` (a buffer shaped like the trajectory's states,
+    /// values irrelevant), up to a factor: writes `w` and returns `c` with `c * w` the
+    /// increment, so the caller folds `c` into its own coefficient. The default writes the
+    /// increment itself and returns 1; paths that draw fresh numbers write the draw into
+    /// `out`'s storage (no allocation) and return its scale.
+    fn increment_into(&mut self, t0: f64, t1: f64, out: &mut S) -> Result<f64>
+    where
+        S: State,
+    {
+        *out = self.increment(t0, t1, out)?;
+        Ok(1.0)
+    }
+
+    /// [`BrownianPath::normalized`] into `out`, up to a factor (as
+    /// [`BrownianPath::increment_into`]): `c * out` is the normalized increment.
+    fn normalized_into(&mut self, t0: f64, t1: f64, out: &mut S) -> Result<f64>
+    where
+        S: State,
+    {
+        *out = self.normalized(t0, t1, out)?;
+        Ok(1.0)
+    }
 }
 
 /// Independent Gaussian increments drawn from a [`NoiseSource`] on every query.
@@ -107,6 +130,32 @@ impl<S: State, N: NoiseSource<S>> BrownianPath<S> for IndependentIncrements<N> {
             ));
         }
         Ok(self.noise.standard_normal_scaled(like, dt.signum()))
+    }
+
+    /// One draw `z` into `out`'s storage; returns `sign(dt) sqrt|dt|`.
+    fn increment_into(&mut self, t0: f64, t1: f64, out: &mut S) -> Result<f64> {
+        let dt = t1 - t0;
+        if !dt.is_finite() {
+            return Err(CoreError::invalid(
+                "t0/t1",
+                format!("non-finite interval [{t0}, {t1}]"),
+            ));
+        }
+        self.noise.fill_standard_normal(out);
+        Ok(dt.signum() * dt.abs().sqrt())
+    }
+
+    /// One draw `z` into `out`'s storage; returns `sign(dt)`.
+    fn normalized_into(&mut self, t0: f64, t1: f64, out: &mut S) -> Result<f64> {
+        let dt = t1 - t0;
+        if dt == 0.0 || !dt.is_finite() {
+            return Err(CoreError::invalid(
+                "t1",
+                format!("a normalized Brownian increment needs finite t0 != t1, got [{t0}, {t1}]"),
+            ));
+        }
+        self.noise.fill_standard_normal(out);
+        Ok(dt.signum())
     }
 }
 
@@ -490,6 +539,44 @@ mod tests {
         assert_eq!(fast.to_host(), FastNoise::new(3).normals(32));
         assert_eq!(chacha.to_host(), HostNoise::new(3).normals(32));
         assert_ne!(fast, chacha);
+    }
+
+    #[test]
+    fn into_variants_give_the_increments_up_to_their_factor() {
+        let like = Array1::<f64>::zeros(300);
+        for (t0, t1) in [(0.7, 0.3), (0.2, 0.9)] {
+            // Independent increments: the draw goes into the buffer, the factor comes back.
+            let mut buf = Array1::<f64>::from_elem(300, f64::NAN);
+            let c = IndependentIncrements::seeded(4)
+                .increment_into(t0, t1, &mut buf)
+                .unwrap();
+            let inc: Array1<f64> = IndependentIncrements::seeded(4)
+                .increment(t0, t1, &like)
+                .unwrap();
+            assert_eq!(c, (t1 - t0).signum() * (t1 - t0).abs().sqrt());
+            for (b, i) in buf.iter().zip(inc.iter()) {
+                assert!((c * b - i).abs() <= 2.0 * f64::EPSILON * i.abs(), "{b} {i}");
+            }
+            let c = IndependentIncrements::seeded_chacha(4)
+                .normalized_into(t0, t1, &mut buf)
+                .unwrap();
+            let z: Array1<f64> = IndependentIncrements::seeded_chacha(4)
+                .normalized(t0, t1, &like)
+                .unwrap();
+            assert_eq!(buf.scale(c), z);
+            // The tree takes the default path: the value itself, factor 1.
+            let mut tree = BrownianTree::new(8, 0.0, 1.0, 1e-6).unwrap();
+            let c = tree.normalized_into(t0, t1, &mut buf).unwrap();
+            let z: Array1<f64> = tree.normalized(t0, t1, &like).unwrap();
+            assert_eq!((c, &buf), (1.0, &z));
+        }
+        let mut buf = Array1::<f64>::zeros(3);
+        assert!(IndependentIncrements::seeded(1)
+            .normalized_into(0.5, 0.5, &mut buf)
+            .is_err());
+        assert!(IndependentIncrements::seeded(1)
+            .increment_into(0.5, f64::NAN, &mut buf)
+            .is_err());
     }
 
     #[test]

@@ -27,6 +27,16 @@ pub trait NoiseSource<S> {
         }
         self.standard_normal(like).into_scaled(a)
     }
+
+    /// Overwrites `out` with the next draw (the numbers [`NoiseSource::standard_normal`] would
+    /// give for a state shaped like `out`). Host sources write into `out`'s storage
+    /// ([`State::fill_from_host`]): a reused buffer costs no allocation.
+    fn fill_standard_normal(&mut self, out: &mut S)
+    where
+        S: State,
+    {
+        *out = self.standard_normal(out);
+    }
 }
 
 /// Seeded host-side noise (ChaCha20, `rand_distr::StandardNormal`): identical numbers on every
@@ -83,6 +93,10 @@ impl<S: State> NoiseSource<S> for HostNoise {
         let values = self.normals(like.numel());
         like.from_host_scaled(&values, a)
     }
+
+    fn fill_standard_normal(&mut self, out: &mut S) {
+        out.fill_from_host(&mut |chunk| self.fill(chunk));
+    }
 }
 
 #[cfg(feature = "tch")]
@@ -131,6 +145,27 @@ mod tests {
         assert_ne!(a, c);
         let s1: Array2<f64> = HostNoise::with_stream(7, 1).standard_normal(&like);
         assert_ne!(a, s1);
+    }
+
+    #[test]
+    fn filling_a_buffer_draws_the_same_numbers_as_a_new_state() {
+        // Both host sources, f64 and f32, a size that is not a multiple of any chunk.
+        let like64 = Array2::<f64>::zeros((37, 29));
+        let like32 = Array2::<f32>::zeros((37, 29));
+        let mut buf64 = Array2::<f64>::from_elem((37, 29), f64::NAN);
+        let mut buf32 = Array2::<f32>::from_elem((37, 29), f32::NAN);
+        let mut a = HostNoise::new(6);
+        a.fill_standard_normal(&mut buf64);
+        a.fill_standard_normal(&mut buf32);
+        let mut b = HostNoise::new(6);
+        assert_eq!(buf64, b.standard_normal(&like64));
+        assert_eq!(buf32, b.standard_normal(&like32));
+        let mut a = crate::FastNoise::new(6);
+        a.fill_standard_normal(&mut buf64);
+        a.fill_standard_normal(&mut buf32);
+        let mut b = crate::FastNoise::new(6);
+        assert_eq!(buf64, b.standard_normal(&like64));
+        assert_eq!(buf32, b.standard_normal(&like32));
     }
 
     #[test]

@@ -425,6 +425,10 @@ impl<S: State> NoiseSource<S> for FastNoise {
         let values = self.normals(like.numel());
         like.from_host_scaled(&values, a)
     }
+
+    fn fill_standard_normal(&mut self, out: &mut S) {
+        out.fill_from_host(&mut |chunk| self.fill(chunk));
+    }
 }
 
 #[cfg(test)]

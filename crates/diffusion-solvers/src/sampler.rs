@@ -80,6 +80,7 @@ pub fn sample<S: State>(
         };
         cache.take_checked();
         x = solver.step(&step, x, &mut cache, noise)?;
+        cache.end_step();
         // A step whose last pass checked its result (`Cache::set_checked`) saves the pass here.
         if !cache.take_checked() && !x.is_finite() {
             return Err(SolverError::NonFinite {

@@ -111,7 +111,11 @@ pub struct Eval<S> {
 /// The cache also keeps a few spare states (buffers) for reuse: evaluations that fall out of
 /// the history and states a solver hands back with [`Cache::recycle`] are kept (only when they
 /// own their storage exclusively, [`State::is_exclusive`]) and handed out again by
-/// [`Cache::take_spare`], so that a step in a long run allocates nothing.
+/// [`Cache::take_spare`], so that a step in a long run allocates nothing. The pool keeps only as
+/// many buffers as one step takes: the driver marks step ends ([`Cache::end_step`]) and the cache
+/// remembers the most spares any step asked for, so it holds no buffer nothing will take (such
+/// buffers only grow the heap, which glibc's default settings trim and fault in again between
+/// runs).
 ///
 /// Solvers that only ever read data predictions keep them in a separate history of
 /// `(t, x0_hat)` pairs ([`Cache::push_x0`], [`Cache::back_x0`]), filled by
@@ -125,6 +129,10 @@ pub struct Cache<S> {
     noise: VecDeque<(f64, S)>,
     aux: Option<(f64, S)>,
     spare: Vec<S>,
+    /// Spares asked for since the last [`Cache::end_step`] (handed out or not).
+    asked: usize,
+    /// The most spares one finished step asked for (`None` before the first step ends).
+    demand: Option<usize>,
     checked: bool,
 }
 
@@ -139,6 +147,8 @@ impl<S> Default for Cache<S> {
             noise: VecDeque::new(),
             aux: None,
             spare: Vec::new(),
+            asked: 0,
+            demand: None,
             checked: false,
         }
     }
@@ -176,9 +186,15 @@ impl<S: State> Cache<S> {
         }
     }
     /// Keeps `s` as a spare buffer when it owns its storage exclusively and the pool has room;
-    /// drops it otherwise. Its values are irrelevant (spares are overwritten before use).
+    /// drops it otherwise. Its values are irrelevant (spares are overwritten before use). The
+    /// room is four until a step has ended ([`Cache::end_step`]), then what one step asks for:
+    /// the most spares a finished step asked for, or the current step so far if more (at most
+    /// four).
     pub fn recycle(&mut self, s: S) {
-        if self.spare.len() < MAX_SPARE && s.is_exclusive() {
+        let room = self
+            .demand
+            .map_or(MAX_SPARE, |d| d.max(self.asked).min(MAX_SPARE));
+        if self.spare.len() < room && s.is_exclusive() {
             self.spare.push(s);
         }
     }
@@ -190,7 +206,17 @@ impl<S: State> Cache<S> {
     /// A spare buffer (exclusively owned, shaped like the trajectory's states, arbitrary values),
     /// if one was recycled.
     pub fn take_spare(&mut self) -> Option<S> {
+        self.asked += 1;
         self.spare.pop()
+    }
+    /// Marks the end of a step ([`crate::sample`] calls it after every step): from now on the
+    /// pool keeps at most as many spares as the most any finished step asked for, and drops
+    /// the rest. A driver that never calls it keeps a pool of up to four.
+    pub fn end_step(&mut self) {
+        let demand = self.demand.unwrap_or(0).max(self.asked);
+        self.demand = Some(demand);
+        self.asked = 0;
+        self.spare.truncate(demand);
     }
     /// A spare buffer, or a new one shaped like `like` when none is left (its values are
     /// arbitrary either way: overwrite it with an `_into` operation).
@@ -255,7 +281,8 @@ impl<S> Cache<S> {
     pub fn is_empty(&self) -> bool {
         self.evals.is_empty()
     }
-    /// Forgets everything: the three histories, the auxiliary state, the spare buffers and the mark.
+    /// Forgets everything: the three histories, the auxiliary state, the spare buffers (and what
+    /// the pool learned of a step's demand) and the mark.
     pub fn clear(&mut self) {
         self.evals.clear();
         self.data.clear();
@@ -263,6 +290,8 @@ impl<S> Cache<S> {
         self.checked = false;
         self.aux = None;
         self.spare.clear();
+        self.asked = 0;
+        self.demand = None;
     }
     /// Stores the solver's auxiliary state belonging to time `t` (replacing any previous one).
     pub fn set_aux(&mut self, t: f64, state: S) {
@@ -371,5 +400,41 @@ mod tests {
         assert!(cache.take_checked() && !cache.take_checked());
         cache.clear();
         assert_eq!((cache.len_x0(), cache.len_eps()), (0, 0));
+    }
+
+    #[test]
+    fn after_a_step_ends_the_pool_keeps_only_what_a_step_asks_for() {
+        let buf = || Array1::<f64>::zeros(3);
+        let mut cache = Cache::<Array1<f64>>::new();
+        // Before any step has ended, up to four spares are kept.
+        for _ in 0..6 {
+            cache.recycle(buf());
+        }
+        assert_eq!(cache.spare.len(), MAX_SPARE);
+        // A step that asks for one spare: after it, the pool keeps one.
+        assert!(cache.take_spare().is_some());
+        cache.end_step();
+        assert_eq!(cache.spare.len(), 1);
+        cache.recycle(buf());
+        cache.recycle(buf());
+        assert_eq!(cache.spare.len(), 1);
+        // A step that asks for more (two) makes room for them as it goes, and from then on.
+        assert!(cache.take_spare().is_some() && cache.take_spare().is_none());
+        cache.recycle(buf());
+        cache.recycle(buf());
+        cache.recycle(buf());
+        assert_eq!(cache.spare.len(), 2);
+        cache.end_step();
+        cache.recycle(buf());
+        assert_eq!(cache.spare.len(), 2);
+        // A step that asks for none keeps what the most demanding step needed.
+        cache.end_step();
+        assert_eq!(cache.spare.len(), 2);
+        // `clear` forgets the demand.
+        cache.clear();
+        for _ in 0..6 {
+            cache.recycle(buf());
+        }
+        assert_eq!(cache.spare.len(), MAX_SPARE);
     }
 }

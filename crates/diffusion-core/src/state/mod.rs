@@ -49,6 +49,17 @@ pub trait State: Sized + Send + 'static {
     }
     /// All entries as host `f64` in row-major order (tests, fixtures, metrics).
     fn to_host(&self) -> Vec<f64>;
+    /// Overwrites every entry, in the order of [`State::to_host`], with the numbers `fill`
+    /// writes into consecutive host chunks (so `fill` must give the same numbers however the
+    /// entries are split, as the noise sources' `fill` methods do). The default fills one host
+    /// vector and converts it ([`State::from_host_like`]); the ndarray states write through a
+    /// small stack buffer into their own storage, allocating nothing (noise draws into a
+    /// reused buffer take this path).
+    fn fill_from_host(&mut self, fill: &mut dyn FnMut(&mut [f64])) {
+        let mut values = vec![0.0; self.numel()];
+        fill(&mut values);
+        *self = self.from_host_like(&values);
+    }
 
     /// `self + b * other`, a convenience over [`State::lincomb`].
     fn axpy(&self, b: f64, other: &Self) -> Self {

@@ -10,6 +10,12 @@ pub trait Scalar: Copy + Send + Sync + 'static {
     fn from_f64(v: f64) -> Self;
     /// Converts to `f64`.
     fn to_f64(self) -> f64;
+    /// The slice itself when the scalar is `f64` (host numbers can be written straight into
+    /// it), `None` otherwise.
+    fn as_f64_slice_mut(s: &mut [Self]) -> Option<&mut [f64]> {
+        let _ = s;
+        None
+    }
 }
 
 impl Scalar for f64 {
@@ -20,6 +26,9 @@ impl Scalar for f64 {
     #[inline(always)]
     fn to_f64(self) -> f64 {
         self
+    }
+    fn as_f64_slice_mut(s: &mut [f64]) -> Option<&mut [f64]> {
+        Some(s)
     }
 }
 
@@ -284,6 +293,29 @@ where
             values.iter().map(|&v| A::from_f64(v)).collect(),
         )
         .expect("length checked above")
+    }
+
+    /// Straight into the array's storage when it is in standard order: one call for `f64`,
+    /// through a 1024-entry stack buffer for `f32` (any other layout takes the default path).
+    fn fill_from_host(&mut self, fill: &mut dyn FnMut(&mut [f64])) {
+        let Some(out) = self.as_slice_mut() else {
+            let mut values = vec![0.0; self.len()];
+            fill(&mut values);
+            *self = self.from_host_like(&values);
+            return;
+        };
+        let out = match A::as_f64_slice_mut(out) {
+            Some(out64) => return fill(out64),
+            None => out,
+        };
+        let mut buf = [0.0f64; 1024];
+        for chunk in out.chunks_mut(buf.len()) {
+            let host = &mut buf[..chunk.len()];
+            fill(host);
+            for (o, v) in chunk.iter_mut().zip(host.iter()) {
+                *o = A::from_f64(*v);
+            }
+        }
     }
 
     fn from_host_scaled(&self, values: &[f64], a: f64) -> Self {
@@ -566,6 +598,33 @@ mod tests {
 
     /// Every loop gives the same bits through the run-time dispatch (AVX-512 / AVX2 where the CPU
     /// has them) as compiled for the build's own target, on lengths around the vector widths.
+    #[test]
+    fn fill_from_host_writes_what_from_host_like_builds_in_every_layout() {
+        let v: Vec<f64> = (0..1000).map(|i| (i as f64 * 0.37).sin() * 3.0).collect();
+        // A filler handing out `v` in order, whatever the chunk sizes.
+        let filler = || {
+            let mut next = 0;
+            let v = &v;
+            move |out: &mut [f64]| {
+                for o in out {
+                    *o = v[next];
+                    next += 1;
+                }
+            }
+        };
+        // Standard order, f64 and f32, across several 256-entry chunks.
+        let mut a = ndarray::Array2::<f64>::zeros((10, 100));
+        a.fill_from_host(&mut filler());
+        assert_eq!(a, a.from_host_like(&v));
+        let mut b = ndarray::Array2::<f32>::zeros((10, 100));
+        b.fill_from_host(&mut filler());
+        assert_eq!(b, b.from_host_like(&v));
+        // A transposed (non-standard) array takes the default path, in logical order.
+        let mut t = ndarray::Array2::<f64>::zeros((100, 10)).reversed_axes();
+        t.fill_from_host(&mut filler());
+        assert_eq!(t.to_host(), v);
+    }
+
     #[test]
     fn from_host_scaled_is_the_scaled_conversion() {
         let like = Array1::<f64>::zeros(257);

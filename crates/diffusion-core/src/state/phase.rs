@@ -65,6 +65,11 @@ impl<S: State> State for Phase<S> {
             self.v.from_host_like(&values[nx..]),
         )
     }
+    /// `x` first, then `v` (the order of [`State::to_host`]).
+    fn fill_from_host(&mut self, fill: &mut dyn FnMut(&mut [f64])) {
+        self.x.fill_from_host(fill);
+        self.v.fill_from_host(fill);
+    }
     fn to_host(&self) -> Vec<f64> {
         let mut out = self.x.to_host();
         out.extend(self.v.to_host());

@@ -22,6 +22,7 @@
 use super::{data_end_step, euler_step_direct};
 use crate::error::{Result, SolverError};
 use crate::ops::lincomb3_owned;
+use crate::sde::draw_normalized;
 use crate::solver::{Cache, Eval, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -74,10 +75,11 @@ impl<S: State> Solver<S> for Ddim {
         let Eval { x0, eps, .. } = e;
         let ratio = (2.0 * (sch.lambda(step.t0) - sch.lambda(step.t1))).exp();
         let s = (self.eta * s1 * (1.0 - ratio).max(0.0).sqrt()).min(s1);
-        let z = noise.normalized(step.t0, step.t1, &x)?;
-        let out = lincomb3_owned(x0, a1, &eps, (s1 * s1 - s * s).max(0.0).sqrt(), &z, s);
+        let (z, c) = draw_normalized(noise, (step.t0, step.t1), &x, cache.take_spare())?;
+        let out = lincomb3_owned(x0, a1, &eps, (s1 * s1 - s * s).max(0.0).sqrt(), &z, c * s);
         cache.recycle(eps);
         cache.recycle(x);
+        cache.recycle(z);
         Ok(out)
     }
 }

@@ -27,6 +27,7 @@
 
 use super::{ensure_current_x0, multistep_order, phi, ExpStep, LOWER_ORDER_FINAL_DPM_SOLVER};
 use crate::error::Result;
+use crate::ops::lincomb_terms_checked;
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -54,15 +55,24 @@ impl DpmSolverPp3M {
     }
 }
 
-/// One multistep DPM-Solver++ update of order `k` (1, 2 or 3) from `step.t0` to `step.t1`,
-/// reading the data predictions from the data history of `cache` (newest, at `t0`, first).
-pub(crate) fn dpmpp_multistep<S: State>(
+/// The weights of one multistep DPM-Solver++ update of order `k` (1, 2 or 3) from `step.t0`
+/// to `step.t1`: `x1 = a x + sum_j c_j m_j` over the data predictions `m_j` of the data
+/// history of `cache` (newest, at `t0`, first), returned as `(a, [(c_0, m_0), ...])`.
+///
+/// In the notation of Lu et al. (Algorithm 2 and its third-order extension, as in
+/// `dpm_solver_pytorch.py`): `D1_0 = (m0 - m1) / r0`, `D1_1 = (m1 - m2) / r1`,
+/// `D1 = D1_0 + r0 / (r0 + r1) (D1_0 - D1_1)`, `D2 = (D1_0 - D1_1) / (r0 + r1)` and
+/// `x1 = (sigma1 / sigma0) x - alpha1 expm1(-h) m0 + alpha1 h phi_2(-h) D1
+///      + d2_weight alpha1 h phi_3(-h) D2`; expanding the differences gives each `c_j`
+/// in scalars, so the state is combined once (one pass per two terms) instead of through
+/// five intermediate states. Order 2 is `D = m0 + D1_0 / 2` in the first-order move; a step
+/// to `sigma = 0` (or `k = 1`) is the first-order move itself.
+pub(crate) fn dpmpp_multistep_terms<'c, S: State>(
     step: &Step<'_, S>,
-    x: &S,
-    cache: &Cache<S>,
+    cache: &'c Cache<S>,
     k: usize,
     d2_weight: f64,
-) -> S {
+) -> (f64, Vec<(f64, &'c S)>) {
     let sch = step.schedule;
     let st = ExpStep::new(sch, step.t0, step.t1);
     let e = |i: usize| {
@@ -71,29 +81,38 @@ pub(crate) fn dpmpp_multistep<S: State>(
             .expect("history checked by multistep_order")
     };
     let m0 = e(0).1;
-    if k == 1 || st.ends_clean() {
-        return st.data_move(x, m0);
+    if st.ends_clean() {
+        return (0.0, vec![(st.a1, m0)]);
+    }
+    let (a, b) = st.data_coefs();
+    if k == 1 {
+        return (a, vec![(b, m0)]);
     }
     let h = st.h;
+    let (t1, m1) = e(1);
     let l0 = sch.lambda(step.t0);
-    let l1 = sch.lambda(e(1).0);
+    let l1 = sch.lambda(t1);
     let r0 = (l0 - l1) / h;
-    let d1_0 = m0.lincomb(1.0 / r0, e(1).1, -1.0 / r0);
     if k == 2 {
-        // D = m0 + D1_0 / 2: the 2M update of Algorithm 2.
-        return st.data_move(x, &m0.lincomb(1.0, &d1_0, 0.5));
+        // D = m0 + (m0 - m1) / (2 r0).
+        let c = 0.5 / r0;
+        return (a, vec![(b * (1.0 + c), m0), (-b * c, m1)]);
     }
-    let r1 = (l1 - sch.lambda(e(2).0)) / h;
-    let d1_1 = e(1).1.lincomb(1.0 / r1, e(2).1, -1.0 / r1);
-    let diff = d1_0.lincomb(1.0, &d1_1, -1.0);
-    let d1 = d1_0.lincomb(1.0, &diff, r0 / (r0 + r1));
+    let (t2, m2) = e(2);
+    let r1 = (l1 - sch.lambda(t2)) / h;
     let ah = st.a1 * h;
-    let tail = d1.lincomb(
-        ah * phi(2, -h),
-        &diff,
-        ah * d2_weight * phi(3, -h) / (r0 + r1),
-    );
-    st.data_move(x, m0).lincomb(1.0, &tail, 1.0)
+    // tail = P D1 + Q (D1_0 - D1_1) = P D1_0 + R (D1_0 - D1_1), R = P r0 / (r0 + r1) + Q.
+    let p = ah * phi(2, -h);
+    let q = ah * d2_weight * phi(3, -h) / (r0 + r1);
+    let r = p * r0 / (r0 + r1) + q;
+    (
+        a,
+        vec![
+            (b + (p + r) / r0, m0),
+            (-(p + r) / r0 - r / r1, m1),
+            (r / r1, m2),
+        ],
+    )
 }
 
 impl<S: State> Solver<S> for DpmSolverPp3M {
@@ -122,6 +141,11 @@ impl<S: State> Solver<S> for DpmSolverPp3M {
             Dpmpp3MWeight::Consistent => 2.0,
             Dpmpp3MWeight::Reference => 1.0,
         };
-        Ok(dpmpp_multistep(step, &x, cache, k, w))
+        let (out, checked) = {
+            let (a, terms) = dpmpp_multistep_terms(step, cache, k, w);
+            lincomb_terms_checked(x, a, &terms)
+        };
+        cache.set_checked(checked);
+        Ok(out)
     }
 }

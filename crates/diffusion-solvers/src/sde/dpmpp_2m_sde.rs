@@ -102,6 +102,8 @@ impl<S: State> Solver<S> for DpmSolverPp2MSde {
         // Only data predictions are read (this one and the previous step's), so no eps pass.
         let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
+        // The noise buffer, taken before the history is borrowed; back in `finish`.
+        let buf = cache.take_spare();
         let correction = match (cache.back_x0(0), to.is_data()) {
             (Some((t_prev, x0_prev)), false) => {
                 let h = to.lambda - from.lambda;
@@ -124,8 +126,9 @@ impl<S: State> Solver<S> for DpmSolverPp2MSde {
                 &x0,
                 &[(w, &x0), (-w, x0_prev)],
                 noise,
+                buf,
             )?,
-            None => exp_sde_step(x, &from, &to, &self.ctl, &x0, &[], noise)?,
+            None => exp_sde_step(x, &from, &to, &self.ctl, &x0, &[], noise, buf)?,
         };
         let out = out.finish(cache);
         cache.push_x0(step.t0, x0, 1);

@@ -115,6 +115,8 @@ impl<S: State> Solver<S> for DpmSolverPp3MSde {
         // Only data predictions are read, so no eps pass (`Step::eval_x0_reusing`).
         let x0 = step.eval_x0_reusing(&x, step.t0, cache)?;
         let (from, to) = (Level::at(sch, step.t0), Level::at(sch, step.t1));
+        // The noise buffer, taken before the history is borrowed; back in `finish`.
+        let buf = cache.take_spare();
         let out = match (cache.back_x0(0), to.is_data()) {
             (Some((t1, x1)), false) => {
                 let h = to.lambda - from.lambda;
@@ -132,9 +134,9 @@ impl<S: State> Solver<S> for DpmSolverPp3MSde {
                 if let Some((_, x2)) = p2 {
                     terms.push((w[2], x2));
                 }
-                exp_sde_step(x, &from, &to, &self.ctl, &x0, &terms, noise)?
+                exp_sde_step(x, &from, &to, &self.ctl, &x0, &terms, noise, buf)?
             }
-            _ => exp_sde_step(x, &from, &to, &self.ctl, &x0, &[], noise)?,
+            _ => exp_sde_step(x, &from, &to, &self.ctl, &x0, &[], noise, buf)?,
         };
         let out = out.finish(cache);
         cache.push_x0(step.t0, x0, 2);

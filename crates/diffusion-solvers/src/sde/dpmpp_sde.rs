@@ -25,7 +25,7 @@
 //! [`super::DpmSolverPp2SAncestral`] at `eta = 0`); for `eta > 0` strong order 1 along a
 //! Brownian tree.
 
-use super::{ancestral_split, NoiseControl};
+use super::{ancestral_split, draw_increment, NoiseControl};
 use crate::error::Result;
 use crate::ode::{data_pred_coefs, data_pred_move_owned, Level};
 use crate::ops::lincomb_terms_checked;
@@ -75,8 +75,12 @@ impl<S: State> Solver<S> for DpmSolverPpSde {
 
         // W(t0, t_s) and W(t_s, t1); the normalized noises are W(t0, t_s) / sqrt|t_s - t0| and
         // (W(t0, t_s) + W(t_s, t1)) / sqrt|t1 - t0|, folded into the coefficients below.
+        // Drawn into spare buffers: `c w` is the increment ([`draw_increment`]).
         let w = if self.ctl.is_stochastic() {
-            Some((noise.increment(t0, t_s, &x)?, noise.increment(t_s, t1, &x)?))
+            Some((
+                draw_increment(noise, (t0, t_s), &x, cache.take_spare())?,
+                draw_increment(noise, (t_s, t1), &x, cache.take_spare())?,
+            ))
         } else {
             None
         };
@@ -85,9 +89,9 @@ impl<S: State> Solver<S> for DpmSolverPpSde {
         let split = ancestral_split(&from, &mid, eta);
         let (a, b) = data_pred_coefs(&from, split.lambda_down, mid.alpha);
         let x_s = match &w {
-            Some((first, _)) => {
+            Some(((first, c1), _)) => {
                 let c = mid.alpha * s_noise * split.rho_up / (t_s - t0).abs().sqrt();
-                x.lincomb3(a, &d0, b, first, c)
+                x.lincomb3(a, &d0, b, first, c * c1)
             }
             None => x.lincomb(a, &d0, b),
         };
@@ -100,7 +104,7 @@ impl<S: State> Solver<S> for DpmSolverPpSde {
         let fac = 0.5 / R;
         let (a, b) = data_pred_coefs(&from, split.lambda_down, to.alpha);
         let (out, checked) = match &w {
-            Some((first, rest)) => {
+            Some(((first, c1), (rest, c2))) => {
                 let c = to.alpha * s_noise * split.rho_up / (t1 - t0).abs().sqrt();
                 lincomb_terms_checked(
                     x,
@@ -108,8 +112,8 @@ impl<S: State> Solver<S> for DpmSolverPpSde {
                     &[
                         (b * (1.0 - fac), &d0),
                         (b * fac, &d_s),
-                        (c, first),
-                        (c, rest),
+                        (c * c1, first),
+                        (c * c2, rest),
                     ],
                 )
             }
@@ -118,7 +122,7 @@ impl<S: State> Solver<S> for DpmSolverPpSde {
         cache.set_checked(checked);
         cache.recycle(d0);
         cache.recycle(d_s);
-        if let Some((first, rest)) = w {
+        if let Some(((first, _), (rest, _))) = w {
             cache.recycle(first);
             cache.recycle(rest);
         }

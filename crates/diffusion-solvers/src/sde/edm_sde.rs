@@ -28,6 +28,7 @@
 //! law converges more slowly, slope 1.4 on 16..128). See `tests/stochastic_family.rs`.
 //! [`Solver::order`] reports 2 in both cases.
 
+use super::draw_normalized;
 use crate::error::{Result, SolverError};
 use crate::ode::Heun;
 use crate::ops::lincomb_owned;
@@ -134,8 +135,8 @@ impl<S: State> Solver<S> for EdmSde {
         let (a0, a_hat) = (sch.alpha(step.t0), sch.alpha(t_hat));
         // The churn in one pass over the state it owns (the same values as scaling, then adding).
         let x_hat = if spread > 0.0 && self.s_noise > 0.0 {
-            let z = noise.normalized(step.t0, step.t1, &x)?;
-            let x_hat = lincomb_owned(x, a_hat / a0, &z, a_hat * spread * self.s_noise);
+            let (z, c) = draw_normalized(noise, (step.t0, step.t1), &x, cache.take_spare())?;
+            let x_hat = lincomb_owned(x, a_hat / a0, &z, c * a_hat * spread * self.s_noise);
             cache.recycle(z);
             x_hat
         } else {

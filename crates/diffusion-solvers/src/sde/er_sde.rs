@@ -37,6 +37,7 @@
 //! [`Solver::order`] reports, and weak order `order` (exact-law W2 slopes 0.97, 2.07, 3.13 with
 //! the default noise scale); see `tests/stochastic_family.rs`.
 
+use super::draw_normalized;
 use crate::error::{Result, SolverError};
 use crate::ode::Level;
 use crate::ops::{lincomb_terms_checked, scale_reusing};
@@ -249,7 +250,12 @@ impl<S: State> Solver<S> for ErSde {
                 0.0
             };
             let z = if coef != 0.0 {
-                Some(noise.normalized(step.t0, step.t1, &x)?)
+                Some(draw_normalized(
+                    noise,
+                    (step.t0, step.t1),
+                    &x,
+                    cache.take_spare(),
+                )?)
             } else {
                 None
             };
@@ -265,13 +271,13 @@ impl<S: State> Solver<S> for ErSde {
                     .zip(&hist)
                     .map(|(wj, &(_, d))| (to.alpha * wj, d))
                     .collect();
-                if let Some(z) = &z {
-                    terms.push((coef, z));
+                if let Some((z, c)) = &z {
+                    terms.push((c * coef, z));
                 }
                 lincomb_terms_checked(x, to.alpha / from.alpha * r, &terms)
             };
             cache.set_checked(checked);
-            if let Some(z) = z {
+            if let Some((z, _)) = z {
                 cache.recycle(z);
             }
             out

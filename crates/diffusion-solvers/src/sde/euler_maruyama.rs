@@ -8,6 +8,7 @@
 //! additive, so the strong order is 1 with a consistent Brownian path (`BrownianTree`). A step
 //! to sigma = 0 returns the denoised mean `alpha1 x0_hat` (score_sde's `noise_removal`).
 
+use super::draw_increment;
 use crate::error::Result;
 use crate::ode::Slope;
 use crate::ops::{lincomb3_checked, scale_reusing};
@@ -46,10 +47,10 @@ impl<S: State> Solver<S> for EulerMaruyama {
         let slope = Slope::eval(step, &x, t0, cache)?;
         let (f, g2, s0) = (sch.drift(t0), sch.diffusion_sq(t0), sch.sigma(t0));
         let dt = t1 - t0;
-        let dw = noise.increment(t0, t1, &x)?;
+        let (dw, c) = draw_increment(noise, (t0, t1), &x, cache.take_spare())?;
         let (p, q) = slope.times(g2 / s0 * dt);
         let (out, checked) =
-            lincomb3_checked(x, 1.0 + f * dt + p, slope.state(), q, &dw, g2.sqrt());
+            lincomb3_checked(x, 1.0 + f * dt + p, slope.state(), q, &dw, c * g2.sqrt());
         cache.set_checked(checked);
         cache.recycle(slope.into_state());
         cache.recycle(dw);

@@ -207,13 +207,42 @@ pub(crate) fn move_with_noise<S: State>(
     let (out, checked) = if coef == 0.0 {
         lincomb_checked(x, a, d, b)
     } else {
-        let z = noise.normalized(t0, t1, &x)?;
-        let r = lincomb3_checked(x, a, d, b, &z, coef);
+        let (z, c) = draw_normalized(noise, (t0, t1), &x, cache.take_spare())?;
+        let r = lincomb3_checked(x, a, d, b, &z, c * coef);
         cache.recycle(z);
         r
     };
     cache.set_checked(checked);
     Ok(out)
+}
+
+/// `(z, c)` with `c z = (W(t1) - W(t0)) / sqrt|t1 - t0|`, drawn into `buf` (a spare buffer of
+/// the cache; a new state when `None`) by [`BrownianPath::normalized_into`]: independent
+/// increments write their draw into the buffer's storage and return the sign, so a step in a
+/// long run allocates nothing for its noise. Fold `c` into the noise coefficient and hand `z`
+/// back to the cache.
+pub(crate) fn draw_normalized<S: State>(
+    noise: &mut dyn BrownianPath<S>,
+    (t0, t1): (f64, f64),
+    like: &S,
+    buf: Option<S>,
+) -> Result<(S, f64)> {
+    let mut z = buf.unwrap_or_else(|| like.zeros_like());
+    let c = noise.normalized_into(t0, t1, &mut z)?;
+    Ok((z, c))
+}
+
+/// `(w, c)` with `c w = W(t1) - W(t0)`, drawn into `buf` as [`draw_normalized`] does
+/// ([`BrownianPath::increment_into`]).
+pub(crate) fn draw_increment<S: State>(
+    noise: &mut dyn BrownianPath<S>,
+    (t0, t1): (f64, f64),
+    like: &S,
+    buf: Option<S>,
+) -> Result<(S, f64)> {
+    let mut w = buf.unwrap_or_else(|| like.zeros_like());
+    let c = noise.increment_into(t0, t1, &mut w)?;
+    Ok((w, c))
 }
 
 /// `x + coef z` with `z = (W(t1) - W(t0)) / sqrt|t1 - t0|`; draws nothing when `coef = 0`.
@@ -250,8 +279,10 @@ pub(crate) fn phi_3(z: f64) -> f64 {
 /// predictions `D_k`. A step to noise level 0 returns `alpha1 D0` (k-diffusion's denoising
 /// step). The whole combination, noise included, is one [`lincomb_terms_checked`] over the
 /// state (`ceil(n / 2)` passes for `n` terms, the last one checking the result); the noise is
-/// drawn after the model, as before. The caller hands the result to [`SdeStepOut::finish`] once
-/// its borrows of the cache's history end. Coefficients from [`exp_noise_coef`].
+/// drawn after the model, as before, into `buf` (a spare the caller took from the cache before
+/// borrowing its history; [`draw_normalized`]). The caller hands the result to
+/// [`SdeStepOut::finish`] once its borrows of the cache's history end (the buffer goes back to
+/// the cache there). Coefficients from [`exp_noise_coef`].
 pub(crate) fn exp_sde_step<S: State>(
     x: S,
     from: &Level,
@@ -260,32 +291,33 @@ pub(crate) fn exp_sde_step<S: State>(
     d0: &S,
     terms: &[(f64, &S)],
     noise: &mut dyn BrownianPath<S>,
+    buf: Option<S>,
 ) -> Result<SdeStepOut<S>> {
     if to.is_data() {
         return Ok(SdeStepOut {
             state: scale_reusing(d0, to.alpha, x),
             checked: false,
-            spare: None,
+            spare: buf,
         });
     }
     let h_eta = (1.0 + ctl.eta) * (to.lambda - from.lambda);
     let coef = exp_noise_coef(from, to, ctl);
     let z = if coef != 0.0 {
-        Some(noise.normalized(from.t, to.t, &x)?)
+        Some(draw_normalized(noise, (from.t, to.t), &x, buf)?)
     } else {
         None
     };
     let mut all: Vec<(f64, &S)> = Vec::with_capacity(terms.len() + 2);
     all.push((to.alpha * -(-h_eta).exp_m1(), d0));
     all.extend(terms.iter().map(|&(w, d)| (to.alpha * w, d)));
-    if let Some(z) = &z {
-        all.push((coef, z));
+    if let Some((z, c)) = &z {
+        all.push((c * coef, z));
     }
     let (state, checked) = lincomb_terms_checked(x, to.alpha / from.alpha * (-h_eta).exp(), &all);
     Ok(SdeStepOut {
         state,
         checked,
-        spare: z,
+        spare: z.map(|(z, _)| z),
     })
 }
 

@@ -36,7 +36,7 @@
 //! pays off when the predictor's own error is larger (few steps, multimodal targets).
 //! [`Solver::order`] reports the predictor's 1.
 
-use super::EulerMaruyama;
+use super::{draw_normalized, EulerMaruyama};
 use crate::error::{Result, SolverError};
 use crate::ops::{lincomb3_checked, lincomb3_owned};
 use crate::solver::{Cache, Solver, Step};
@@ -171,9 +171,9 @@ impl<S: State> Solver<S> for PredictorCorrector {
                     continue;
                 }
                 let (a, b) = piece(j);
-                let z = noise.normalized(a, b, &x)?;
+                let (z, c) = draw_normalized(noise, (a, b), &x, cache.take_spare())?;
                 let size = 2.0 * (self.snr * z.rms() / score_rms).powi(2);
-                x = lincomb3_owned(x, 1.0, &eps, -size / s0, &z, (2.0 * size).sqrt());
+                x = lincomb3_owned(x, 1.0, &eps, -size / s0, &z, c * (2.0 * size).sqrt());
                 cache.recycle(z);
                 cache.recycle(eps);
             }
@@ -192,10 +192,10 @@ impl<S: State> Solver<S> for PredictorCorrector {
                 }
                 let h = sch.lambda(t1) - sch.lambda(t0);
                 let v = s0 * s0 * (-(-2.0 * h).exp_m1()).max(0.0);
-                let z = noise.normalized(a, b, &x)?;
+                let (z, c) = draw_normalized(noise, (a, b), &x, cache.take_spare())?;
                 // In place, checking the new state in the same pass.
                 let (out, checked) =
-                    lincomb3_checked(x, 2.0 - a0 / a1, &e.eps, -v / s0, &z, v.sqrt());
+                    lincomb3_checked(x, 2.0 - a0 / a1, &e.eps, -v / s0, &z, c * v.sqrt());
                 cache.set_checked(checked);
                 cache.recycle(z);
                 cache.recycle_eval(e);

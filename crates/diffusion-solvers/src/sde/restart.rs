@@ -32,6 +32,7 @@
 //! the default 10 restart steps the restart passes leave an exact-law W2 of 0.007 on the Gaussian
 //! oracle (0.0018 with 20), whatever the main grid.
 
+use super::draw_normalized;
 use crate::error::{Result, SolverError};
 use crate::ode::Heun;
 use crate::ops::lincomb_owned;
@@ -165,8 +166,8 @@ impl<S: State> Solver<S> for Restart {
                     step.t0 + width * (round + 1) as f64
                 },
             );
-            let z = noise.normalized(a, b, &x)?;
-            x = lincomb_owned(x, a_hi / a_lo, &z, a_hi * jump);
+            let (z, c) = draw_normalized(noise, (a, b), &x, cache.take_spare())?;
+            x = lincomb_owned(x, a_hi / a_lo, &z, c * a_hi * jump);
             cache.recycle(z);
             // The kicked state is new: an inner Heun step's finiteness mark no longer holds.
             cache.set_checked(false);

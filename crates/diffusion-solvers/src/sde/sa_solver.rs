@@ -41,7 +41,7 @@
 //! the predicted point costs `O(h^{p+2})`); for `tau > 0` strong order 1 along a Brownian tree
 //! (additive noise drawn as one Gaussian per step).
 
-use super::{exp_lagrange_weights, exp_noise_coef, NoiseControl};
+use super::{draw_normalized, exp_lagrange_weights, exp_noise_coef, NoiseControl};
 use crate::error::{Result, SolverError};
 use crate::ode::{ensure_current_x0, Level};
 use crate::ops::{lincomb_terms_checked, lincomb_terms_new};
@@ -201,14 +201,19 @@ impl<S: State> Solver<S> for SaSolver {
         let k = 1.0 + ctl.eta;
         let coef = exp_noise_coef(&from, &to, &ctl);
         let z = if coef > 0.0 {
-            Some(noise.normalized(step.t0, step.t1, &x)?)
+            Some(draw_normalized(
+                noise,
+                (step.t0, step.t1),
+                &x,
+                cache.take_spare(),
+            )?)
         } else {
             None
         };
 
         // Predictor: the Adams mean and the noise in one combination (the whole update when
         // there is no corrector: then in place, and checked).
-        let noise_term = z.as_ref().map(|z| (coef, z));
+        let noise_term = z.as_ref().map(|(z, c)| (c * coef, z));
         let p = self.predictor_order.min(cache.len_x0());
         let predictor = || {
             let past: Vec<(f64, &S)> = (0..p).filter_map(|j| cache.back_x0(j)).collect();
@@ -220,7 +225,7 @@ impl<S: State> Solver<S> for SaSolver {
                 lincomb_terms_checked(x, a, &terms)
             };
             cache.set_checked(checked);
-            if let Some(z) = z {
+            if let Some((z, _)) = z {
                 cache.recycle(z);
             }
             return Ok(out);
@@ -242,7 +247,7 @@ impl<S: State> Solver<S> for SaSolver {
             lincomb_terms_checked(x, a, &terms)
         };
         cache.set_checked(checked);
-        if let Some(z) = z {
+        if let Some((z, _)) = z {
             cache.recycle(z);
         }
         let kept = if self.pece {
