@@ -26,9 +26,23 @@ use super::{
     ensure_current_x0, multistep_order, phi, solve_dense, ExpStep, LOWER_ORDER_FINAL_DPM_SOLVER,
 };
 use crate::error::{Result, SolverError};
-use crate::ops::lincomb_owned;
+use crate::ops::{lincomb_terms_checked, lincomb_terms_new};
 use crate::solver::{Cache, Solver, Step};
 use diffusion_core::{BrownianPath, State};
+
+/// `(w_i, m_{-i})`: the weights `w` paired with the newest data predictions of `cache`'s
+/// history (`m0` first).
+fn history_terms<'c, S: State>(cache: &'c Cache<S>, w: &[f64]) -> Vec<(f64, &'c S)> {
+    w.iter()
+        .enumerate()
+        .map(|(i, &wi)| {
+            let m = cache
+                .back_x0(i)
+                .expect("history checked by multistep_order");
+            (wi, m.1)
+        })
+        .collect()
+}
 
 /// The `B(h)` of the UniPC coefficient system.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,9 +104,8 @@ impl<S: State> Solver<S> for UniPc {
         let history = ensure_current_x0(step, &x, cache, self.order)?;
         let k = multistep_order(step, self.order, history, LOWER_ORDER_FINAL_DPM_SOLVER);
         let st = ExpStep::new(sch, step.t0, step.t1);
-        let m0 = cache.back_x0(0).expect("ensured").1;
         if st.ends_clean() {
-            return Ok(st.data_move(&x, m0));
+            return Ok(st.data_move(&x, cache.back_x0(0).expect("ensured").1));
         }
         let (h, hh) = (st.h, -st.h);
         let b_h = match self.variant {
@@ -100,17 +113,18 @@ impl<S: State> Solver<S> for UniPc {
             UniPcVariant::Bh2 => hh.exp_m1(),
         };
         let l0 = sch.lambda(step.t0);
-        // Previous evaluations: ratios r_i and scaled differences D_i = (m_{-i} - m0) / r_i.
-        let mut rks = Vec::with_capacity(k);
-        let mut ds = Vec::with_capacity(k);
-        for i in 1..k {
-            let (t_i, x0_i) = cache
-                .back_x0(i)
-                .expect("history checked by multistep_order");
-            let r = (sch.lambda(t_i) - l0) / h;
-            ds.push(x0_i.lincomb(1.0 / r, m0, -1.0 / r));
-            rks.push(r);
-        }
+        // Ratios r_i of the previous evaluations (the differences D_i = (m_{-i} - m0) / r_i
+        // are never formed: each update is one combination of x, m0, the m_{-i} and, for the
+        // corrector, the new evaluation).
+        let mut rks: Vec<f64> = (1..k)
+            .map(|i| {
+                let t_i = cache
+                    .back_x0(i)
+                    .expect("history checked by multistep_order")
+                    .0;
+                (sch.lambda(t_i) - l0) / h
+            })
+            .collect();
         rks.push(1.0);
         let r_mat: Vec<Vec<f64>> = (0..k)
             .map(|p| rks.iter().map(|r| r.powi(p as i32)).collect())
@@ -122,41 +136,49 @@ impl<S: State> Solver<S> for UniPc {
                 hh * phi(p + 1, hh) * fact / b_h
             })
             .collect();
-        let base = st.data_move(&x, m0);
+        let (a, b0) = st.data_coefs();
         let c = -st.a1 * b_h;
-        let with_residuals = |rhos: &[f64], base: &S| -> S {
-            ds.iter().zip(rhos).fold(base.dup(), |acc, (d, &rho)| {
-                lincomb_owned(acc, 1.0, d, c * rho)
-            })
+        // `a x + b0 m0 + c sum_i rho_i D_i (+ c rho_last (x0_1 - m0))` as weights on
+        // `m0, m_{-1}, ...` (then `x0_1`), referencing the cache's data history.
+        let weights = |rhos: &[f64], last: f64| -> Vec<f64> {
+            let w: Vec<f64> = rhos.iter().zip(&rks).map(|(rho, r)| c * rho / r).collect();
+            let mut all = vec![b0 - w.iter().sum::<f64>() - last];
+            all.extend(w);
+            all
         };
-        let pred = match k {
-            1 => base.dup(),
-            2 => with_residuals(&[0.5], &base),
+        let rhos_p = match k {
+            1 => vec![],
+            2 => vec![0.5],
             _ => {
                 let sub: Vec<Vec<f64>> = r_mat[..k - 1]
                     .iter()
                     .map(|row| row[..k - 1].to_vec())
                     .collect();
-                with_residuals(&solve_dense(sub, b[..k - 1].to_vec())?, &base)
+                solve_dense(sub, b[..k - 1].to_vec())?
             }
         };
+        let w_pred = weights(&rhos_p, 0.0);
         if !self.corrector || step.is_last() {
-            return Ok(pred);
+            let (out, checked) = lincomb_terms_checked(x, a, &history_terms(cache, &w_pred));
+            cache.set_checked(checked);
+            return Ok(out);
         }
-        let x0_1 = step.eval_x0(&pred, step.t1)?;
+        let pred = lincomb_terms_new(&x, a, &history_terms(cache, &w_pred));
+        let x0_1 = step.eval_x0_reusing(&pred, step.t1, cache)?;
+        cache.recycle(pred);
         let rhos_c = if k == 1 {
             vec![0.5]
         } else {
             solve_dense(r_mat, b)?
         };
-        let d1_t = x0_1.lincomb(1.0, m0, -1.0);
-        let corrected = lincomb_owned(
-            with_residuals(&rhos_c[..k - 1], &base),
-            1.0,
-            &d1_t,
-            c * rhos_c[k - 1],
-        );
+        let last = c * rhos_c[k - 1];
+        let (out, checked) = {
+            let mut all = history_terms(cache, &weights(&rhos_c[..k - 1], last));
+            all.push((last, &x0_1));
+            lincomb_terms_checked(x, a, &all)
+        };
+        cache.set_checked(checked);
         cache.push_x0(step.t1, x0_1, self.order);
-        Ok(corrected)
+        Ok(out)
     }
 }
