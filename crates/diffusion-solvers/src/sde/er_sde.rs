@@ -37,7 +37,7 @@
 //! [`Solver::order`] reports, and weak order `order` (exact-law W2 slopes 0.97, 2.07, 3.13 with
 //! the default noise scale); see `tests/stochastic_family.rs`.
 
-use super::draw_normalized;
+use super::draw_step_noise;
 use crate::error::{Result, SolverError};
 use crate::ode::Level;
 use crate::ops::{lincomb_terms_checked, scale_reusing};
@@ -249,16 +249,7 @@ impl<S: State> Solver<S> for ErSde {
             } else {
                 0.0
             };
-            let z = if coef != 0.0 {
-                Some(draw_normalized(
-                    noise,
-                    (step.t0, step.t1),
-                    &x,
-                    cache.take_spare(),
-                )?)
-            } else {
-                None
-            };
+            let z = draw_step_noise(coef, noise, step, &x, cache)?;
             // The weighted data predictions and the noise in one checked combination.
             let (out, checked) = {
                 let m = self.order.min(cache.len_x0() + 1);

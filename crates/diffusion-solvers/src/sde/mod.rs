@@ -87,7 +87,7 @@ use crate::ode::{Level, GAUSS_LEGENDRE_4};
 use crate::ops::{
     lincomb3_checked, lincomb_checked, lincomb_owned, lincomb_terms_checked, scale_reusing,
 };
-use crate::solver::Cache;
+use crate::solver::{Cache, Step};
 use diffusion_core::{BrownianPath, State};
 
 /// The noise controls shared by k-diffusion's stochastic samplers, validated.
@@ -230,6 +230,21 @@ pub(crate) fn draw_normalized<S: State>(
     let mut z = buf.unwrap_or_else(|| like.zeros_like());
     let c = noise.normalized_into(t0, t1, &mut z)?;
     Ok((z, c))
+}
+
+/// [`draw_normalized`] over the step's interval into a spare of `cache`; `None` (nothing drawn)
+/// when the step's noise coefficient `coef` is zero.
+pub(crate) fn draw_step_noise<S: State>(
+    coef: f64,
+    noise: &mut dyn BrownianPath<S>,
+    step: &Step<'_, S>,
+    like: &S,
+    cache: &mut Cache<S>,
+) -> Result<Option<(S, f64)>> {
+    if coef == 0.0 {
+        return Ok(None);
+    }
+    draw_normalized(noise, (step.t0, step.t1), like, cache.take_spare()).map(Some)
 }
 
 /// `(w, c)` with `c w = W(t1) - W(t0)`, drawn into `buf` as [`draw_normalized`] does

@@ -41,7 +41,7 @@
 //! the predicted point costs `O(h^{p+2})`); for `tau > 0` strong order 1 along a Brownian tree
 //! (additive noise drawn as one Gaussian per step).
 
-use super::{draw_normalized, exp_lagrange_weights, exp_noise_coef, NoiseControl};
+use super::{draw_step_noise, exp_lagrange_weights, exp_noise_coef, NoiseControl};
 use crate::error::{Result, SolverError};
 use crate::ode::{ensure_current_x0, Level};
 use crate::ops::{lincomb_terms_checked, lincomb_terms_new};
@@ -200,16 +200,8 @@ impl<S: State> Solver<S> for SaSolver {
         let ctl = self.control();
         let k = 1.0 + ctl.eta;
         let coef = exp_noise_coef(&from, &to, &ctl);
-        let z = if coef > 0.0 {
-            Some(draw_normalized(
-                noise,
-                (step.t0, step.t1),
-                &x,
-                cache.take_spare(),
-            )?)
-        } else {
-            None
-        };
+        // A coefficient of zero (or below) draws nothing.
+        let z = draw_step_noise(coef.max(0.0), noise, step, &x, cache)?;
 
         // Predictor: the Adams mean and the noise in one combination (the whole update when
         // there is no corrector: then in place, and checked).
