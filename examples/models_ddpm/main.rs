@@ -3,7 +3,7 @@
 //! eight-Gaussians toy through `TrainConfig` + `Trainer`, then sampled by DDPM ancestral steps
 //! (the `ddpm` solver, posterior variance) on 100 uniform steps from `t = 1` to `1e-3`.
 //! Metric: sliced W2 between 2000 samples and fresh data (1200 updates); check: at most half the
-//! moment-matched Gaussian baseline. Expected (seed 0, dev profile, 2 CPU cores): sliced_w2 0.188
+//! moment-matched Gaussian baseline. Expected (seed 0, dev profile, 2 CPU cores): sliced_w2 0.184
 //! (bound 0.3), at the two-sample floor 0.185 of 2000 points; baseline 0.566; about 3 s.
 
 use anyhow::Result;

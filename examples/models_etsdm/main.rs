@@ -8,7 +8,7 @@
 //! plain network's median quotient is large, and sample quality (sliced W2) is the same within
 //! 0.05 (600 updates each). Expected (seed 0, dev profile, 2 CPU cores): ratio 0 (bound 0.1;
 //! plain median 8.4, E-TSDM median 0, E-TSDM max 500 at the 5 sub-interval jumps, plain max 21);
-//! W2 0.184 plain vs 0.193 E-TSDM; about 3 s.
+//! W2 0.182 plain vs 0.188 E-TSDM; about 3 s.
 
 use anyhow::Result;
 use clap::Parser;

@@ -6,7 +6,7 @@
 //! marginal at t = 1, a quadratic grid to t = 1e-3, one virtual Brownian tree driving every
 //! sampler. Metric: W2 between the Gaussian fitted to the reduced BAOAB's `x` samples and the
 //! exact data marginal at 1e-3; check: Euler-Maruyama at the same NFE is at least twice as far.
-//! Expected (seed 0, 10000 samples, 30 NFE): 0.024, about 2-3 s on 2 CPU cores (README.md).
+//! Expected (seed 0, 10000 samples, 30 NFE): 0.021, about 2-3 s on 2 CPU cores.
 
 use anyhow::Result;
 use clap::Parser;
