@@ -317,10 +317,11 @@ pub(crate) fn exp_sde_step<S: State>(
     }
     let h_eta = (1.0 + ctl.eta) * (to.lambda - from.lambda);
     let coef = exp_noise_coef(from, to, ctl);
-    let z = if coef != 0.0 {
-        Some(draw_normalized(noise, (from.t, to.t), &x, buf)?)
+    // Without noise the buffer goes back unused.
+    let (z, unused) = if coef != 0.0 {
+        (Some(draw_normalized(noise, (from.t, to.t), &x, buf)?), None)
     } else {
-        None
+        (None, buf)
     };
     let mut all: Vec<(f64, &S)> = Vec::with_capacity(terms.len() + 2);
     all.push((to.alpha * -(-h_eta).exp_m1(), d0));
@@ -332,7 +333,7 @@ pub(crate) fn exp_sde_step<S: State>(
     Ok(SdeStepOut {
         state,
         checked,
-        spare: z.map(|(z, _)| z),
+        spare: z.map(|(z, _)| z).or(unused),
     })
 }
 
