@@ -84,9 +84,7 @@ pub use sa_solver::{SaSolver, MAX_SA_ORDER};
 
 use crate::error::{Result, SolverError};
 use crate::ode::{Level, GAUSS_LEGENDRE_4};
-use crate::ops::{
-    lincomb3_checked, lincomb_checked, lincomb_owned, lincomb_terms_checked, scale_reusing,
-};
+use crate::ops::{lincomb3_checked, lincomb_checked, lincomb_terms_checked, scale_reusing};
 use crate::solver::{Cache, Step};
 use diffusion_core::{BrownianPath, State};
 
@@ -258,21 +256,6 @@ pub(crate) fn draw_increment<S: State>(
     let mut w = buf.unwrap_or_else(|| like.zeros_like());
     let c = noise.increment_into(t0, t1, &mut w)?;
     Ok((w, c))
-}
-
-/// `x + coef z` with `z = (W(t1) - W(t0)) / sqrt|t1 - t0|`; draws nothing when `coef = 0`.
-pub(crate) fn add_noise<S: State>(
-    x: S,
-    coef: f64,
-    noise: &mut dyn BrownianPath<S>,
-    t0: f64,
-    t1: f64,
-) -> Result<S> {
-    if coef == 0.0 {
-        return Ok(x);
-    }
-    let z = noise.normalized(t0, t1, &x)?;
-    Ok(lincomb_owned(x, 1.0, &z, coef))
 }
 
 /// `phi_2(z) = (e^{-z} - 1 + z) / z`: the weight of the first divided difference in the

@@ -36,9 +36,10 @@
 //!
 //! Orders: the ODE forms have global order `order`; the SDE forms strong order 1 (additive noise).
 
-use super::{add_noise, SecondOrderForm};
+use super::{draw_step_noise, SecondOrderForm};
 use crate::error::{Result, SolverError};
 use crate::ode::ExpStep;
+use crate::ops::lincomb_terms_checked;
 use crate::solver::{Cache, Eval, Solver, Step};
 use diffusion_core::{BrownianPath, Coeffs, CoreError, NoiseSchedule, Prediction, State};
 
@@ -158,62 +159,75 @@ impl<S: State> Solver<S> for Mrs<S> {
         let y = x.axpy(-1.0, &self.mu);
         let e = self.eval(step, &x, &y, t0)?;
         let es = ExpStep::new(sch, t0, t1);
-        let d0 = pick(&e, self.prediction);
-        let y1 = if es.ends_clean() {
-            match self.prediction {
+        if es.ends_clean() {
+            let d0 = pick(&e, self.prediction);
+            let y1 = match self.prediction {
                 MrsPrediction::Data => es.data_move(&y, d0),
                 MrsPrediction::Noise => es.noise_move(&y, d0),
-            }
-        } else {
-            let h = es.h;
-            // D1 = (d0 - d_prev) / (lambda0 - lambda_prev), when order 2 and history allow.
-            let d1 = match cache.back(0) {
-                Some(prev) if self.order == 2 => {
-                    let dl = sch.lambda(t0) - sch.lambda(prev.t);
-                    Some(d0.lincomb(1.0 / dl, pick(prev, self.prediction), -1.0 / dl))
-                }
-                _ => None,
             };
-            // (coefficient of y0, coefficient of d0, exact D1 weight, noise std)
-            let (cy, c0, w_exact, noise_std) = match (self.prediction, self.stochastic) {
-                (MrsPrediction::Noise, false) => (
-                    es.a1 / es.a0,
-                    -es.s1 * h.exp_m1(),
-                    -es.s1 * (h.exp_m1() - h),
-                    0.0,
-                ),
-                (MrsPrediction::Data, false) => (
-                    es.s1 / es.s0,
-                    -es.a1 * (-h).exp_m1(),
-                    es.a1 * (h + (-h).exp_m1()),
-                    0.0,
-                ),
-                (MrsPrediction::Noise, true) => (
-                    es.a1 / es.a0,
-                    -2.0 * es.s1 * h.exp_m1(),
-                    -2.0 * es.s1 * (h.exp_m1() - h),
-                    es.s1 * (2.0 * h).exp_m1().max(0.0).sqrt(),
-                ),
-                (MrsPrediction::Data, true) => (
-                    es.s1 / es.s0 * (-h).exp(),
-                    -es.a1 * (-2.0 * h).exp_m1(),
-                    es.a1 * (h + 0.5 * (-2.0 * h).exp_m1()),
-                    es.s1 * (-(-2.0 * h).exp_m1()).max(0.0).sqrt(),
-                ),
-            };
-            let base = y.lincomb(cy, d0, c0);
-            let w1 = match self.form {
-                SecondOrderForm::Heun => w_exact,
-                SecondOrderForm::Midpoint => 0.5 * h * c0,
-            };
-            let out = match &d1 {
-                Some(d1) => base.axpy(w1, d1),
-                None => base,
-            };
-            add_noise(out, noise_std, noise, t0, t1)?
+            cache.push(e, 1);
+            return Ok(y1.axpy(1.0, &self.mu));
+        }
+        let h = es.h;
+        // (coefficient of y0, coefficient of d0, exact D1 weight, noise std)
+        let (cy, c0, w_exact, noise_std) = match (self.prediction, self.stochastic) {
+            (MrsPrediction::Noise, false) => (
+                es.a1 / es.a0,
+                -es.s1 * h.exp_m1(),
+                -es.s1 * (h.exp_m1() - h),
+                0.0,
+            ),
+            (MrsPrediction::Data, false) => (
+                es.s1 / es.s0,
+                -es.a1 * (-h).exp_m1(),
+                es.a1 * (h + (-h).exp_m1()),
+                0.0,
+            ),
+            (MrsPrediction::Noise, true) => (
+                es.a1 / es.a0,
+                -2.0 * es.s1 * h.exp_m1(),
+                -2.0 * es.s1 * (h.exp_m1() - h),
+                es.s1 * (2.0 * h).exp_m1().max(0.0).sqrt(),
+            ),
+            (MrsPrediction::Data, true) => (
+                es.s1 / es.s0 * (-h).exp(),
+                -es.a1 * (-2.0 * h).exp_m1(),
+                es.a1 * (h + 0.5 * (-2.0 * h).exp_m1()),
+                es.s1 * (-(-2.0 * h).exp_m1()).max(0.0).sqrt(),
+            ),
         };
+        let w1 = match self.form {
+            SecondOrderForm::Heun => w_exact,
+            SecondOrderForm::Midpoint => 0.5 * h * c0,
+        };
+        // The noise first (it takes a spare of the cache), then the update as one checked
+        // combination: with y = x - mu and D1 = (d0 - d_prev) / (lambda0 - lambda_prev) (order
+        // 2, when the history has it), x1 = y1 + mu = cy x + (1 - cy) mu + c0 d0 + w1 D1
+        // + noise_std z.
+        let z = draw_step_noise(noise_std, noise, step, &x, cache)?;
+        let (out, checked) = {
+            let d0 = pick(&e, self.prediction);
+            let mut terms: Vec<(f64, &S)> = vec![(1.0 - cy, &self.mu)];
+            match cache.back(0) {
+                Some(prev) if self.order == 2 => {
+                    let w = w1 / (sch.lambda(t0) - sch.lambda(prev.t));
+                    terms.push((c0 + w, d0));
+                    terms.push((-w, pick(prev, self.prediction)));
+                }
+                _ => terms.push((c0, d0)),
+            }
+            if let Some((z, c)) = &z {
+                terms.push((c * noise_std, z));
+            }
+            lincomb_terms_checked(x, cy, &terms)
+        };
+        cache.set_checked(checked);
+        if let Some((z, _)) = z {
+            cache.recycle(z);
+        }
+        cache.recycle(y);
         cache.push(e, 1);
-        Ok(y1.axpy(1.0, &self.mu))
+        Ok(out)
     }
 }
 

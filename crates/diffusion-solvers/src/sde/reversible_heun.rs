@@ -40,9 +40,10 @@
 //! evaluation at `x_hat` in its history; a step to `sigma = 0` is the denoising step
 //! `alpha1 x0_hat` (not reversible).
 
-use super::NoiseControl;
+use super::{draw_increment, NoiseControl};
 use crate::error::{Result, SolverError};
 use crate::ode::{evaluate, final_denoise};
+use crate::ops::lincomb_terms_checked;
 use crate::solver::{Cache, Eval, Solver, Step};
 use diffusion_core::{BrownianPath, Denoiser, NoiseSchedule, State, TimeGrid};
 
@@ -57,6 +58,22 @@ pub struct ReversibleHeunState<S> {
     pub x_hat: S,
     /// The model evaluation at `(x_hat, t)`.
     pub eval: Eval<S>,
+}
+
+/// `a s + c1 u1 + c2 u2 (+ noise_coef dW)` in one combination over `s` (in place when it owns
+/// its storage), with `dW = c w` from [`draw_increment`].
+fn combine<S: State>(
+    s: S,
+    a: f64,
+    [(c1, u1), (c2, u2)]: [(f64, &S); 2],
+    dw: &Option<(S, f64)>,
+    noise_coef: f64,
+) -> S {
+    let mut terms = vec![(c1, u1), (c2, u2)];
+    if let Some((w, c)) = dw {
+        terms.push((c * noise_coef, w));
+    }
+    lincomb_terms_checked(s, a, &terms).0
 }
 
 /// The reversible Heun method (Kidger et al. 2021, Alg. 1) with stochasticity `eta`:
@@ -158,23 +175,24 @@ impl ReversibleHeun {
     ) -> Result<ReversibleHeunState<S>> {
         let t0 = state.t;
         let k = self.coefs(schedule, t0, t1)?;
-        let dw = self.increment(noise, t0, t1, &state.x)?;
-        // u_hat1 = 2 u0 - u_hat0 + D0 dtau + b dW, in x units (times 1 / kappa1).
-        let r = k.ratio;
-        let mut x_hat =
-            state
-                .x
-                .lincomb3(2.0 * r, &state.x_hat, -r, &state.eval.x0, k.inv_k1 * k.dtau);
-        if let Some(dw) = &dw {
-            x_hat = x_hat.lincomb(1.0, dw, k.inv_k1 * k.b);
-        }
+        let ReversibleHeunState {
+            x, x_hat, eval: e0, ..
+        } = state;
+        let dw = self.increment(noise, t0, t1, &x)?;
+        let (r, b) = (k.ratio, k.inv_k1 * k.b);
+        // u_hat1 = 2 u0 - u_hat0 + D0 dtau + b dW, in x units (times 1 / kappa1), written over
+        // x_hat.
+        let x_hat = combine(
+            x_hat,
+            -r,
+            [(2.0 * r, &x), (k.inv_k1 * k.dtau, &e0.x0)],
+            &dw,
+            b,
+        );
         let eval = evaluate(model, schedule, &x_hat, t1)?;
-        // u1 = u0 + (D0 + D1) dtau / 2 + b dW.
+        // u1 = u0 + (D0 + D1) dtau / 2 + b dW, written over x.
         let half = 0.5 * k.inv_k1 * k.dtau;
-        let mut x = state.x.lincomb3(r, &state.eval.x0, half, &eval.x0, half);
-        if let Some(dw) = &dw {
-            x = x.lincomb(1.0, dw, k.inv_k1 * k.b);
-        }
+        let x = combine(x, r, [(half, &e0.x0), (half, &eval.x0)], &dw, b);
         Ok(ReversibleHeunState {
             t: t1,
             x,
@@ -196,26 +214,23 @@ impl ReversibleHeun {
     ) -> Result<ReversibleHeunState<S>> {
         let t1 = state.t;
         let k = self.coefs(schedule, t0, t1)?;
-        let dw = self.increment(noise, t0, t1, &state.x)?;
+        let ReversibleHeunState {
+            x, x_hat, eval: e1, ..
+        } = state;
+        let dw = self.increment(noise, t0, t1, &x)?;
+        let (r, b) = (1.0 / k.ratio, -k.inv_k0 * k.b);
         // u_hat0 = 2 u1 - u_hat1 - D1 dtau - b dW, in x units (times 1 / kappa0).
-        let r = 1.0 / k.ratio;
-        let mut x_hat = state.x.lincomb3(
-            2.0 * r,
-            &state.x_hat,
+        let x_hat = combine(
+            x_hat,
             -r,
-            &state.eval.x0,
-            -k.inv_k0 * k.dtau,
+            [(2.0 * r, &x), (-k.inv_k0 * k.dtau, &e1.x0)],
+            &dw,
+            b,
         );
-        if let Some(dw) = &dw {
-            x_hat = x_hat.lincomb(1.0, dw, -k.inv_k0 * k.b);
-        }
         let eval = evaluate(model, schedule, &x_hat, t0)?;
         // u0 = u1 - (D0 + D1) dtau / 2 - b dW.
         let half = -0.5 * k.inv_k0 * k.dtau;
-        let mut x = state.x.lincomb3(r, &state.eval.x0, half, &eval.x0, half);
-        if let Some(dw) = &dw {
-            x = x.lincomb(1.0, dw, -k.inv_k0 * k.b);
-        }
+        let x = combine(x, r, [(half, &e1.x0), (half, &eval.x0)], &dw, b);
         Ok(ReversibleHeunState {
             t: t0,
             x,
@@ -230,9 +245,9 @@ impl ReversibleHeun {
         t0: f64,
         t1: f64,
         like: &S,
-    ) -> Result<Option<S>> {
+    ) -> Result<Option<(S, f64)>> {
         if self.ctl.is_stochastic() {
-            Ok(Some(noise.increment(t0, t1, like)?))
+            Ok(Some(draw_increment(noise, (t0, t1), like, None)?))
         } else {
             Ok(None)
         }
