@@ -54,8 +54,10 @@ enum Cmd {
         /// of the default `FastNoise`; `SOLVER/tree/chacha`: the tree with ChaCha20 node streams).
         #[arg(long, default_value = DEFAULT_SOLVERS)]
         solvers: String,
-        /// Kernel level of the default `FastNoise` rows (`detect`: the best this CPU has;
-        /// `baseline`, `x86-64-v3`, `x86-64-v4`: forced, to compare levels; same numbers).
+        /// Kernel level of the default `FastNoise` rows with independent increments (`detect`:
+        /// the best this CPU has; `baseline`, `x86-64-v3`, `x86-64-v4`: forced, to compare
+        /// levels; same numbers). The Brownian tree's node streams always run at the detected
+        /// level.
         #[arg(long, default_value = "detect")]
         fast_kernel: String,
         /// Grid steps per sampling run.
@@ -194,10 +196,13 @@ fn run(
     let edm = Edm::default();
     let grid = TimeGrid::karras(&edm, 0.002, 80.0, 7.0, steps, true)?;
     let gmm = FastGmm::new(&gmm2d());
-    if solvers
-        .split(',')
-        .any(|s| !s.ends_with("/chacha") && s != "euler" && s != "heun" && s != "dpmpp-2m")
-    {
+    // Any stochastic row on the default stream draws from `FastNoise`: name its kernel.
+    let mut on_fast_noise = false;
+    for name in solvers.split(',').filter(|s| !s.ends_with("/chacha")) {
+        let spec = name.trim_end_matches("/tree");
+        on_fast_noise |= registry::build::<ArrayD<f64>>(spec)?.is_stochastic();
+    }
+    if on_fast_noise {
         println!(
             "  FastNoise kernel: {} (detected: {})",
             kernel.name(),

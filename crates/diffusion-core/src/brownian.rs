@@ -8,18 +8,18 @@
 //!   `W(t)` is a fixed function of `(seed, t)`, built by recursive Brownian-bridge bisection of
 //!   `[t_start, t_end]` with one independent [`FastNoise`] stream per tree node (or, with
 //!   [`TreeNoise::Host`], one ChaCha20 stream per node: other numbers, same law, about 7x
-//!   dearer draws), and linear
-//!   interpolation inside leaves shorter than the tolerance.
+//!   dearer draws), and linear interpolation inside leaves shorter than the tolerance. Every
+//!   query order therefore sees the same path, increments over disjoint intervals are
+//!   independent, and increments are consistent under refinement: `W(a, c) = W(a, b) + W(b, c)`
+//!   up to floating-point rounding. SDE samples computed with it converge as the step count
+//!   grows (strong convergence tests).
 //!
 //! The seeded constructors ([`IndependentIncrements::seeded`], [`BrownianTree::new`]) draw from
 //! [`FastNoise`] (xoshiro256++ lanes, Box-Muller; bit-identical on every platform and SIMD
 //! width), the kind of generator PyTorch and NumPy use for their normals. The ChaCha20 streams
 //! of [`HostNoise`] stay one call away ([`IndependentIncrements::seeded_chacha`],
 //! [`BrownianTree::with_noise`]`(TreeNoise::Host)`); they were the default before 2026-11-27,
-//! so seeded SDE samples of older versions are reproduced with them. Every query order therefore sees
-//!   the same path, increments over disjoint intervals are independent, and increments are
-//!   consistent under refinement: `W(a, c) = W(a, b) + W(b, c)` up to floating-point rounding.
-//!   SDE samples computed with it converge as the step count grows (strong convergence tests).
+//! so seeded SDE samples of older versions are reproduced with them.
 //!
 //! Paper: Gaines & Lyons (1997), "Variable step size control in the numerical solution of
 //! stochastic differential equations", SIAM J. Appl. Math. 57(5) (Brownian-bridge refinement);
@@ -42,13 +42,8 @@ pub trait BrownianPath<S> {
     where
         S: State,
     {
+        normalized_scale(t0, t1)?;
         let dt = (t1 - t0).abs();
-        if dt <= 0.0 || !dt.is_finite() {
-            return Err(CoreError::invalid(
-                "t1",
-                format!("a normalized Brownian increment needs t0 != t1, got t0 = t1 = {t0}"),
-            ));
-        }
         Ok(self.increment(t0, t1, like)?.into_scaled(1.0 / dt.sqrt()))
     }
 
@@ -105,57 +100,57 @@ impl IndependentIncrements<HostNoise> {
     }
 }
 
+/// `sign(dt) sqrt|dt|` for `dt = t1 - t0`: the factor that makes a standard normal draw the
+/// increment over `[t0, t1]`. A non-finite interval is an error.
+fn increment_scale(t0: f64, t1: f64) -> Result<f64> {
+    let dt = t1 - t0;
+    if !dt.is_finite() {
+        return Err(CoreError::invalid(
+            "t0/t1",
+            format!("non-finite interval [{t0}, {t1}]"),
+        ));
+    }
+    Ok(dt.signum() * dt.abs().sqrt())
+}
+
+/// `sign(t1 - t0)`: the factor that makes a standard normal draw the normalized increment over
+/// `[t0, t1]`. An empty or non-finite interval is an error.
+fn normalized_scale(t0: f64, t1: f64) -> Result<f64> {
+    let dt = t1 - t0;
+    if dt == 0.0 || !dt.is_finite() {
+        return Err(CoreError::invalid(
+            "t1",
+            format!("a normalized Brownian increment needs finite t0 != t1, got [{t0}, {t1}]"),
+        ));
+    }
+    Ok(dt.signum())
+}
+
 impl<S: State, N: NoiseSource<S>> BrownianPath<S> for IndependentIncrements<N> {
     fn increment(&mut self, t0: f64, t1: f64, like: &S) -> Result<S> {
-        let dt = t1 - t0;
-        if !dt.is_finite() {
-            return Err(CoreError::invalid(
-                "t0/t1",
-                format!("non-finite interval [{t0}, {t1}]"),
-            ));
-        }
-        Ok(self
-            .noise
-            .standard_normal_scaled(like, dt.signum() * dt.abs().sqrt()))
+        let c = increment_scale(t0, t1)?;
+        Ok(self.noise.standard_normal_scaled(like, c))
     }
 
     /// One fresh draw `z` (`-z` for `t1 < t0`), the value of the default
     /// `increment / sqrt(|dt|)` to rounding, without its two scaling passes.
     fn normalized(&mut self, t0: f64, t1: f64, like: &S) -> Result<S> {
-        let dt = t1 - t0;
-        if dt == 0.0 || !dt.is_finite() {
-            return Err(CoreError::invalid(
-                "t1",
-                format!("a normalized Brownian increment needs finite t0 != t1, got [{t0}, {t1}]"),
-            ));
-        }
-        Ok(self.noise.standard_normal_scaled(like, dt.signum()))
+        let c = normalized_scale(t0, t1)?;
+        Ok(self.noise.standard_normal_scaled(like, c))
     }
 
     /// One draw `z` into `out`'s storage; returns `sign(dt) sqrt|dt|`.
     fn increment_into(&mut self, t0: f64, t1: f64, out: &mut S) -> Result<f64> {
-        let dt = t1 - t0;
-        if !dt.is_finite() {
-            return Err(CoreError::invalid(
-                "t0/t1",
-                format!("non-finite interval [{t0}, {t1}]"),
-            ));
-        }
+        let c = increment_scale(t0, t1)?;
         self.noise.fill_standard_normal(out);
-        Ok(dt.signum() * dt.abs().sqrt())
+        Ok(c)
     }
 
     /// One draw `z` into `out`'s storage; returns `sign(dt)`.
     fn normalized_into(&mut self, t0: f64, t1: f64, out: &mut S) -> Result<f64> {
-        let dt = t1 - t0;
-        if dt == 0.0 || !dt.is_finite() {
-            return Err(CoreError::invalid(
-                "t1",
-                format!("a normalized Brownian increment needs finite t0 != t1, got [{t0}, {t1}]"),
-            ));
-        }
+        let c = normalized_scale(t0, t1)?;
         self.noise.fill_standard_normal(out);
-        Ok(dt.signum())
+        Ok(c)
     }
 }
 

@@ -52,9 +52,9 @@ pub trait State: Sized + Send + 'static {
     /// Overwrites every entry, in the order of [`State::to_host`], with the numbers `fill`
     /// writes into consecutive host chunks (so `fill` must give the same numbers however the
     /// entries are split, as the noise sources' `fill` methods do). The default fills one host
-    /// vector and converts it ([`State::from_host_like`]); the ndarray states write through a
-    /// small stack buffer into their own storage, allocating nothing (noise draws into a
-    /// reused buffer take this path).
+    /// vector and converts it ([`State::from_host_like`]); the ndarray states write into their
+    /// own storage (`f64` directly, `f32` through a small stack buffer), allocating nothing
+    /// (noise draws into a reused buffer take this path).
     fn fill_from_host(&mut self, fill: &mut dyn FnMut(&mut [f64])) {
         let mut values = vec![0.0; self.numel()];
         fill(&mut values);

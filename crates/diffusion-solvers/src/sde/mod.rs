@@ -225,8 +225,17 @@ pub(crate) fn draw_normalized<S: State>(
     like: &S,
     buf: Option<S>,
 ) -> Result<(S, f64)> {
+    draw_into(like, buf, |z| noise.normalized_into(t0, t1, z))
+}
+
+/// `buf` (or a new state shaped like `like`) filled by `draw`, with the factor it returns.
+fn draw_into<S: State>(
+    like: &S,
+    buf: Option<S>,
+    draw: impl FnOnce(&mut S) -> diffusion_core::Result<f64>,
+) -> Result<(S, f64)> {
     let mut z = buf.unwrap_or_else(|| like.zeros_like());
-    let c = noise.normalized_into(t0, t1, &mut z)?;
+    let c = draw(&mut z)?;
     Ok((z, c))
 }
 
@@ -253,9 +262,7 @@ pub(crate) fn draw_increment<S: State>(
     like: &S,
     buf: Option<S>,
 ) -> Result<(S, f64)> {
-    let mut w = buf.unwrap_or_else(|| like.zeros_like());
-    let c = noise.increment_into(t0, t1, &mut w)?;
-    Ok((w, c))
+    draw_into(like, buf, |w| noise.increment_into(t0, t1, w))
 }
 
 /// `phi_2(z) = (e^{-z} - 1 + z) / z`: the weight of the first divided difference in the
