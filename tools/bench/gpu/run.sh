@@ -1,5 +1,5 @@
 #!/bin/bash
-# The GPU comparison, run once on a lent GPU machine (docs/gpu.md and docs/results.md record the
+# The GPU comparison, run on a lent GPU machine (docs/gpu.md and docs/results.md record the
 # output). Prepare on the CPU machine (optimised binaries, data and wheels in git-ignored folders
 # that the device tool carries):
 #   cargo xtask run -- build --release -p diffusion --bin diffusion -p diffusion-benches \
@@ -7,48 +7,108 @@
 #   mkdir -p .dev/bin .dev/fmnist && cp target/release/{diffusion,train_bench,sample_bench} .dev/bin/
 #   cp /usr/share/datasets/fashion-mnist/*.gz .dev/fmnist/     # all four: train and t10k
 #   pip download --no-deps diffusers==0.42.1 importlib_metadata zipp -d .whl
-# then, there: STEPS=2500 EMA=0.99 SEED=0 bash tools/bench/gpu/run.sh   (about 6 minutes on an H100)
-# 1. training throughput, Rust vs PyTorch (same U-Net, batch 256, AdamW, clipping, EMA; fp32 and
-#    bf16; both sides time 150 updates after 15 untimed ones and read the losses back at the end);
-# 2. sampling throughput at 32 network evaluations, 1000 images: Rust `euler` on the Karras grid
-#    (sample_bench) vs the same PyTorch U-Net driven by diffusers' EDMEulerScheduler; both build
-#    the network first and report the median of three timed passes after an untimed warm-up
-#    pass; then both again with cuDNN's algorithm search (`--cudnn-benchmark`);
-# 3. the same recipe trained for the same number of updates by each, 2000 Heun samples each for
-#    FMNIST-FD (computed afterwards on the CPU machine: `diffusion eval --fmnist-fd`).
+# then, there (carry [".dev", ".whl"]):
+#   STEPS=2500 EMA=0.99 SEEDS="0" bash tools/bench/gpu/run.sh          (about 6 minutes on an H100)
+# Parts (PARTS, default "doctor train sample quality"; "iddpm" is the fifth):
+# - train: training throughput, Rust vs PyTorch (same U-Net, batch 256, AdamW, clipping, EMA;
+#   fp32 and bf16; both sides time 150 updates after 15 untimed ones and read the losses back);
+# - sample: sampling throughput at 32 network evaluations, 1000 images: Rust `euler` on the Karras
+#   grid (sample_bench) vs the same PyTorch U-Net driven by diffusers' EDMEulerScheduler; both
+#   build the network first and report the median of REPEATS (5) timed passes after an untimed
+#   warm-up pass; ROUNDS (2) rounds alternating which side goes first; then one pair with cuDNN's
+#   algorithm search on both sides (`--cudnn-benchmark`), and one Rust `heun` row;
+# - quality: the same recipe trained for STEPS updates by each side, once per seed of SEEDS,
+#   2000 Heun samples each for FMNIST-FD (computed afterwards on the CPU machine: `diffusion eval
+#   --fmnist-fd`). PARALLEL=1 starts every training job of the call at once on the one GPU (the
+#   samples do not depend on it; the throughputs those jobs print then do not mean anything);
+# - iddpm: configs/fmnist-iddpm.toml for IDDPM_STEPS updates (EMA 0.999), 1000 samples of the
+#   ancestral chain (100 steps) with the learned variances, then the same checkpoint resampled
+#   with fixed beta~ and beta variances and with DDIM through the eps half.
+# Every job's log goes to $OUT/<job>.log, so a job stopped by its timeout still reports.
 set -u
 export PYTHONUNBUFFERED=1
 export LD_LIBRARY_PATH=$(python3 -c "import torch,os;print(os.path.dirname(torch.__file__))")/lib
 export DIFFUSION_FMNIST_DIR=$PWD/.dev/fmnist
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site
-B=.dev/bin
+B=${B:-.dev/bin}
 G=tools/bench/gpu
+PARTS=${PARTS:-doctor train sample quality}
 STEPS=${STEPS:-2000}
 EMA=${EMA:-0.99}
-SEED=${SEED:-0}   # the quality run's seed (both sides); run once per seed for a spread
+SEEDS=${SEEDS:-${SEED:-0}}   # the quality runs' seeds (both sides)
+PARALLEL=${PARALLEL:-0}
+REPEATS=${REPEATS:-5}
+ROUNDS=${ROUNDS:-2}
+IDDPM_STEPS=${IDDPM_STEPS:-5000}
+JOB_T=${JOB_T:-}   # a timeout (s) for every training job, instead of one from its length
 CFG=/tmp/fmnist-edm-compare.toml
 sed "s/^ema_decays = .*/ema_decays = [$EMA]/; s/^ema = .*/ema = $EMA/" $G/fmnist-edm-compare.toml > $CFG
-T=$((STEPS / 10 + 60))
 UNET_TOML='model_channels = 64, channel_mult = [1, 2, 2], num_res_blocks = 2, attention_resolutions = [7], num_heads = 4, groups = 32'
 UNET_JSON='{"model_channels": 64, "channel_mult": [1, 2, 2], "num_res_blocks": 2, "attention_resolutions": [7], "num_heads": 4, "groups": 32, "dropout": 0.0}'
-echo "== device"; nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-timeout 20 $B/diffusion doctor 2>&1 | tail -7
-echo "== 1. training throughput (batch 256, 6.9M-parameter U-Net, 150 timed updates after 15)"
-for p in fp32 bf16; do
-  timeout 40 python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --device cuda --batch 256 --steps 150 --warmup 15 --precision $p 2>&1 | tail -1
-  timeout 40 $B/train_bench --net unet --model "$UNET_TOML" --device cuda --batch 256 --steps 150 --warmup 15 --precision $p --data-dir /tmp/synthetic_fmnist 2>&1 | tail -3
-done
-echo "== 2. sampling throughput, 1000 images, 32 evaluations (initial weights; the cost does not depend on them)"
-timeout 60 $B/sample_bench --config $CFG --n 1000 --set sample.solver=euler --set sample.steps=32 2>&1 | tail -2
-timeout 60 python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 2>&1 | tail -1
-timeout 60 $B/sample_bench --config $CFG --n 1000 --set sample.solver=heun --set sample.steps=32 2>&1 | tail -2
-echo "== 2b. the same two Euler runs with cuDNN's algorithm search on (both sides)"
-timeout 60 $B/sample_bench --config $CFG --n 1000 --set sample.solver=euler --set sample.steps=32 --cudnn-benchmark 2>&1 | tail -2
-timeout 60 python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 --cudnn-benchmark 2>&1 | tail -1
-echo "== 3. same recipe, $STEPS updates each (EMA $EMA), 2000 Heun samples each"
-timeout $T $B/diffusion train --config $CFG --out $OUT/rust --steps $STEPS --set seed=$SEED 2>&1 | grep -v '^\s*$' | tail -4
-mv $OUT/rust/samples.npy $OUT/rust_heun.npy; mv $OUT/rust/samples.png $OUT/rust_heun.png; cp $OUT/rust/metrics.* $OUT/ 2>/dev/null
-rm -rf $OUT/rust
-timeout $T python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --data fmnist --device cuda --batch 256 --steps $STEPS --warmup 0 --precision bf16 --lr 5e-4 --ema $EMA --seed $SEED --samples $OUT/torch_heun.npy --n-samples 2000 --sample-steps 32 2>&1 | tail -2
+has() { [[ " $PARTS " == *" $1 "* ]]; }
+stamp() { echo "-- $(date +%T) $*"; }
+
+if has doctor; then
+  echo "== device"; nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader
+  timeout 20 $B/diffusion doctor 2>&1 | tail -7
+fi
+
+if has train; then
+  echo "== training throughput (batch 256, 6.9M-parameter U-Net, 150 timed updates after 15)"
+  for p in fp32 bf16; do
+    timeout 40 python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --device cuda --batch 256 --steps 150 --warmup 15 --precision $p 2>&1 | tail -1
+    timeout 40 $B/train_bench --net unet --model "$UNET_TOML" --device cuda --batch 256 --steps 150 --warmup 15 --precision $p --data-dir /tmp/synthetic_fmnist 2>&1 | tail -3
+  done
+fi
+
+if has sample; then
+  echo "== sampling throughput, 1000 images, 32 evaluations, median of $REPEATS passes (initial weights; the cost does not depend on them)"
+  rust_euler() { timeout 60 $B/sample_bench --config $CFG --n 1000 --repeats $REPEATS --set sample.solver=euler --set sample.steps=32 "$@" 2>&1 | tail -1; }
+  torch_euler() { timeout 60 python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 --repeats $REPEATS "$@" 2>&1 | tail -1; }
+  for r in $(seq 1 $ROUNDS); do
+    if (( r % 2 )); then rust_euler; torch_euler; else torch_euler; rust_euler; fi
+  done
+  echo "== the Euler pair with cuDNN's algorithm search on (both sides)"
+  rust_euler --cudnn-benchmark; torch_euler --cudnn-benchmark
+  timeout 60 $B/sample_bench --config $CFG --n 1000 --repeats 3 --set sample.solver=heun --set sample.steps=32 2>&1 | tail -1
+fi
+
+# Training jobs: each is a function writing $OUT/<name>.log; run one after another, or all at once.
+JOBS=()
+quality_rust() { # seed
+  local s=$1 T=${JOB_T:-$((STEPS / 10 + 60))}
+  timeout $T $B/diffusion train --config $CFG --out /tmp/rust$s --steps $STEPS --set seed=$s > $OUT/rust_seed$s.log 2>&1
+  mv /tmp/rust$s/samples.npy $OUT/rust_heun_seed$s.npy; mv /tmp/rust$s/samples.png $OUT/rust_heun_seed$s.png
+  for m in /tmp/rust$s/metrics.*; do cp $m $OUT/rust_metrics_seed$s.${m##*.}; done
+  rm -rf /tmp/rust$s
+}
+quality_torch() { # seed
+  local s=$1 T=${JOB_T:-$((STEPS / 10 + 60))}
+  timeout $T python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --data fmnist --device cuda --batch 256 --steps $STEPS --warmup 0 --precision bf16 --lr 5e-4 --ema $EMA --seed $s --samples $OUT/torch_heun_seed$s.npy --n-samples 2000 --sample-steps 32 > $OUT/torch_seed$s.log 2>&1
+}
+iddpm() {
+  local R=/tmp/iddpm T=${JOB_T:-$((IDDPM_STEPS / 20 + 120))} I=(--config configs/fmnist-iddpm.toml --out /tmp/iddpm --steps $IDDPM_STEPS
+    --set sample.ema=0.999 --set train.sample_every=0 --set train.checkpoint_every=0 --set sample.n=1000)
+  timeout $T $B/diffusion train "${I[@]}" > $OUT/iddpm_learned.log 2>&1
+  mv $R/samples.npy $OUT/iddpm_learned.npy; mv $R/samples.png $OUT/iddpm_learned.png; for m in $R/metrics.*; do cp $m $OUT/iddpm_metrics.${m##*.}; done
+  # The same checkpoint (0 more updates) resampled.
+  for v in fixed-small fixed-large; do
+    timeout 60 $B/diffusion train "${I[@]}" --resume --set loss.variance=\"$v\" > $OUT/iddpm_$v.log 2>&1
+    mv $R/samples.npy $OUT/iddpm_$v.npy
+  done
+  timeout 60 $B/diffusion train "${I[@]}" --resume --set sample.solver=\"ddim\" --set sample.grid=\"leading\" > $OUT/iddpm_ddim.log 2>&1
+  mv $R/samples.npy $OUT/iddpm_ddim.npy
+  rm -rf $R
+}
+if has quality; then for s in $SEEDS; do JOBS+=("quality_rust $s" "quality_torch $s"); done; fi
+if has iddpm; then JOBS+=(iddpm); fi
+if (( ${#JOBS[@]} )); then
+  echo "== training jobs (STEPS=$STEPS EMA=$EMA SEEDS=$SEEDS IDDPM_STEPS=$IDDPM_STEPS PARALLEL=$PARALLEL): ${JOBS[*]}"
+  for j in "${JOBS[@]}"; do
+    if (( PARALLEL )); then (t0=$SECONDS; $j; stamp "$j done in $((SECONDS - t0)) s") & else t0=$SECONDS; $j; stamp "$j done in $((SECONDS - t0)) s"; fi
+  done
+  wait
+  for f in $OUT/*.log; do echo "---- $(basename $f)"; grep -v '^\s*$' $f | tail -3; done
+fi
 ls -la $OUT
