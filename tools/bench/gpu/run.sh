@@ -24,7 +24,8 @@
 # - iddpm: configs/fmnist-iddpm.toml for IDDPM_STEPS updates (EMA 0.999), 1000 samples of the
 #   ancestral chain (100 steps) with the learned variances, then the same checkpoint resampled
 #   with fixed beta~ and beta variances and with DDIM through the eps half.
-# Every job's log goes to $OUT/<job>.log, so a job stopped by its timeout still reports.
+# Every job's log goes to $OUT/<job>.log, so a job stopped by its timeout still reports; at the end
+# everything under $OUT is packed into $OUT/results.tgz (the device tool returns at most 8 files).
 set -u
 export PYTHONUNBUFFERED=1
 export LD_LIBRARY_PATH=$(python3 -c "import torch,os;print(os.path.dirname(torch.__file__))")/lib
@@ -111,4 +112,5 @@ if (( ${#JOBS[@]} )); then
   wait
   for f in $OUT/*.log; do echo "---- $(basename $f)"; grep -v '^\s*$' $f | tail -3; done
 fi
-ls -la $OUT
+# The device tool brings back at most eight files: pack them.
+(cd $OUT && ls -la && tar czf /tmp/results.tgz --remove-files -- * && mv /tmp/results.tgz .)
