@@ -254,12 +254,19 @@ impl<'a> TchDenoiser<'a> {
                         format!("EDM preconditioning needs alpha(t) > 0, got alpha({t}) = {alpha}"),
                     ));
                 }
-                let x_hat = x / alpha;
                 let s = sigma / alpha;
                 if s <= 0.0 {
-                    // D(x; 0) = x exactly (c_skip = 1, c_out = 0).
-                    return Ok(Prediction::Sample(x_hat));
+                    // D(x; 0) = x exactly (c_skip = 1, c_out = 0); a tensor of its own, since a
+                    // solver may update `x` in place while it holds the prediction.
+                    return Ok(Prediction::Sample(x / alpha));
                 }
+                // `x / 1` is `x` exactly: no pass over the state under a variance-exploding
+                // schedule (EDM's), where alpha is 1 at every time (`denoise` only reads it).
+                let x_hat = if alpha == 1.0 {
+                    x.shallow_clone()
+                } else {
+                    x / alpha
+                };
                 let st = Tensor::full([b], s, (x.kind(), x.device()));
                 Ok(Prediction::Sample(p.denoise(self.net, &x_hat, &st, class)?))
             }

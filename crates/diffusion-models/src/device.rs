@@ -31,10 +31,15 @@ pub fn parse_device(text: &str) -> Result<Device> {
 /// `t` (a host tensor) on `device`. To a GPU it goes through pinned memory without blocking the
 /// host (the copy is ordered on the current stream, and libtorch keeps the pinned block alive until
 /// it is done), so the host can prepare the next batch while the GPU works.
+///
+/// The pinned copy is made by the `_pin_memory` operator: tch 0.24's `pin_memory` always passes a
+/// device, which PyTorch 2.11 deprecates with two warnings printed on every call (`pin_memory`
+/// and the `is_pinned` check it makes), thousands per training run. `_pin_memory` is the
+/// operator `pin_memory` itself calls after that check (a fresh host tensor is never pinned).
 pub fn upload(t: &Tensor, device: Device) -> Tensor {
     match device {
         Device::Cuda(_) if t.device() == Device::Cpu => {
-            t.pin_memory(device)
+            t.internal_pin_memory(device)
                 .to_device_(device, t.kind(), true, false)
         }
         _ => t.to_device(device),

@@ -53,8 +53,8 @@
 
 use super::embedding::TimeEmbedding;
 use super::layers::{
-    attention, conv2d, dropout_key, embedding_table, hash_dropout, image_input, linear, splitmix64,
-    ImageInput, Init, TimeMlp,
+    attention, conv2d, dropout_key, embedding_table, hash_dropout, image_input, layer_norm_wide,
+    linear, splitmix64, ImageInput, Init, TimeMlp,
 };
 use super::{fill_from_host, TimeNet};
 use crate::error::{ModelError, Result};
@@ -242,10 +242,10 @@ fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Tensor {
     x * (scale.unsqueeze(1) + 1.0) + shift.unsqueeze(1)
 }
 
-/// LayerNorm without affine parameters (eps `1e-6`) over the last dimension.
-fn layer_norm(x: &Tensor) -> Tensor {
-    let d = *x.size().last().unwrap_or(&1);
-    x.layer_norm([d], None::<&Tensor>, None::<&Tensor>, 1e-6, true)
+/// `modulate(layer_norm(x), shift, scale)` with the norm and the modulation in the wide kind
+/// (`layers::layer_norm_wide`), returned in the kind of `x` for the linear layer that follows.
+fn norm_modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Tensor {
+    modulate(&layer_norm_wide(x), shift, scale).to_kind(x.kind())
 }
 
 /// Train-mode dropout of a transformer (the DiT and the sequence transformer): a rate, a
@@ -343,12 +343,12 @@ impl DitBlock {
     /// `x`: `[B, L, D]` tokens; `c_act`: `silu(c)`, `[B, D]`; `drop`: the network's dropout.
     pub(crate) fn forward(&self, x: &Tensor, c_act: &Tensor, drop: &Dropout) -> Tensor {
         let m = self.ada.forward(c_act).chunk(6, 1);
-        let h = self.attn(&modulate(&layer_norm(x), &m[0], &m[1]), drop);
+        let h = self.attn(&norm_modulate(x, &m[0], &m[1]), drop);
         let x = x + m[2].unsqueeze(1) * h;
         let h = self.fc2.forward(
             &drop.apply(
                 self.fc1
-                    .forward(&modulate(&layer_norm(&x), &m[3], &m[4]))
+                    .forward(&norm_modulate(&x, &m[3], &m[4]))
                     .gelu("tanh"),
             ),
         );
@@ -373,7 +373,7 @@ impl FinalLayer {
 
     pub(crate) fn forward(&self, x: &Tensor, c_act: &Tensor) -> Tensor {
         let m = self.ada.forward(c_act).chunk(2, 1);
-        self.linear.forward(&modulate(&layer_norm(x), &m[0], &m[1]))
+        self.linear.forward(&norm_modulate(x, &m[0], &m[1]))
     }
 }
 
@@ -493,7 +493,10 @@ impl TimeNet for Dit {
         )?;
         let b = x.size()[0];
         // [B, D, g, g] -> [B, g g, D]
-        let mut h = self.x_embedder.forward(&x).flatten(2, 3).transpose(1, 2) + &self.pos_embed;
+        // `pos_embed` is a float32 buffer whatever the network's kind (tch creates untrained
+        // variables in float32), so it joins the tokens in their kind.
+        let tokens = self.x_embedder.forward(&x).flatten(2, 3).transpose(1, 2);
+        let mut h = &tokens + self.pos_embed.to_kind(tokens.kind());
         let c = self.t_embedder.forward(&t);
         let c = match (&self.y_embedder, &labels) {
             (Some(table), Some(l)) => c + table.index_select(0, l),

@@ -19,7 +19,7 @@ use crate::error::{ModelError, Result};
 use diffusion_core::HostNoise;
 use serde::{Deserialize, Serialize};
 use std::f64::consts::PI;
-use tch::{nn, Tensor};
+use tch::{nn, Kind, Tensor};
 
 /// Which time embedding a network uses (a configuration value; TOML
 /// `{ kind = "fourier", dim = 32, scale = 4.0 }`).
@@ -95,11 +95,12 @@ impl SinusoidalEmbedding {
     /// `[B] -> [B, dim]`, in the kind and on the device of `t`.
     pub fn forward(&self, t: &Tensor) -> Tensor {
         let half = self.dim / 2;
-        let freqs: Vec<f64> = (0..half)
-            .map(|k| (-(self.max_period.ln()) * k as f64 / half as f64).exp())
-            .collect();
-        // Uploaded without blocking: a plain host-to-GPU copy would synchronise every forward.
-        let f = crate::device::upload(&Tensor::from_slice(&freqs).to_kind(t.kind()), t.device());
+        // The frequencies in float64 on the device of `t` (no host data per forward), in the
+        // operation order of the PyTorch reference, then in the kind of `t`.
+        let f = (Tensor::arange(half as i64, (Kind::Double, t.device())) * (-self.max_period.ln())
+            / half as f64)
+            .exp()
+            .to_kind(t.kind());
         let args = t.unsqueeze(1) * f.unsqueeze(0);
         Tensor::cat(&[args.cos(), args.sin()], 1)
     }

@@ -18,6 +18,15 @@
 //! other devices (every product stays below `2^63`).
 //! The same seed and call order give the same masks on every device and thread count, and
 //! `tools/torch_ref/nets.py` reproduces them bit for bit.
+//!
+//! Precision: a network whose parameters are bfloat16 or float16 (the compute copy of
+//! `precision = "bf16"` training) runs its precision-sensitive operations in float32, the split
+//! `torch.autocast` makes on CUDA: the time embedding (`sin` / `cos` of the time, which would
+//! otherwise enter rounded to 8 bits), GroupNorm and LayerNorm with what follows them up to the
+//! next convolution or linear layer (activations, scale-shift modulation, dropout), and the
+//! attention softmax; convolutions, linear layers and matrix products take 16-bit inputs
+//! ([`wide_kind`], [`group_norm_wide`], [`layer_norm_wide`], [`attention`]). Float32 and float64
+//! networks are untouched by this (every cast is to their own kind, which is no operation).
 
 use super::embedding::{EmbeddingModule, TimeEmbedding};
 use super::{fill_from_host, uniform_values};
@@ -122,6 +131,43 @@ pub(crate) fn group_norm(path: nn::Path<'_>, groups: usize, channels: usize) -> 
     nn::group_norm(path, groups as i64, channels as i64, Default::default())
 }
 
+/// The kind in which a network with `kind` parameters runs its precision-sensitive operations
+/// (see the module documentation): float32 for bfloat16 and float16, `kind` itself otherwise.
+pub(crate) fn wide_kind(kind: Kind) -> Kind {
+    match kind {
+        Kind::BFloat16 | Kind::Half => Kind::Float,
+        k => k,
+    }
+}
+
+/// `norm(x)` computed in [`wide_kind`] of `x` (input and affine parameters cast up), returned in
+/// that kind: the caller casts back to the network's kind where a convolution or linear layer
+/// takes over, as autocast does. For float32 and float64 `x` it is `norm.forward(x)`.
+pub(crate) fn group_norm_wide(norm: &nn::GroupNorm, x: &Tensor) -> Tensor {
+    let k = wide_kind(x.kind());
+    if k == x.kind() {
+        return norm.forward(x);
+    }
+    let w = norm.ws.as_ref().map(|w| w.to_kind(k));
+    let b = norm.bs.as_ref().map(|b| b.to_kind(k));
+    Tensor::group_norm(
+        &x.to_kind(k),
+        norm.num_groups,
+        w.as_ref(),
+        b.as_ref(),
+        nn::GroupNormConfig::default().eps,
+        true,
+    )
+}
+
+/// LayerNorm without affine parameters (eps `1e-6`) over the last dimension, computed and
+/// returned in [`wide_kind`] of `x`.
+pub(crate) fn layer_norm_wide(x: &Tensor) -> Tensor {
+    let d = *x.size().last().unwrap_or(&1);
+    x.to_kind(wide_kind(x.kind()))
+        .layer_norm([d], None::<&Tensor>, None::<&Tensor>, 1e-6, true)
+}
+
 /// A table `[n, dim]` named like `nn.Embedding` (`weight`), entries `N(0, std^2)`.
 pub(crate) fn embedding_table(
     path: nn::Path<'_>,
@@ -170,15 +216,18 @@ impl TimeMlp {
         })
     }
 
-    /// `[B] -> [B, width]`.
+    /// `[B] -> [B, width]`, in the kind of the layers' weights. The embedding itself is
+    /// computed in [`wide_kind`] of that kind (`t` is cast to it first).
     pub(crate) fn forward(&self, t: &Tensor) -> Tensor {
+        let kind = self.l0.ws.kind();
+        let t = t.to_kind(wide_kind(kind));
         let e = self.embed.forward(&(t * self.time_scale));
-        self.l2.forward(&self.l0.forward(&e).silu())
+        self.l2.forward(&self.l0.forward(&e.to_kind(kind)).silu())
     }
 }
 
-/// The checked inputs of an image network: `x` (`[B, C, S, S]`) and `t` (`[B]`) in `kind` on
-/// `device`, and the class labels ([`class_labels`]).
+/// The checked inputs of an image network: `x` (`[B, C, S, S]`) in `kind` and `t` (`[B]`) in
+/// [`wide_kind`] of it, on `device`, and the class labels ([`class_labels`]).
 pub(crate) struct ImageInput {
     /// The states.
     pub x: Tensor,
@@ -212,7 +261,7 @@ pub(crate) fn image_input(
     let labels = class_labels(class, b, num_classes, device, context)?;
     Ok(ImageInput {
         x: x.to_kind(kind).to_device(device),
-        t: t.to_kind(kind).to_device(device),
+        t: t.to_kind(wide_kind(kind)).to_device(device),
         labels,
     })
 }
@@ -275,12 +324,15 @@ pub(crate) fn class_labels(
 /// `softmax(q k^T / sqrt(d)) v`, `[B, heads, L, d]`. The scale is applied to `q` (`L x d`)
 /// rather than to the `L x L` scores (as PyTorch's `scaled_dot_product_attention` does), and the
 /// scores are dropped as soon as the softmax has them: one `L x L` pass and buffer fewer per
-/// call (the same value up to rounding).
+/// call (the same value up to rounding). The softmax runs in [`wide_kind`] of the scores and its
+/// weights go back to the kind of `v` for the second product.
 pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
     let d = *q.size().last().unwrap_or(&1) as f64;
     let w = {
         let scores = (q * (1.0 / d.sqrt())).matmul(&k.transpose(-2, -1));
-        scores.softmax(-1, scores.kind())
+        scores
+            .softmax(-1, wide_kind(scores.kind()))
+            .to_kind(v.kind())
     };
     w.matmul(v)
 }

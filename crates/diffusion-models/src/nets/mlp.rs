@@ -37,6 +37,7 @@
 //! untrained network outputs 0 (under EDM preconditioning, `D(x) = c_skip x`).
 
 use super::embedding::{EmbeddingModule, TimeEmbedding};
+use super::layers::wide_kind;
 use super::{check_time, fill_from_host, uniform_values, TimeNet};
 use crate::error::{ModelError, Result};
 use diffusion_core::HostNoise;
@@ -199,11 +200,17 @@ impl TimeNet for Mlp {
         }
         let b = check_time(x, t, "Mlp")?;
         let x = x.to_kind(self.kind).to_device(self.device);
-        let t = t.to_kind(self.kind).to_device(self.device);
+        // The embedding in the wide kind (float32 for a 16-bit network, see `layers`).
+        let t = t.to_kind(wide_kind(self.kind)).to_device(self.device);
         let e_time = self.time_mlp2.forward(
             &self
                 .time_mlp0
-                .forward(&self.time_embed.forward(&(t * self.config.time_scale)))
+                .forward(
+                    &self
+                        .time_embed
+                        .forward(&(t * self.config.time_scale))
+                        .to_kind(self.kind),
+                )
                 .silu(),
         );
         let e = match (&self.class_embed, class) {

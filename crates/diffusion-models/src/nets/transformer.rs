@@ -33,7 +33,7 @@
 
 use super::dit::{validate_transformer, DitBlock, Dropout, FinalLayer};
 use super::embedding::TimeEmbedding;
-use super::layers::{embedding_table, Init, TimeMlp};
+use super::layers::{embedding_table, wide_kind, Init, TimeMlp};
 use super::{check_time, fill_from_host, TimeNet};
 use crate::error::{ModelError, Result};
 use diffusion_core::HostNoise;
@@ -223,8 +223,7 @@ impl SeqTransformer {
                 ));
             }
         }
-        let kind = self.kind();
-        let t = t.to_kind(kind).to_device(self.device);
+        let t = t.to_kind(wide_kind(self.kind())).to_device(self.device);
         let l = size[1];
         let d = cfg.hidden as i64;
         let mut h = self

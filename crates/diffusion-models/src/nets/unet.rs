@@ -61,8 +61,8 @@
 
 use super::embedding::{FourierEmbedding, TimeEmbedding};
 use super::layers::{
-    attention, conv2d, dropout_key, embedding_table, group_norm, hash_dropout, image_input, linear,
-    splitmix64, ImageInput, Init, TimeMlp,
+    attention, conv2d, dropout_key, embedding_table, group_norm, group_norm_wide, hash_dropout,
+    image_input, linear, splitmix64, ImageInput, Init, TimeMlp,
 };
 use super::TimeNet;
 use crate::error::{ModelError, Result};
@@ -304,15 +304,20 @@ impl ResBlock {
 
     fn forward(&self, x: &Tensor, ctx: &Ctx<'_>) -> Tensor {
         let cfg = &ctx.net.config;
-        let h = self.conv1.forward(&self.norm1.forward(x).silu());
+        // Norms and what follows them up to the next convolution in the wide kind (the
+        // module documentation of `layers`); `k` is the network's kind.
+        let k = x.kind();
+        let h = self
+            .conv1
+            .forward(&group_norm_wide(&self.norm1, x).silu().to_kind(k));
         let e = self.emb.forward(ctx.emb).unsqueeze(-1).unsqueeze(-1);
         let h = if cfg.scale_shift {
             let parts = e.chunk(2, 1);
-            self.norm2.forward(&h) * (&parts[0] + 1.0) + &parts[1]
+            group_norm_wide(&self.norm2, &h) * (&parts[0] + 1.0) + &parts[1]
         } else {
-            self.norm2.forward(&(h + e))
+            group_norm_wide(&self.norm2, &(h + e))
         };
-        let h = self.conv2.forward(&ctx.net.dropout(&h.silu()));
+        let h = self.conv2.forward(&ctx.net.dropout(&h.silu()).to_kind(k));
         let s = match &self.skip {
             Some(c) => c.forward(x),
             None => x.shallow_clone(),
@@ -352,7 +357,7 @@ impl AttnBlock {
         let d = c / self.heads;
         let qkv = self
             .qkv
-            .forward(&self.norm.forward(x))
+            .forward(&group_norm_wide(&self.norm, x).to_kind(x.kind()))
             .reshape([b, 3, self.heads, d, hh * ww]);
         // [B, heads, L, d] each.
         let part = |i: i64| qkv.select(1, i).transpose(-2, -1);
@@ -662,7 +667,9 @@ impl TimeNet for UNet {
                 ));
             }
         }
-        Ok(self.conv_out.forward(&self.norm_out.forward(&h).silu()))
+        Ok(self
+            .conv_out
+            .forward(&group_norm_wide(&self.norm_out, &h).silu().to_kind(h.kind())))
     }
 
     fn kind(&self) -> Kind {
