@@ -37,5 +37,5 @@ pub use noise_fast::FastNoise;
 pub use prediction::{denoise, Coeffs, Counted, Denoiser, Prediction};
 pub use schedule::NoiseSchedule;
 pub use spec::Spec;
-pub use state::{Phase, State};
+pub use state::{Finiteness, Phase, State};
 pub use target::{EmpiricalData, Gaussian, GaussianMixture, Toy2d};

@@ -136,3 +136,70 @@ fn doctor_reports_a_working_cpu_libtorch() {
         assert!(diffusion_models::parse_device("cuda:0").is_err());
     }
 }
+
+/// On tensors the sampler does not wait for the device after every step
+/// (`State::finiteness` answers `Pending`; the answers are read every
+/// `diffusion_solvers::PENDING_CHECKS` steps and at the end), yet the error still names the first
+/// non-finite step: for a model that turns NaN at grid index 3, 40 or 69 of a 70-step run (inside
+/// the first batch of answers, the second, and the last), and when a later step fails for another
+/// reason (the model errs from index 10 on), the earlier non-finite state is what is reported.
+#[test]
+fn tensor_runs_name_the_first_non_finite_step_without_waiting_every_step() {
+    use diffusion_core::{CoreError, Prediction};
+    use diffusion_solvers::{SolverError, PENDING_CHECKS};
+    const { assert!(70 > 2 * PENDING_CHECKS) };
+    let vp = VpLinear::default();
+    let grid = TimeGrid::uniform(0.9, 0.05, 70).unwrap();
+    let times = grid.times().to_vec();
+    let euler = registry::build::<Tensor>("euler").unwrap();
+    let run = |den: &dyn diffusion_core::Denoiser<Tensor>| {
+        let x = Tensor::ones([5, 3], (Kind::Double, Device::Cpu));
+        let mut noise = IndependentIncrements::seeded(0);
+        sample(
+            euler.as_ref(),
+            den,
+            &vp,
+            &grid,
+            x,
+            &mut noise,
+            &mut NoObserver,
+        )
+    };
+    for bad in [3usize, 40, 69] {
+        let t_bad = times[bad];
+        let calls = std::cell::Cell::new(0usize);
+        let den = |x: &Tensor, t: f64| -> diffusion_core::Result<Prediction<Tensor>> {
+            calls.set(calls.get() + 1);
+            let v = if t <= t_bad { f64::NAN } else { 0.25 };
+            Ok(Prediction::Sample(x * v))
+        };
+        match run(&den).unwrap_err() {
+            SolverError::NonFinite { step, t, .. } => {
+                assert_eq!(step, bad, "NaN from index {bad}");
+                assert_eq!(t, times[bad + 1]);
+            }
+            other => panic!("NaN from index {bad}: unexpected error {other}"),
+        }
+        // The answers were read in batches: the run went on to the end of the NaN's batch (one
+        // Euler evaluation per step), where a check after every step would have stopped at once.
+        let read_at = ((bad / PENDING_CHECKS + 1) * PENDING_CHECKS).min(70);
+        assert_eq!(calls.get(), read_at, "NaN from index {bad}");
+    }
+    let (t_nan, t_err) = (times[3], times[10]);
+    let den = |x: &Tensor, t: f64| -> diffusion_core::Result<Prediction<Tensor>> {
+        if t <= t_err {
+            return Err(CoreError::invalid("model", "fails after the NaN"));
+        }
+        let v = if t <= t_nan { f64::NAN } else { 0.25 };
+        Ok(Prediction::Sample(x * v))
+    };
+    match run(&den).unwrap_err() {
+        SolverError::NonFinite { step, .. } => assert_eq!(step, 3),
+        other => panic!("unexpected error {other}"),
+    }
+    // A finite run is untouched.
+    let den = |x: &Tensor, _t: f64| -> diffusion_core::Result<Prediction<Tensor>> {
+        Ok(Prediction::Sample(x * 0.25))
+    };
+    assert!(run(&den).unwrap().is_finite());
+}

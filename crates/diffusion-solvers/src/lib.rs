@@ -31,5 +31,5 @@ pub mod solver;
 
 pub use error::{Result, SolverError};
 pub use inversion::invert;
-pub use sampler::{sample, NoObserver, Observer, Trajectory};
+pub use sampler::{sample, NoObserver, Observer, Trajectory, PENDING_CHECKS};
 pub use solver::{Cache, Eval, Solver, Step};

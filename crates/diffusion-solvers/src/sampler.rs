@@ -2,7 +2,9 @@
 
 use crate::error::{Result, SolverError};
 use crate::solver::{Cache, Solver, Step};
-use diffusion_core::{BrownianPath, CoreError, Denoiser, NoiseSchedule, State, TimeGrid};
+use diffusion_core::{
+    BrownianPath, CoreError, Denoiser, Finiteness, NoiseSchedule, State, TimeGrid,
+};
 
 /// Sees every step of a sampling run (trajectories, progress bars, logging).
 pub trait Observer<S> {
@@ -43,11 +45,17 @@ impl<S: State> Observer<S> for Trajectory {
 /// Runs `solver` over `grid` from the initial state `x` (at `grid.times()[0]`).
 ///
 /// Errors: a grid outside the schedule's time range, any model or solver error, and a non-finite
-/// state after a step ([`SolverError::NonFinite`] names the step and time). This is the one
-/// finiteness check of a step: a non-finite model output propagates into the step's result
-/// ([`Step::eval`] does not check it separately). Solvers whose final in-place update already
-/// checked the result ([`Cache::set_checked`], `true` only when it was finite) skip the separate
-/// pass; the outcome is the same.
+/// state after a step ([`SolverError::NonFinite`] names the first such step and its time). This
+/// is the one finiteness check of a step: a non-finite model output propagates into the step's
+/// result ([`Step::eval`] does not check it separately). Solvers whose final in-place update
+/// already checked the result ([`Cache::set_checked`], `true` only when it was finite) skip the
+/// separate pass; the outcome is the same.
+///
+/// States that answer their check later ([`State::finiteness`]: tensors, whose flag is computed
+/// on their device) are not waited for after every step: their answers are read together every
+/// [`PENDING_CHECKS`] steps, at the end, and before any other error is reported (so the error
+/// is still the first non-finite step's). Until then the run goes on, and an observer may see a
+/// non-finite state before the error.
 pub fn sample<S: State>(
     solver: &dyn Solver<S>,
     model: &dyn Denoiser<S>,
@@ -69,6 +77,12 @@ pub fn sample<S: State>(
     let mut cache = Cache::new();
     let mut x = x;
     let n_steps = grid.steps();
+    let mut pending = PendingChecks::default();
+    let non_finite = |(step, t): (usize, f64)| SolverError::NonFinite {
+        step,
+        t,
+        solver: solver.name(),
+    };
     for (index, w) in times.windows(2).enumerate() {
         let step = Step {
             model,
@@ -79,19 +93,66 @@ pub fn sample<S: State>(
             n_steps,
         };
         cache.take_checked();
-        x = solver.step(&step, x, &mut cache, noise)?;
+        x = match solver.step(&step, x, &mut cache, noise) {
+            Ok(x) => x,
+            // A step that failed on what an earlier non-finite state led to reports that state.
+            Err(e) => return Err(pending.first_bad().map_or(e, non_finite)),
+        };
         cache.end_step();
         // A step whose last pass checked its result (`Cache::set_checked`) saves the pass here.
-        if !cache.take_checked() && !x.is_finite() {
-            return Err(SolverError::NonFinite {
-                step: index,
-                t: w[1],
-                solver: solver.name(),
-            });
+        if !cache.take_checked() {
+            pending
+                .push(index, w[1], x.finiteness())
+                .map_err(non_finite)?;
         }
         observer.on_step(index + 1, w[1], &x);
     }
-    Ok(x)
+    match pending.first_bad() {
+        Some(bad) => Err(non_finite(bad)),
+        None => Ok(x),
+    }
+}
+
+/// How many pending finiteness answers [`sample`] collects before it reads them (one wait for
+/// the device per this many steps, and at most this many steps run past a non-finite state).
+pub const PENDING_CHECKS: usize = 32;
+
+/// The finiteness answers of a run's steps not read yet: `(step, time, answer)`.
+#[derive(Default)]
+struct PendingChecks(Vec<(usize, f64, Finiteness)>);
+
+impl PendingChecks {
+    /// Records the answer for the state after `step` (at time `t`). A known `false` is the
+    /// first non-finite step at once (after any earlier pending one); pending answers are read
+    /// when [`PENDING_CHECKS`] are waiting. `Err((step, t))` names the first non-finite state.
+    fn push(
+        &mut self,
+        step: usize,
+        t: f64,
+        answer: Finiteness,
+    ) -> std::result::Result<(), (usize, f64)> {
+        match answer {
+            Finiteness::Known(true) => Ok(()),
+            Finiteness::Known(false) => Err(self.first_bad().unwrap_or((step, t))),
+            pending => {
+                self.0.push((step, t, pending));
+                match self.0.len() >= PENDING_CHECKS {
+                    true => self.first_bad().map_or(Ok(()), Err),
+                    false => Ok(()),
+                }
+            }
+        }
+    }
+
+    /// Reads every waiting answer in step order: the step and time of the first non-finite one.
+    fn first_bad(&mut self) -> Option<(usize, f64)> {
+        for (step, t, answer) in std::mem::take(&mut self.0) {
+            if !answer.resolve() {
+                return Some((step, t));
+            }
+        }
+        None
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,37 @@ mod tch_impl;
 
 pub use phase::Phase;
 
+/// The answer to "is every entry of this state finite?" ([`State::finiteness`]): known at once,
+/// or computed where the state lives and read later. Reading a value back from a GPU waits until
+/// its queue has drained, so a sampler that read a flag after every step would leave the device
+/// idle while the host issues the next step's first operations; with pending answers it reads
+/// them together (`diffusion_solvers::sample`).
+pub enum Finiteness {
+    /// Known on the spot.
+    Known(bool),
+    /// Computed on the device; the closure reads the answer back (waiting for the device).
+    Pending(Box<dyn FnOnce() -> bool + Send>),
+}
+
+impl Finiteness {
+    /// The answer (reads a pending one back).
+    pub fn resolve(self) -> bool {
+        match self {
+            Finiteness::Known(ok) => ok,
+            Finiteness::Pending(read) => read(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Finiteness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Finiteness::Known(ok) => f.debug_tuple("Known").field(ok).finish(),
+            Finiteness::Pending(_) => f.write_str("Pending"),
+        }
+    }
+}
+
 /// A point in the state space of a continuous diffusion: a vector space with the few operations
 /// solvers need. Coefficients are always host `f64`; implementations convert to their own scalar.
 ///
@@ -72,6 +103,12 @@ pub trait State: Sized + Send + 'static {
     /// `true` when every entry is finite.
     fn is_finite(&self) -> bool {
         self.rms().is_finite()
+    }
+    /// [`State::is_finite`] as a [`Finiteness`]: states on a device start the check there and
+    /// answer [`Finiteness::Pending`] (no synchronisation until it is read); the default answers
+    /// at once.
+    fn finiteness(&self) -> Finiteness {
+        Finiteness::Known(self.is_finite())
     }
 
     /// `true` when no other live value can observe an in-place change of `self` (it owns its

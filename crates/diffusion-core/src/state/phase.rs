@@ -1,6 +1,6 @@
 //! `Phase<S>`: the (position, velocity) pair state of augmented-space processes (CLD, PSLD, FDM).
 
-use super::State;
+use super::{Finiteness, State};
 
 /// A phase-space state: data coordinates `x` and auxiliary (velocity / momentum) coordinates `v`
 /// of the same shape. It is a `State` itself, so every generic solver runs on augmented processes.
@@ -77,6 +77,12 @@ impl<S: State> State for Phase<S> {
     }
     fn is_finite(&self) -> bool {
         self.x.is_finite() && self.v.is_finite()
+    }
+    fn finiteness(&self) -> Finiteness {
+        match (self.x.finiteness(), self.v.finiteness()) {
+            (Finiteness::Known(a), Finiteness::Known(b)) => Finiteness::Known(a && b),
+            (a, b) => Finiteness::Pending(Box::new(move || a.resolve() && b.resolve())),
+        }
     }
     fn is_exclusive(&self) -> bool {
         self.x.is_exclusive() && self.v.is_exclusive()

@@ -1,6 +1,6 @@
 //! `State` for `tch::Tensor` (feature `tch`): any dtype, any device, no host round trip per step.
 
-use super::State;
+use super::{Finiteness, State};
 use tch::{Device, Kind, Tensor};
 
 impl State for Tensor {
@@ -75,6 +75,15 @@ impl State for Tensor {
             return true;
         }
         self.isfinite().all().int64_value(&[]) != 0
+    }
+    // On every device (CPU tensors too, so that a run reports the same thing wherever it runs):
+    // the flag is a 0-dim tensor computed in the tensor's own queue, read when the sampler asks.
+    fn finiteness(&self) -> Finiteness {
+        if self.numel() == 0 {
+            return Finiteness::Known(true);
+        }
+        let flag = self.isfinite().all();
+        Finiteness::Pending(Box::new(move || flag.int64_value(&[]) != 0))
     }
 }
 
