@@ -9,7 +9,7 @@
 #   pip download --no-deps diffusers==0.42.1 importlib_metadata zipp -d .whl
 # then, there (carry [".dev", ".whl"]):
 #   STEPS=2500 EMA=0.99 SEEDS="0" bash tools/bench/gpu/run.sh          (about 6 minutes on an H100)
-# Parts (PARTS, default "doctor train sample quality"; "iddpm" is the fifth):
+# Parts (PARTS, default "doctor train sample quality"; "profile" and "iddpm" on request):
 # - train: training throughput, Rust vs PyTorch (same U-Net, batch 256, AdamW, clipping, EMA;
 #   fp32 and bf16; both sides time 150 updates after 15 untimed ones and read the losses back);
 # - sample: sampling throughput at 32 network evaluations, 1000 images: Rust `euler` on the Karras
@@ -21,6 +21,8 @@
 #   2000 Heun samples each for FMNIST-FD (computed afterwards on the CPU machine: `diffusion eval
 #   --fmnist-fd`). PARALLEL=1 starts every training job of the call at once on the one GPU (the
 #   samples do not depend on it; the throughputs those jobs print then do not mean anything);
+# - profile: one Euler pass of each side under nsys (kernel totals) when the machine has it, else
+#   the PyTorch pass under torch.profiler (summed kernel time vs wall time);
 # - iddpm: configs/fmnist-iddpm.toml for IDDPM_STEPS updates (EMA 0.999), 1000 samples of the
 #   ancestral chain (100 steps) with the learned variances, then the same checkpoint resampled
 #   with fixed beta~ and beta variances and with DDIM through the eps half.
@@ -73,6 +75,23 @@ if has sample; then
   echo "== the Euler pair with cuDNN's algorithm search on (both sides)"
   rust_euler --cudnn-benchmark; torch_euler --cudnn-benchmark
   timeout 60 $B/sample_bench --config $CFG --n 1000 --repeats 3 --set sample.solver=heun --set sample.steps=32 2>&1 | tail -1
+fi
+
+if has profile; then
+  # Where the sampling gap goes: one Euler pass of each side under nsys when the machine has it
+  # (kernel totals of both sides), else the PyTorch pass under torch.profiler (GPU-busy fraction).
+  echo "== profile of one Euler pass (32 evaluations, 1000 images)"
+  if command -v nsys > /dev/null; then
+    nsys profile -o /tmp/prof_rust --force-overwrite true $B/sample_bench --config $CFG --n 1000 --repeats 1 --set sample.solver=euler --set sample.steps=32 > /dev/null 2>&1
+    nsys profile -o /tmp/prof_torch --force-overwrite true python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 --repeats 1 > /dev/null 2>&1
+    for side in rust torch; do
+      nsys stats --report cuda_gpu_kern_sum --format csv /tmp/prof_$side.nsys-rep > $OUT/profile_$side.csv 2>/dev/null
+      echo "-- $side: $(tail -n +2 $OUT/profile_$side.csv | awk -F, '{t += $2; n += $3} END {print t / 1e9 " s in " n " kernels"}')"
+    done
+  else
+    echo "no nsys here; the PyTorch pass under torch.profiler:"
+    timeout 90 python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 --repeats 1 --profile 2>&1 | tail -9
+  fi
 fi
 
 # Training jobs: each is a function writing $OUT/<name>.log; run one after another, or all at once.

@@ -51,6 +51,9 @@ def main():
     p.add_argument("--repeats", type=int, default=3, help="timed passes (the median is reported)")
     p.add_argument("--cudnn-benchmark", action="store_true",
                    help="torch.backends.cudnn.benchmark = True (cuDNN times its algorithms once per shape)")
+    p.add_argument("--profile", action="store_true",
+                   help="after the timed passes, one more pass under torch.profiler: prints the summed "
+                        "GPU kernel time next to the pass's wall time (GPU-bound when they agree)")
     a = p.parse_args()
     torch.backends.cudnn.benchmark = a.cudnn_benchmark
     from diffusers import EDMEulerScheduler
@@ -74,6 +77,20 @@ def main():
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
         secs = sorted(times)[len(times) // 2]
+        if a.profile and dev.type == "cuda":
+            from torch.profiler import ProfilerActivity, profile
+            with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                t0 = time.perf_counter()
+                sample(net, sched, a.n, a.steps, dev, 0)
+                torch.cuda.synchronize()
+                wall = time.perf_counter() - t0
+            events = prof.key_averages()
+            kern = sum(e.self_device_time_total for e in events) / 1e6
+            count = sum(e.count for e in events if e.self_device_time_total > 0)
+            print(f"profile_diffusers wall_s={wall:.3f} gpu_kernel_s={kern:.3f} kernels={count} "
+                  f"busy={kern / wall:.3f}", flush=True)
+            for e in sorted(events, key=lambda e: -e.self_device_time_total)[:8]:
+                print(f"  {e.self_device_time_total / 1e3:9.1f} ms  {e.count:6d}x  {e.key[:90]}", flush=True)
     nfe = len(sched.timesteps)
     print(f"sample_diffusers n={a.n} steps={a.steps} nfe={nfe} repeats={len(times)} cudnn_benchmark={a.cudnn_benchmark} seconds={secs:.3f} "
           f"images_per_s={a.n / secs:.1f}", flush=True)
