@@ -676,15 +676,14 @@ impl Trainer {
         let t_start = grid.times()[0];
         let scale = (schedule.alpha(t_start).powi(2) + schedule.sigma(t_start).powi(2)).sqrt();
         let numel: i64 = shape.iter().product();
-        let z: Vec<f64> = HostNoise::new(seed)
+        // Scaled and rounded to float32 in one host pass (the values a float64 tensor cast to
+        // float32 would hold), then uploaded: no float64 tensor and no conversion pass.
+        let z: Vec<f32> = HostNoise::new(seed)
             .normals(numel as usize)
             .iter()
-            .map(|v| v * scale)
+            .map(|v| (v * scale) as f32)
             .collect();
-        let x_t = upload(
-            &Tensor::from_slice(&z).reshape(&shape).to_kind(Kind::Float),
-            self.device,
-        );
+        let x_t = upload(&Tensor::from_slice(&z).reshape(&shape), self.device);
         let solver = registry::build::<Tensor>(&cfg.solver)?;
         let (lo, hi) = schedule.t_range();
         let mut noise = BrownianTree::with_default_tol(seed.wrapping_add(1), lo, hi)?;
