@@ -62,7 +62,7 @@
 use super::embedding::{FourierEmbedding, TimeEmbedding};
 use super::layers::{
     attention, conv2d, dropout_key, embedding_table, group_norm, group_norm_wide, hash_dropout,
-    image_input, linear, splitmix64, ImageInput, Init, TimeMlp,
+    image_input, linear, splitmix64, wide_kind, ImageInput, Init, TimeMlp,
 };
 use super::TimeNet;
 use crate::error::{ModelError, Result};
@@ -601,9 +601,13 @@ impl UNet {
                 got: t.size(),
             });
         }
-        let t = t.to_kind(self.kind()).to_device(self.device);
+        // The Fourier features in the wide kind, as every time embedding (see `layers`).
+        let t = t.to_kind(wide_kind(self.kind())).to_device(self.device);
         Ok(lin
-            .forward(&f.forward(&(t * self.config.time_scale)))
+            .forward(
+                &f.forward(&(t * self.config.time_scale))
+                    .to_kind(self.kind()),
+            )
             .squeeze_dim(1))
     }
 }
