@@ -1,6 +1,7 @@
 //! The 16-bit compute copy of a network (what `precision = "bf16"` trains) splits its arithmetic
-//! as `torch.autocast` does: the time embedding, the normalisations and the attention softmax in
-//! float32, convolutions, linear layers and matrix products in bfloat16 (`nets::layers`).
+//! as `torch.autocast` does: the time embedding and the normalisations (with what follows them up
+//! to the next convolution or linear layer) in float32, convolutions, linear layers and matrix
+//! products in bfloat16 (`nets::layers`).
 //! Checked on the CPU, where libtorch runs bfloat16 kernels too.
 
 use diffusion_models::nets::{

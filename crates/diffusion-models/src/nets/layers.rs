@@ -22,11 +22,13 @@
 //! Precision: a network whose parameters are bfloat16 or float16 (the compute copy of
 //! `precision = "bf16"` training) runs its precision-sensitive operations in float32, the split
 //! `torch.autocast` makes on CUDA: the time embedding (`sin` / `cos` of the time, which would
-//! otherwise enter rounded to 8 bits), GroupNorm and LayerNorm with what follows them up to the
-//! next convolution or linear layer (activations, scale-shift modulation, dropout), and the
-//! attention softmax; convolutions, linear layers and matrix products take 16-bit inputs
-//! ([`wide_kind`], [`group_norm_wide`], [`layer_norm_wide`], [`attention`]). Float32 and float64
-//! networks are untouched by this (every cast is to their own kind, which is no operation).
+//! otherwise enter rounded to 8 bits), and GroupNorm and LayerNorm with what follows them up to
+//! the next convolution or linear layer (activations, scale-shift modulation, dropout);
+//! convolutions, linear layers and matrix products take 16-bit inputs ([`wide_kind`],
+//! [`group_norm_wide`], [`layer_norm_wide`]). The attention softmax needs nothing: libtorch's
+//! 16-bit softmax already computes in float32 and rounds once ([`attention`]). Float32 and
+//! float64 networks are untouched by this (every cast is to their own kind, which is no
+//! operation).
 
 use super::embedding::{EmbeddingModule, TimeEmbedding};
 use super::{fill_from_host, uniform_values};
@@ -324,15 +326,14 @@ pub(crate) fn class_labels(
 /// `softmax(q k^T / sqrt(d)) v`, `[B, heads, L, d]`. The scale is applied to `q` (`L x d`)
 /// rather than to the `L x L` scores (as PyTorch's `scaled_dot_product_attention` does), and the
 /// scores are dropped as soon as the softmax has them: one `L x L` pass and buffer fewer per
-/// call (the same value up to rounding). The softmax runs in [`wide_kind`] of the scores and its
-/// weights go back to the kind of `v` for the second product.
+/// call (the same value up to rounding). For 16-bit scores libtorch's softmax kernel already
+/// accumulates in float32 and rounds once, which is what autocast's float32 softmax followed by
+/// the cast for the second product gives (checked bit for bit in the tests), so no cast is made.
 pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
     let d = *q.size().last().unwrap_or(&1) as f64;
     let w = {
         let scores = (q * (1.0 / d.sqrt())).matmul(&k.transpose(-2, -1));
-        scores
-            .softmax(-1, wide_kind(scores.kind()))
-            .to_kind(v.kind())
+        scores.softmax(-1, scores.kind())
     };
     w.matmul(v)
 }
@@ -427,6 +428,68 @@ pub fn hash_dropout(x: &Tensor, p: f64, key: u64) -> Tensor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn values(n: usize, seed: u64) -> Tensor {
+        Tensor::from_slice(&HostNoise::new(seed).normals(n))
+    }
+
+    /// 16-bit inputs: the norms come back in float32, computed from the upcast input (bit for
+    /// bit the float32 norm), while the norm in bfloat16 would round its output; the attention
+    /// on bfloat16 inputs equals the one with a float32 softmax rounded once (autocast's); float32
+    /// inputs are left in their kind.
+    #[test]
+    fn sixteen_bit_inputs_norm_in_float32_and_softmax_rounds_once() {
+        assert_eq!(wide_kind(Kind::BFloat16), Kind::Float);
+        assert_eq!(wide_kind(Kind::Half), Kind::Float);
+        assert_eq!(wide_kind(Kind::Float), Kind::Float);
+        assert_eq!(wide_kind(Kind::Double), Kind::Double);
+        let vs = nn::VarStore::new(Device::Cpu);
+        let gn = group_norm(vs.root() / "gn", 2, 4);
+        tch::no_grad(|| {
+            let w = gn.ws.as_ref().unwrap();
+            let _ = w
+                .shallow_clone()
+                .copy_(&(values(4, 1).to_kind(Kind::Float) + 1.0));
+        });
+        let x = values(3 * 4 * 5 * 5, 2).reshape([3, 4, 5, 5]);
+        let low = x.to_kind(Kind::BFloat16);
+        let y = group_norm_wide(&gn, &low);
+        assert_eq!(y.kind(), Kind::Float);
+        assert!(y.equal(&gn.forward(&low.to_kind(Kind::Float))));
+        // What a bfloat16 copy of the norm gives: the same values rounded to bfloat16.
+        let gn16 = {
+            let mut vs16 = nn::VarStore::new(Device::Cpu);
+            let g = group_norm(vs16.root() / "gn", 2, 4);
+            vs16.set_kind(Kind::BFloat16);
+            vs16.copy(&vs).unwrap();
+            g
+        };
+        let y16 = gn16.forward(&low);
+        assert_eq!(y16.kind(), Kind::BFloat16);
+        assert!(!y16.to_kind(Kind::Float).equal(&y));
+        let f = x.to_kind(Kind::Float);
+        assert!(group_norm_wide(&gn, &f).equal(&gn.forward(&f)));
+        let ln = layer_norm_wide(&low);
+        assert_eq!(ln.kind(), Kind::Float);
+        let (q, k, v) = (
+            values(2 * 6 * 4, 3).reshape([1, 2, 6, 4]),
+            values(2 * 6 * 4, 4).reshape([1, 2, 6, 4]),
+            values(2 * 6 * 4, 5).reshape([1, 2, 6, 4]),
+        );
+        let (q, k, v) = (
+            q.to_kind(Kind::BFloat16) * 4.0,
+            k.to_kind(Kind::BFloat16),
+            v.to_kind(Kind::BFloat16),
+        );
+        let scores = (&q * 0.5).matmul(&k.transpose(-2, -1));
+        let wide = scores
+            .softmax(-1, Kind::Float)
+            .to_kind(Kind::BFloat16)
+            .matmul(&v);
+        let a = attention(&q, &k, &v);
+        assert_eq!(a.kind(), Kind::BFloat16);
+        assert!(a.equal(&wide));
+    }
 
     #[test]
     fn hash_uniform_is_uniform_deterministic_and_key_dependent() {

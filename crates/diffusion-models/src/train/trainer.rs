@@ -23,7 +23,7 @@
 //! Precision: see [`Precision`]. With `bf16` on CUDA a bfloat16 copy of the network does the
 //! forward and backward passes; the float32 master weights are copied into it before each update
 //! and its gradients are copied back (as float32) before clipping and AdamW. Inside the copy the
-//! time embedding, the norms and the softmax still run in float32, as under `torch.autocast`.
+//! time embedding and the norms still run in float32, as under `torch.autocast`.
 //!
 //! Speed: the trainable parameters are views of one flat buffer and their gradients views of
 //! another ([`super::flat`]), so zeroing, clipping, AdamW, the EMA and the bf16 copies are a few
