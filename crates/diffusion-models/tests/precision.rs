@@ -124,10 +124,21 @@ fn the_bf16_copy_embeds_the_time_in_float32() {
         data_dim: 2,
         ..MlpConfig::default()
     };
-    let (_v, _n, _lv, mlp) = pair(|p| Mlp::new(p, &mlp_cfg, 3).unwrap());
+    let (vs, _n, low_vs, mlp) = pair(|p| Mlp::new(p, &mlp_cfg, 3).unwrap());
     let x = images(8, 1, 1, 3).reshape([4, 2]);
     let d = same_time(&mlp, &x);
     assert!(d > 0.0, "MLP: bf16 outputs at t = {t1} and {t2} are equal");
+    // Its Fourier frequencies stay float32 in the bf16 copy, equal to the master's.
+    let (low, master) = (low_vs.variables(), vs.variables());
+    let fourier: Vec<&String> = low
+        .keys()
+        .filter(|n| n.ends_with(".W") || *n == "W")
+        .collect();
+    assert!(!fourier.is_empty(), "no Fourier buffer in {:?}", low.keys());
+    for n in fourier {
+        assert_eq!(low[n].kind(), Kind::Float, "{n}");
+        assert!(low[n].equal(&master[n]), "{n}");
+    }
     let seq_cfg = SeqTransformerConfig {
         vocab_size: 5,
         seq_len: 6,

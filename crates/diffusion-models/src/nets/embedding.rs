@@ -113,12 +113,15 @@ pub struct FourierEmbedding {
 }
 
 impl FourierEmbedding {
-    /// Creates the buffer `W` (`dim / 2` entries `~ N(0, scale^2)` from `noise`) under `path`.
+    /// Creates the buffer `W` (`dim / 2` entries `~ N(0, scale^2)` from `noise`) under `path`, in
+    /// the path's kind, or in float32 under a 16-bit path: the features `sin(2 pi t W)` reach
+    /// arguments of tens of radians, where bfloat16's 8 bits in `W` would move them by tenths
+    /// (the time itself enters in float32 too, see `layers`).
     pub fn new(path: &nn::Path<'_>, dim: usize, scale: f64, noise: &mut HostNoise) -> Result<Self> {
         TimeEmbedding::Fourier { dim, scale }.validate()?;
         let values: Vec<f64> = noise.normals(dim / 2).iter().map(|z| z * scale).collect();
         let w = Tensor::from_slice(&values)
-            .to_kind(path.kind())
+            .to_kind(super::layers::wide_kind(path.kind()))
             .to_device(path.device());
         let w = path.add("W", w, false);
         Ok(FourierEmbedding { w })

@@ -447,8 +447,7 @@ mod tests {
         let gn = group_norm(vs.root() / "gn", 2, 4);
         tch::no_grad(|| {
             let w = gn.ws.as_ref().unwrap();
-            let _ = w
-                .shallow_clone()
+            w.shallow_clone()
                 .copy_(&(values(4, 1).to_kind(Kind::Float) + 1.0));
         });
         let x = values(3 * 4 * 5 * 5, 2).reshape([3, 4, 5, 5]);
