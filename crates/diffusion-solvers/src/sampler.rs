@@ -136,10 +136,10 @@ impl PendingChecks {
             Finiteness::Known(false) => Err(self.first_bad().unwrap_or((step, t))),
             pending => {
                 self.0.push((step, t, pending));
-                match self.0.len() >= PENDING_CHECKS {
-                    true => self.first_bad().map_or(Ok(()), Err),
-                    false => Ok(()),
+                if self.0.len() < PENDING_CHECKS {
+                    return Ok(());
                 }
+                self.first_bad().map_or(Ok(()), Err)
             }
         }
     }

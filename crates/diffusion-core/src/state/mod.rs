@@ -44,6 +44,14 @@ impl std::fmt::Debug for Finiteness {
     }
 }
 
+/// [`State::fill_from_host`]'s default: one host vector, filled, then converted
+/// ([`State::from_host_like`]); implementations fall back on it for layouts they cannot write.
+pub(crate) fn fill_through_host<S: State>(s: &mut S, fill: &mut dyn FnMut(&mut [f64])) {
+    let mut values = vec![0.0; s.numel()];
+    fill(&mut values);
+    *s = s.from_host_like(&values);
+}
+
 /// A point in the state space of a continuous diffusion: a vector space with the few operations
 /// solvers need. Coefficients are always host `f64`; implementations convert to their own scalar.
 ///
@@ -87,9 +95,7 @@ pub trait State: Sized + Send + 'static {
     /// own storage (`f64` directly, `f32` through a small stack buffer), allocating nothing
     /// (noise draws into a reused buffer take this path).
     fn fill_from_host(&mut self, fill: &mut dyn FnMut(&mut [f64])) {
-        let mut values = vec![0.0; self.numel()];
-        fill(&mut values);
-        *self = self.from_host_like(&values);
+        fill_through_host(self, fill);
     }
 
     /// `self + b * other`, a convenience over [`State::lincomb`].

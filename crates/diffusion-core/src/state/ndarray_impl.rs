@@ -299,10 +299,7 @@ where
     /// through a 1024-entry stack buffer for `f32` (any other layout takes the default path).
     fn fill_from_host(&mut self, fill: &mut dyn FnMut(&mut [f64])) {
         let Some(out) = self.as_slice_mut() else {
-            let mut values = vec![0.0; self.len()];
-            fill(&mut values);
-            *self = self.from_host_like(&values);
-            return;
+            return super::fill_through_host(self, fill);
         };
         let out = match A::as_f64_slice_mut(out) {
             Some(out64) => return fill(out64),
@@ -596,11 +593,9 @@ mod tests {
         assert!(tt.lincomb3_assign_finite(1.0, &m.t().to_owned(), 0.5, &tt.clone(), -0.5));
     }
 
-    /// Every loop gives the same bits through the run-time dispatch (AVX-512 / AVX2 where the CPU
-    /// has them) as compiled for the build's own target, on lengths around the vector widths.
     #[test]
     fn fill_from_host_writes_what_from_host_like_builds_in_every_layout() {
-        let v: Vec<f64> = (0..1000).map(|i| (i as f64 * 0.37).sin() * 3.0).collect();
+        let v: Vec<f64> = (0..3000).map(|i| (i as f64 * 0.37).sin() * 3.0).collect();
         // A filler handing out `v` in order, whatever the chunk sizes.
         let filler = || {
             let mut next = 0;
@@ -612,15 +607,15 @@ mod tests {
                 }
             }
         };
-        // Standard order, f64 and f32, across several 256-entry chunks.
-        let mut a = ndarray::Array2::<f64>::zeros((10, 100));
+        // Standard order, f64 (one call) and f32 (across three 1024-entry chunks, the last short).
+        let mut a = ndarray::Array2::<f64>::zeros((10, 300));
         a.fill_from_host(&mut filler());
         assert_eq!(a, a.from_host_like(&v));
-        let mut b = ndarray::Array2::<f32>::zeros((10, 100));
+        let mut b = ndarray::Array2::<f32>::zeros((10, 300));
         b.fill_from_host(&mut filler());
         assert_eq!(b, b.from_host_like(&v));
         // A transposed (non-standard) array takes the default path, in logical order.
-        let mut t = ndarray::Array2::<f64>::zeros((100, 10)).reversed_axes();
+        let mut t = ndarray::Array2::<f64>::zeros((300, 10)).reversed_axes();
         t.fill_from_host(&mut filler());
         assert_eq!(t.to_host(), v);
     }
@@ -641,6 +636,8 @@ mod tests {
         }
     }
 
+    /// Every loop gives the same bits through the run-time dispatch (AVX-512 / AVX2 where the CPU
+    /// has them) as compiled for the build's own target, on lengths around the vector widths.
     #[test]
     fn dispatched_loops_give_the_baseline_bits() {
         use crate::state::simd::baseline;

@@ -415,7 +415,13 @@ impl Dit {
             &x_embedder.ws,
             &super::uniform_values(n, x_embedder.ws.numel(), bound),
         );
-        let pos_embed = path.zeros_no_train("pos_embed", &[1, (g * g) as i64, d as i64]);
+        // In the store's kind (tch's `zeros_no_train` would make it float32 whatever the kind,
+        // and a 16-bit copy of the network would then add float32 to its tokens).
+        let pos_embed = path.add(
+            "pos_embed",
+            Tensor::zeros([1, (g * g) as i64, d as i64], (path.kind(), path.device())),
+            false,
+        );
         fill_from_host(&pos_embed, &sincos_pos_embed_2d(d, g));
         let t_embedder = TimeMlp::new(
             &(path / "t_embedder"),
@@ -493,10 +499,7 @@ impl TimeNet for Dit {
         )?;
         let b = x.size()[0];
         // [B, D, g, g] -> [B, g g, D]
-        // `pos_embed` is a float32 buffer whatever the network's kind (tch creates untrained
-        // variables in float32), so it joins the tokens in their kind.
-        let tokens = self.x_embedder.forward(&x).flatten(2, 3).transpose(1, 2);
-        let mut h = &tokens + self.pos_embed.to_kind(tokens.kind());
+        let mut h = self.x_embedder.forward(&x).flatten(2, 3).transpose(1, 2) + &self.pos_embed;
         let c = self.t_embedder.forward(&t);
         let c = match (&self.y_embedder, &labels) {
             (Some(table), Some(l)) => c + table.index_select(0, l),
