@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "torch_ref"))
+from nets import edm_denoise  # noqa: E402
 
 
 class GaussianFourierProjection(nn.Module):
@@ -68,16 +69,6 @@ class MLP(nn.Module):
         for blk in self.blocks:
             h = h + blk(F.silu(h + e))
         return self.out(F.silu(h))
-
-
-def edm_denoise(net, x, sigma, sigma_data, y=None):
-    """D(x; sigma) = c_skip x + c_out F(c_in x, c_noise) (EDM Eq. (7))."""
-    s = sigma.reshape(-1, *([1] * (x.dim() - 1)))
-    c_skip = sigma_data**2 / (s**2 + sigma_data**2)
-    c_out = s * sigma_data / (s**2 + sigma_data**2).sqrt()
-    c_in = 1 / (s**2 + sigma_data**2).sqrt()
-    f = net(c_in * x, sigma.log() / 4, y)
-    return c_skip * x + c_out * f.to(x.dtype)
 
 
 def edm_loss(net, x0, sigma_data, p_mean, p_std, y=None):

@@ -499,3 +499,13 @@ class SeqTransformer(HashDropout, nn.Module):
         for blk in self.blocks:
             h = blk(h, c, self.dropout)
         return self.final_layer(h, c)
+
+
+def edm_denoise(net, x, sigma, sigma_data, y=None):
+    """D(x; sigma) = c_skip x + c_out F(c_in x, c_noise) (EDM Eq. (7))."""
+    s = sigma.reshape(-1, *([1] * (x.dim() - 1)))
+    c_skip = sigma_data**2 / (s**2 + sigma_data**2)
+    c_out = s * sigma_data / (s**2 + sigma_data**2).sqrt()
+    c_in = 1 / (s**2 + sigma_data**2).sqrt()
+    f = net(c_in * x, sigma.log() / 4, y)
+    return c_skip * x + c_out * f.to(x.dtype)

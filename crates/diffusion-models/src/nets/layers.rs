@@ -25,10 +25,13 @@
 //! otherwise enter rounded to 8 bits), and GroupNorm and LayerNorm with what follows them up to
 //! the next convolution or linear layer (activations, scale-shift modulation, dropout);
 //! convolutions, linear layers and matrix products take 16-bit inputs ([`wide_kind`],
-//! [`group_norm_wide`], [`layer_norm_wide`]). The attention softmax needs nothing: libtorch's
-//! 16-bit softmax already computes in float32 and rounds once ([`attention`]). Float32 and
+//! [`GroupNorm`], [`layer_norm_wide`]); the attention softmax runs in float32 and is cast back
+//! for the product with the values ([`attention`]); GroupNorm's affine parameters are float32
+//! variables even in a 16-bit store (autocast never rounds a norm's parameters). Float32 and
 //! float64 networks are untouched by this (every cast is to their own kind, which is no
-//! operation).
+//! operation). `tools/bench/gpu/grad_check.py` checks the whole split against PyTorch: a
+//! bfloat16 U-Net's loss and gradients equal, bit for bit on the CPU, those of the PyTorch U-Net
+//! under CUDA autocast's op lists.
 
 use super::embedding::{EmbeddingModule, TimeEmbedding};
 use super::{fill_from_host, uniform_values};
@@ -128,9 +131,49 @@ fn init_weight_bias(
     }
 }
 
-/// `nn.GroupNorm(groups, channels)` (eps `1e-5`, `weight` ones, `bias` zeros).
-pub(crate) fn group_norm(path: nn::Path<'_>, groups: usize, channels: usize) -> nn::GroupNorm {
-    nn::group_norm(path, groups as i64, channels as i64, Default::default())
+/// `nn.GroupNorm(groups, channels)` (eps `1e-5`, `weight` ones, `bias` zeros) whose affine
+/// parameters are kept in [`wide_kind`] of the store (float32 in a bfloat16 copy, as autocast
+/// keeps a float32 module's norm parameters) and which computes in that kind: see
+/// [`GroupNorm::forward`].
+#[derive(Debug)]
+pub(crate) struct GroupNorm {
+    /// Scale `[channels]`.
+    pub(crate) ws: Tensor,
+    /// Shift `[channels]`.
+    pub(crate) bs: Tensor,
+    groups: i64,
+}
+
+/// Epsilon of [`GroupNorm`] (PyTorch's default).
+const GROUP_NORM_EPS: f64 = 1e-5;
+
+/// A [`GroupNorm`] of `channels` in `groups` under `path` (`weight`, `bias`).
+pub(crate) fn group_norm(path: nn::Path<'_>, groups: usize, channels: usize) -> GroupNorm {
+    let opts = (wide_kind(path.kind()), path.device());
+    let c = channels as i64;
+    GroupNorm {
+        ws: path.add("weight", Tensor::ones([c], opts), true),
+        bs: path.add("bias", Tensor::zeros([c], opts), true),
+        groups: groups as i64,
+    }
+}
+
+impl GroupNorm {
+    /// The norm of `x` computed in [`wide_kind`] of `x` (a 16-bit input is cast up; the
+    /// parameters already are in that kind, or are cast to it) and returned in that kind: the
+    /// caller casts back to the network's kind where a convolution or linear layer takes over,
+    /// as autocast does. For float32 and float64 `x` it is the plain GroupNorm in `x`'s kind.
+    pub(crate) fn forward(&self, x: &Tensor) -> Tensor {
+        let k = wide_kind(x.kind());
+        Tensor::group_norm(
+            &x.to_kind(k),
+            self.groups,
+            Some(&self.ws.to_kind(k)),
+            Some(&self.bs.to_kind(k)),
+            GROUP_NORM_EPS,
+            true,
+        )
+    }
 }
 
 /// The kind in which a network with `kind` parameters runs its precision-sensitive operations
@@ -140,26 +183,6 @@ pub(crate) fn wide_kind(kind: Kind) -> Kind {
         Kind::BFloat16 | Kind::Half => Kind::Float,
         k => k,
     }
-}
-
-/// `norm(x)` computed in [`wide_kind`] of `x` (input and affine parameters cast up), returned in
-/// that kind: the caller casts back to the network's kind where a convolution or linear layer
-/// takes over, as autocast does. For float32 and float64 `x` it is `norm.forward(x)`.
-pub(crate) fn group_norm_wide(norm: &nn::GroupNorm, x: &Tensor) -> Tensor {
-    let k = wide_kind(x.kind());
-    if k == x.kind() {
-        return norm.forward(x);
-    }
-    let w = norm.ws.as_ref().map(|w| w.to_kind(k));
-    let b = norm.bs.as_ref().map(|b| b.to_kind(k));
-    Tensor::group_norm(
-        &x.to_kind(k),
-        norm.num_groups,
-        w.as_ref(),
-        b.as_ref(),
-        nn::GroupNormConfig::default().eps,
-        true,
-    )
 }
 
 /// LayerNorm without affine parameters (eps `1e-6`) over the last dimension, computed and
@@ -326,14 +349,17 @@ pub(crate) fn class_labels(
 /// `softmax(q k^T / sqrt(d)) v`, `[B, heads, L, d]`. The scale is applied to `q` (`L x d`)
 /// rather than to the `L x L` scores (as PyTorch's `scaled_dot_product_attention` does), and the
 /// scores are dropped as soon as the softmax has them: one `L x L` pass and buffer fewer per
-/// call (the same value up to rounding). For 16-bit scores libtorch's softmax kernel already
-/// accumulates in float32 and rounds once, which is what autocast's float32 softmax followed by
-/// the cast for the second product gives (checked bit for bit in the tests), so no cast is made.
+/// call (the same value up to rounding). The softmax runs in [`wide_kind`] of the scores and its
+/// output is cast back for the second product, as autocast does: for 16-bit scores the forward
+/// value is what libtorch's 16-bit softmax gives (it accumulates in float32 and rounds once), but
+/// the backward pass then differentiates the float32 output instead of the rounded one.
 pub(crate) fn attention(q: &Tensor, k: &Tensor, v: &Tensor) -> Tensor {
     let d = *q.size().last().unwrap_or(&1) as f64;
     let w = {
         let scores = (q * (1.0 / d.sqrt())).matmul(&k.transpose(-2, -1));
-        scores.softmax(-1, scores.kind())
+        scores
+            .softmax(-1, wide_kind(scores.kind()))
+            .to_kind(scores.kind())
     };
     w.matmul(v)
 }
@@ -434,8 +460,10 @@ mod tests {
     }
 
     /// 16-bit inputs: the norms come back in float32, computed from the upcast input (bit for
-    /// bit the float32 norm), while the norm in bfloat16 would round its output; the attention
-    /// on bfloat16 inputs equals the one with a float32 softmax rounded once (autocast's); float32
+    /// bit the float32 norm), while the norm in bfloat16 would round its output; a 16-bit
+    /// store keeps GroupNorm's parameters in float32; the attention on bfloat16 inputs equals the
+    /// one with a float32 softmax rounded once (autocast's), forward and backward, while
+    /// libtorch's bfloat16 softmax gives the same forward value but another gradient; float32
     /// inputs are left in their kind.
     #[test]
     fn sixteen_bit_inputs_norm_in_float32_and_softmax_rounds_once() {
@@ -446,28 +474,27 @@ mod tests {
         let vs = nn::VarStore::new(Device::Cpu);
         let gn = group_norm(vs.root() / "gn", 2, 4);
         tch::no_grad(|| {
-            let w = gn.ws.as_ref().unwrap();
-            w.shallow_clone()
+            gn.ws
+                .shallow_clone()
                 .copy_(&(values(4, 1).to_kind(Kind::Float) + 1.0));
         });
         let x = values(3 * 4 * 5 * 5, 2).reshape([3, 4, 5, 5]);
         let low = x.to_kind(Kind::BFloat16);
-        let y = group_norm_wide(&gn, &low);
+        let y = gn.forward(&low);
         assert_eq!(y.kind(), Kind::Float);
         assert!(y.equal(&gn.forward(&low.to_kind(Kind::Float))));
-        // What a bfloat16 copy of the norm gives: the same values rounded to bfloat16.
-        let gn16 = {
-            let mut vs16 = nn::VarStore::new(Device::Cpu);
-            let g = group_norm(vs16.root() / "gn", 2, 4);
-            vs16.set_kind(Kind::BFloat16);
-            vs16.copy(&vs).unwrap();
-            g
-        };
-        let y16 = gn16.forward(&low);
+        // What a bfloat16 norm gives: the same values rounded to bfloat16.
+        let (w16, b16) = (gn.ws.to_kind(Kind::BFloat16), gn.bs.to_kind(Kind::BFloat16));
+        let y16 = low.group_norm(2, Some(&w16), Some(&b16), GROUP_NORM_EPS, true);
         assert_eq!(y16.kind(), Kind::BFloat16);
         assert!(!y16.to_kind(Kind::Float).equal(&y));
         let f = x.to_kind(Kind::Float);
-        assert!(group_norm_wide(&gn, &f).equal(&gn.forward(&f)));
+        let plain = f.group_norm(2, Some(&gn.ws), Some(&gn.bs), GROUP_NORM_EPS, true);
+        assert!(gn.forward(&f).equal(&plain));
+        let mut vs16 = nn::VarStore::new(Device::Cpu);
+        vs16.set_kind(Kind::BFloat16);
+        let gn16 = group_norm(vs16.root() / "gn", 2, 4);
+        assert_eq!((gn16.ws.kind(), gn16.bs.kind()), (Kind::Float, Kind::Float));
         let ln = layer_norm_wide(&low);
         assert_eq!(ln.kind(), Kind::Float);
         let (q, k, v) = (
@@ -476,18 +503,31 @@ mod tests {
             values(2 * 6 * 4, 5).reshape([1, 2, 6, 4]),
         );
         let (q, k, v) = (
-            q.to_kind(Kind::BFloat16) * 4.0,
+            (q.to_kind(Kind::BFloat16) * 4.0).set_requires_grad(true),
             k.to_kind(Kind::BFloat16),
             v.to_kind(Kind::BFloat16),
         );
-        let scores = (&q * 0.5).matmul(&k.transpose(-2, -1));
-        let wide = scores
-            .softmax(-1, Kind::Float)
-            .to_kind(Kind::BFloat16)
-            .matmul(&v);
-        let a = attention(&q, &k, &v);
+        let r = values(2 * 6 * 4, 6).reshape([1, 2, 6, 4]);
+        // The value and the gradient with respect to q of `<out, r>`.
+        let run = |softmax_kind: Option<Kind>| {
+            let out = match softmax_kind {
+                None => attention(&q, &k, &v),
+                Some(sk) => (&q * 0.5)
+                    .matmul(&k.transpose(-2, -1))
+                    .softmax(-1, sk)
+                    .to_kind(Kind::BFloat16)
+                    .matmul(&v),
+            };
+            let g = Tensor::run_backward(&[(out.to_kind(Kind::Float) * &r).sum(Kind::Float)], &[&q], false, false);
+            (out.detach(), g[0].shallow_clone())
+        };
+        let (a, ga) = run(None);
+        let (wide, gw) = run(Some(Kind::Float));
+        let (narrow, gn16) = run(Some(Kind::BFloat16));
         assert_eq!(a.kind(), Kind::BFloat16);
-        assert!(a.equal(&wide));
+        assert!(a.equal(&wide) && a.equal(&narrow));
+        assert!(ga.equal(&gw));
+        assert!(!ga.equal(&gn16));
     }
 
     #[test]

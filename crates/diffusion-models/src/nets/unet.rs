@@ -61,7 +61,7 @@
 
 use super::embedding::{FourierEmbedding, TimeEmbedding};
 use super::layers::{
-    attention, conv2d, dropout_key, embedding_table, group_norm, group_norm_wide, hash_dropout,
+    attention, conv2d, dropout_key, embedding_table, group_norm, hash_dropout, GroupNorm,
     image_input, linear, splitmix64, wide_kind, ImageInput, Init, TimeMlp,
 };
 use super::TimeNet;
@@ -266,10 +266,10 @@ struct Ctx<'a> {
 
 #[derive(Debug)]
 struct ResBlock {
-    norm1: nn::GroupNorm,
+    norm1: GroupNorm,
     conv1: nn::Conv2D,
     emb: nn::Linear,
-    norm2: nn::GroupNorm,
+    norm2: GroupNorm,
     conv2: nn::Conv2D,
     skip: Option<nn::Conv2D>,
 }
@@ -309,13 +309,13 @@ impl ResBlock {
         let k = x.kind();
         let h = self
             .conv1
-            .forward(&group_norm_wide(&self.norm1, x).silu().to_kind(k));
+            .forward(&self.norm1.forward(x).silu().to_kind(k));
         let e = self.emb.forward(ctx.emb).unsqueeze(-1).unsqueeze(-1);
         let h = if cfg.scale_shift {
             let parts = e.chunk(2, 1);
-            group_norm_wide(&self.norm2, &h) * (&parts[0] + 1.0) + &parts[1]
+            self.norm2.forward(&h) * (&parts[0] + 1.0) + &parts[1]
         } else {
-            group_norm_wide(&self.norm2, &(h + e))
+            self.norm2.forward(&(h + e))
         };
         let h = self.conv2.forward(&ctx.net.dropout(&h.silu()).to_kind(k));
         let s = match &self.skip {
@@ -333,7 +333,7 @@ impl ResBlock {
 
 #[derive(Debug)]
 struct AttnBlock {
-    norm: nn::GroupNorm,
+    norm: GroupNorm,
     qkv: nn::Conv2D,
     proj: nn::Conv2D,
     heads: i64,
@@ -357,7 +357,7 @@ impl AttnBlock {
         let d = c / self.heads;
         let qkv = self
             .qkv
-            .forward(&group_norm_wide(&self.norm, x).to_kind(x.kind()))
+            .forward(&self.norm.forward(x).to_kind(x.kind()))
             .reshape([b, 3, self.heads, d, hh * ww]);
         // [B, heads, L, d] each.
         let part = |i: i64| qkv.select(1, i).transpose(-2, -1);
@@ -390,7 +390,7 @@ pub struct UNet {
     down: Vec<Level>,
     mid: (ResBlock, AttnBlock, ResBlock),
     up: Vec<Level>,
-    norm_out: nn::GroupNorm,
+    norm_out: GroupNorm,
     conv_out: nn::Conv2D,
     logvar: Option<(FourierEmbedding, nn::Linear)>,
     device: Device,
@@ -673,7 +673,7 @@ impl TimeNet for UNet {
         }
         Ok(self
             .conv_out
-            .forward(&group_norm_wide(&self.norm_out, &h).silu().to_kind(h.kind())))
+            .forward(&self.norm_out.forward(&h).silu().to_kind(h.kind())))
     }
 
     fn kind(&self) -> Kind {

@@ -40,6 +40,41 @@ impl FlatLayout {
         }
     }
 
+    /// The layout of the tensors `i` with `keep[i]`, each at its offset in this layout, over a
+    /// buffer of the same length (the others' places are left out: a buffer of the subset has
+    /// room for them, and they stay as they are).
+    pub fn subset(&self, keep: &[bool]) -> Self {
+        let (shapes, offsets) = self
+            .shapes
+            .iter()
+            .zip(&self.offsets)
+            .zip(keep)
+            .filter(|(_, &k)| k)
+            .map(|((s, &o), _)| (s.clone(), o))
+            .unzip();
+        FlatLayout {
+            shapes,
+            offsets,
+            total: self.total,
+        }
+    }
+
+    /// The buffer positions (`Int64`, on `device`) of the tensors, one after the other: for
+    /// gathering them out of a buffer into a contiguous one and scattering them back.
+    pub fn positions(&self, device: tch::Device) -> Tensor {
+        let parts: Vec<Tensor> = self
+            .shapes
+            .iter()
+            .zip(&self.offsets)
+            .map(|(s, &o)| Tensor::arange_start(o, o + s.iter().product::<i64>(), (Kind::Int64, device)))
+            .collect();
+        if parts.is_empty() {
+            Tensor::zeros([0], (Kind::Int64, device))
+        } else {
+            Tensor::cat(&parts, 0)
+        }
+    }
+
     /// Number of elements in the buffer.
     pub fn numel(&self) -> i64 {
         self.total
@@ -196,6 +231,46 @@ impl FlatLayout {
 mod tests {
     use super::*;
     use tch::Device;
+
+    /// A subset keeps its tensors at their places in the full buffer; its positions gather them
+    /// out of a full buffer and scatter them back.
+    #[test]
+    fn subsets_keep_their_places_and_positions_gather_them() {
+        let ts = [
+            Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+            Tensor::zeros([1, 3], (Kind::Float, Device::Cpu)),
+            Tensor::zeros([2], (Kind::Float, Device::Cpu)),
+        ];
+        let full = FlatLayout::of(&ts);
+        let outer = full.subset(&[true, false, true]);
+        assert_eq!((outer.len(), outer.numel()), (2, 7));
+        let buf = Tensor::arange(7, (Kind::Float, Device::Cpu));
+        let views: Vec<Vec<f32>> = outer
+            .views(&buf)
+            .iter()
+            .map(|v| Vec::try_from(v).unwrap())
+            .collect();
+        assert_eq!(views, vec![vec![0.0, 1.0], vec![5.0, 6.0]]);
+        let pos = outer.positions(Device::Cpu);
+        assert_eq!(Vec::<i64>::try_from(&pos).unwrap(), vec![0, 1, 5, 6]);
+        let gathered = buf.index_select(0, &pos);
+        let back = Tensor::zeros([7], (Kind::Float, Device::Cpu)).index_copy(0, &pos, &gathered);
+        assert_eq!(
+            Vec::<f32>::try_from(&back).unwrap(),
+            vec![0.0, 1.0, 0.0, 0.0, 0.0, 5.0, 6.0]
+        );
+        // Its tensors can be made views of a subset buffer (the others' places stay zero).
+        let params = [ts[0].shallow_clone(), ts[2].shallow_clone()];
+        tch::no_grad(|| {
+            let _ = params[1].shallow_clone().fill_(4.0);
+        });
+        let sub = outer.flatten(&params).unwrap();
+        assert_eq!(
+            Vec::<f32>::try_from(&sub).unwrap(),
+            vec![0.0, 0.0, 0.0, 0.0, 0.0, 4.0, 4.0]
+        );
+        assert!(full.subset(&[false; 3]).positions(Device::Cpu).numel() == 0);
+    }
 
     #[test]
     fn parameters_and_gradients_become_views_of_one_buffer() {

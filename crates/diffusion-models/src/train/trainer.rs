@@ -90,11 +90,28 @@ pub struct RunOptions<'a> {
 struct LowPrecision {
     _vs: nn::VarStore,
     net: Net,
-    /// The trainable ones, in the order of the master parameters (views of `flat`).
+    /// Its bfloat16 trainable variables, in the order of the master parameters (views of `flat`).
     params: Vec<Tensor>,
+    /// Where they sit: the master layout less the float32 ones.
+    layout: FlatLayout,
     /// The variables that are not trainable, with their master counterparts.
     others: Vec<(Tensor, Tensor)>,
-    /// The bf16 parameter buffer and its gradient buffer.
+    /// The bf16 parameter buffer and its gradient buffer (the master layout's length; the
+    /// places of the float32 parameters are unused and their gradients stay zero).
+    flat: Tensor,
+    grads: Tensor,
+    /// The trainable variables the copy keeps in float32 (GroupNorm's affine parameters, as
+    /// autocast keeps them), when it has any.
+    wide: Option<WideParams>,
+}
+
+/// The float32 trainable variables of the bfloat16 copy: views of a buffer of their own, filled
+/// from (and their gradients scattered back to) their places in the master buffers.
+struct WideParams {
+    params: Vec<Tensor>,
+    layout: FlatLayout,
+    /// Their elements' positions in the master buffers (`Int64`).
+    positions: Tensor,
     flat: Tensor,
     grads: Tensor,
 }
@@ -256,16 +273,48 @@ impl Trainer {
                     })
             })
             .collect::<Result<Vec<_>>>()?;
-        let flat = layout.flatten(&params)?;
-        let grads = layout.zeros(Kind::BFloat16, device);
-        layout.attach_grads(&params, &grads)?;
+        // Variables the store made in its own kind are computed in bfloat16; the ones a layer
+        // made in float32 (`nets::layers::GroupNorm`) stay float32.
+        let narrow: Vec<bool> = params.iter().map(|p| p.kind() == vs.kind()).collect();
+        let pick = |want: bool| -> Vec<Tensor> {
+            params
+                .iter()
+                .zip(&narrow)
+                .filter(|(_, &n)| n == want)
+                .map(|(p, _)| p.shallow_clone())
+                .collect()
+        };
+        let low_layout = layout.subset(&narrow);
+        let low_params = pick(true);
+        let flat = low_layout.flatten(&low_params)?;
+        let grads = low_layout.zeros(vs.kind(), device);
+        low_layout.attach_grads(&low_params, &grads)?;
+        let wide_params = pick(false);
+        let wide = if wide_params.is_empty() {
+            None
+        } else {
+            let wide_layout = FlatLayout::of(&wide_params);
+            let wide_flat = wide_layout.flatten(&wide_params)?;
+            let wide_grads = wide_layout.zeros(wide_flat.kind(), device);
+            wide_layout.attach_grads(&wide_params, &wide_grads)?;
+            let outside: Vec<bool> = narrow.iter().map(|n| !n).collect();
+            Some(WideParams {
+                params: wide_params,
+                layout: wide_layout,
+                positions: layout.subset(&outside).positions(device),
+                flat: wide_flat,
+                grads: wide_grads,
+            })
+        };
         Ok(LowPrecision {
             _vs: vs,
             net,
-            params,
+            params: low_params,
+            layout: low_layout,
             others,
             flat,
             grads,
+            wide,
         })
     }
 
@@ -416,6 +465,102 @@ impl Trainer {
         Ok((vs, net))
     }
 
+    /// The loss `loss(net)` of the network that computes the updates (the bfloat16 copy, with
+    /// the master weights copied in, under `bf16`; the raw network otherwise), in training mode
+    /// with the dropout seed of the next update, differentiated into the master gradient buffer
+    /// (float32, not clipped). Returns the loss (float32, on the device).
+    fn forward_backward(
+        &self,
+        loss: impl FnOnce(&dyn TimeNet) -> Result<Tensor>,
+    ) -> Result<Tensor> {
+        // Dropout masks of this update: seeded by the run's seed and the update index.
+        let dropout_seed = HostNoise::with_stream(self.config.seed ^ DROPOUT_SALT, self.step)
+            .uniform()
+            .to_bits();
+        tch::no_grad(|| {
+            let _ = self.grads.shallow_clone().zero_();
+        });
+        let net = match &self.low {
+            None => &self.net,
+            Some(low) => {
+                tch::no_grad(|| {
+                    low.flat.shallow_clone().copy_(&self.flat);
+                    let _ = low.grads.shallow_clone().zero_();
+                    if let Some(w) = &low.wide {
+                        w.flat
+                            .shallow_clone()
+                            .copy_(&self.flat.index_select(0, &w.positions));
+                        let _ = w.grads.shallow_clone().zero_();
+                    }
+                    for (m, c) in &low.others {
+                        c.shallow_clone().copy_(m);
+                    }
+                });
+                &low.net
+            }
+        };
+        net.set_train(true);
+        net.set_dropout_seed(dropout_seed);
+        let l = loss(net);
+        net.set_train(false);
+        // The bf16 copy's loss is differentiated from float32, as autocast's would be.
+        let l = match self.low {
+            None => l?,
+            Some(_) => l?.to_kind(Kind::Float),
+        };
+        l.f_backward()?;
+        match &self.low {
+            None => {
+                self.layout.adopt_grads(&self.params, &self.grads)?;
+            }
+            Some(low) => {
+                // The master parameters' gradients are the bf16 copy's, as float32.
+                low.layout.adopt_grads(&low.params, &low.grads)?;
+                tch::no_grad(|| {
+                    self.grads.shallow_clone().copy_(&low.grads);
+                });
+                if let Some(w) = &low.wide {
+                    w.layout.adopt_grads(&w.params, &w.grads)?;
+                    tch::no_grad(|| {
+                        let _ = self
+                            .grads
+                            .shallow_clone()
+                            .index_copy_(0, &w.positions, &w.grads);
+                    });
+                }
+            }
+        }
+        Ok(l)
+    }
+
+    /// The value of `loss(net)` and its gradient with respect to every trainable parameter
+    /// (float32, under the parameter's name, before clipping), computed exactly as an update
+    /// computes them (the bfloat16 copy under `bf16`, training mode, the next update's dropout
+    /// seed) but without updating anything: a probe for comparing the training arithmetic with
+    /// another implementation's on the same inputs (`benches/src/bin/grad_probe.rs`). `loss`
+    /// gets the network that computes the passes and returns a scalar.
+    pub fn loss_gradients(
+        &self,
+        loss: impl FnOnce(&dyn TimeNet) -> Result<Tensor>,
+    ) -> Result<(f64, Named)> {
+        let l = self.forward_backward(loss)?;
+        let grads = self
+            .names
+            .iter()
+            .cloned()
+            .zip(self.layout.views(&self.grads))
+            .map(|(n, g)| (n, g.copy()))
+            .collect();
+        Ok((l.double_value(&[]), grads))
+    }
+
+    /// Replaces the raw (trainable and buffer) weights with `named`, a PyTorch `state_dict` of
+    /// the configured network (strict: every variable, same shapes; see
+    /// [`crate::nets::state::load_state_dict`]). The AdamW moments and the EMA averages are kept.
+    pub fn load_state_dict(&mut self, named: &[(String, Tensor)]) -> Result<()> {
+        crate::nets::state::load_state_dict(&self.vs, named)
+    }
+
     /// The global gradient norm (a 0-dim `Double` on the device), the flat gradient clipped to
     /// `max` in place when `max > 0` (the factor `min(1, max / (norm + 1e-6))` of
     /// `torch.nn.utils.clip_grad_norm_`), without a host read-back.
@@ -497,53 +642,10 @@ impl Trainer {
         let k = self.step;
         let batch = self.labelled_batch(k)?;
         let mut noise = HostNoise::with_stream(self.config.seed, 2 * k + 2);
-        tch::no_grad(|| {
-            let _ = self.grads.shallow_clone().zero_();
-        });
-        // Dropout masks of this update: seeded by the run's seed and the update index.
-        let dropout_seed = HostNoise::with_stream(self.config.seed ^ DROPOUT_SALT, k)
-            .uniform()
-            .to_bits();
-        let loss = match &mut self.low {
-            None => {
-                self.net.set_train(true);
-                self.net.set_dropout_seed(dropout_seed);
-                let l = self
-                    .objective
-                    .loss(&self.net, &batch.x, batch.class.as_ref(), &mut noise);
-                self.net.set_train(false);
-                l?
-            }
-            Some(low) => {
-                tch::no_grad(|| {
-                    low.flat.shallow_clone().copy_(&self.flat);
-                    let _ = low.grads.shallow_clone().zero_();
-                    for (m, c) in &low.others {
-                        c.shallow_clone().copy_(m);
-                    }
-                });
-                low.net.set_train(true);
-                low.net.set_dropout_seed(dropout_seed);
-                let l = self
-                    .objective
-                    .loss(&low.net, &batch.x, batch.class.as_ref(), &mut noise);
-                low.net.set_train(false);
-                l?.to_kind(Kind::Float)
-            }
-        };
-        loss.f_backward()?;
-        match &self.low {
-            None => {
-                self.layout.adopt_grads(&self.params, &self.grads)?;
-            }
-            Some(low) => {
-                // The master parameters' gradients are the bf16 copy's, as float32.
-                self.layout.adopt_grads(&low.params, &low.grads)?;
-                tch::no_grad(|| {
-                    self.grads.shallow_clone().copy_(&low.grads);
-                });
-            }
-        }
+        let loss = self.forward_backward(|net| {
+            self.objective
+                .loss(net, &batch.x, batch.class.as_ref(), &mut noise)
+        })?;
         let grad_norm = self.clip_gradients(self.config.train.grad_clip);
         let stats =
             tch::no_grad(|| Tensor::stack(&[loss.detach().to_kind(Kind::Double), grad_norm], 0));
