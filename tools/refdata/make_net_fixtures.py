@@ -13,7 +13,10 @@ hold them exactly), evaluates the modules in float64 on fixed inputs and writes 
 * <name>_io.safetensors: the inputs (`x` float32, `t` float32, `class` int64 or `tokens`) and
   the float64 outputs: `out` (eval mode, the given labels), `out_null` (no labels: the null
   class), `out_train` (U-Net only: train mode, dropout seed DROPOUT_SEED, i.e. the seeded hash
-  dropout of nets/layers.rs) and `logvar` (U-Net log-variance head).
+  dropout of nets/layers.rs) and `logvar` (U-Net log-variance head);
+* unet_autocast.safetensors / unet_autocast_io.safetensors: the EDM loss and gradients of a
+  float32 U-Net in float32 and under CUDA autocast's bf16 op lists (`autocast_case`; read by
+  tests/train_bf16.rs).
 
 Everything is seeded (torch.manual_seed(SEED)), so a rerun with the same torch reproduces the
 files byte for byte.
@@ -28,6 +31,7 @@ from safetensors.torch import save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "torch_ref"))
 import nets  # noqa: E402
+from autocast_lists import loss_and_grads  # noqa: E402
 
 SEED = 20261126
 DROPOUT_SEED = 0x5EED_D12D_0000_0042
@@ -68,6 +72,26 @@ CONFIGS = {
         time_scale=1.0,
         scale_shift=False,
         skip_rescale=True,
+        logvar_channels=0,
+    ),
+    # The bf16 check (tests/train_bf16.rs): Fashion-MNIST-shaped, so the trainer's data source
+    # takes it; GroupNorm, attention at 14x14, a sinusoidal embedding, no dropout.
+    "unet_autocast": dict(
+        in_channels=1,
+        out_channels=1,
+        image_size=28,
+        model_channels=8,
+        channel_mult=[1, 2],
+        num_res_blocks=1,
+        attention_resolutions=[14],
+        num_heads=2,
+        dropout=0.0,
+        num_classes=None,
+        groups=4,
+        embedding={"kind": "sinusoidal", "dim": 16, "max_period": 10000.0},
+        time_scale=1.0,
+        scale_shift=False,
+        skip_rescale=False,
         logvar_channels=0,
     ),
     "dit": dict(
@@ -177,6 +201,30 @@ def image_case(cls, cfg, out_dir, name, train=False):
     return net
 
 
+def autocast_case(cfg, out_dir, name, batch=8, sigma_data=0.5):
+    """The EDM loss and its gradients for a float32 U-Net at random weights and inputs, in
+    float32 and under CUDA autocast's bf16 op lists (tools/torch_ref/autocast_lists.py).
+    Writes <name>.safetensors (the state_dict) and <name>_io.safetensors: `x0`, `noise`
+    (float32), `sigma` (float64 values that float32 holds exactly), `loss_fp32` / `loss_bf16`
+    (float64, one value) and `grad_fp32.<param>` / `grad_bf16.<param>` (float32)."""
+    torch.set_default_dtype(torch.float32)
+    net = nets.UNet(**cfg)
+    randomize(net)
+    net.train()
+    s = cfg["image_size"]
+    x0 = torch.rand(batch, cfg["in_channels"], s, s) * 2.0 - 1.0
+    sigma = (torch.randn(batch, dtype=torch.float64) * 1.2 - 1.2).exp().float().double()
+    noise = torch.randn(batch, cfg["in_channels"], s, s)
+    io = {"x0": x0, "sigma": sigma, "noise": noise}
+    for mode, key in [("fp32", "fp32"), ("cuda_lists", "bf16")]:
+        loss, grads = loss_and_grads(net, x0, sigma.float(), noise, sigma_data, mode)
+        io[f"loss_{key}"] = torch.tensor([loss], dtype=torch.float64)
+        io.update({f"grad_{key}.{n}": g for n, g in grads.items()})
+    save_file(state_f32(net), out_dir / f"{name}.safetensors")
+    save_file({k: v.contiguous() for k, v in io.items()}, out_dir / f"{name}_io.safetensors")
+    torch.set_default_dtype(torch.float64)
+
+
 def seq_case(cfg, out_dir, name):
     net = nets.SeqTransformer(**cfg).double()
     randomize(net)
@@ -201,6 +249,7 @@ def main():
     image_case(nets.UNet, CONFIGS["unet_plain"], args.out, "unet_plain")
     image_case(nets.DiT, CONFIGS["dit"], args.out, "dit")
     seq_case(CONFIGS["seq"], args.out, "seq")
+    autocast_case(CONFIGS["unet_autocast"], args.out, "unet_autocast")
     (args.out / "nets.toml").write_text(to_toml(CONFIGS))
     total = sum(p.stat().st_size for p in args.out.iterdir())
     print(f"wrote {args.out} ({total} bytes)")

@@ -89,7 +89,7 @@ def main():
     else:
         imgs = torch.rand(a.batch, 1, 28, 28, generator=g) * 2 - 1
         data = "uniform"
-    sigma = (torch.randn(a.batch, generator=g, dtype=torch.float64) * 1.2 - 1.2).exp()
+    sigma = (torch.randn(a.batch, generator=g, dtype=torch.float64) * 1.2 - 1.2).exp().float().double()
     noise = torch.randn(a.batch, 1, 28, 28, generator=g)
     work = a.keep or tempfile.mkdtemp(prefix="grad_check_")
     os.makedirs(work, exist_ok=True)
