@@ -3,13 +3,16 @@
 # output). Prepare on the CPU machine (optimised binaries, data and wheels in git-ignored folders
 # that the device tool carries):
 #   cargo xtask run -- build --release -p diffusion --bin diffusion -p diffusion-benches \
-#     --features diffusion-benches/train --bin train_bench --bin sample_bench
-#   mkdir -p .dev/bin .dev/fmnist && cp target/release/{diffusion,train_bench,sample_bench} .dev/bin/
+#     --features diffusion-benches/train --bin train_bench --bin sample_bench --bin grad_probe
+#   mkdir -p .dev/bin .dev/fmnist && cp target/release/{diffusion,train_bench,sample_bench,grad_probe} .dev/bin/
 #   cp /usr/share/datasets/fashion-mnist/*.gz .dev/fmnist/     # all four: train and t10k
 #   pip download --no-deps diffusers==0.42.1 importlib_metadata zipp -d .whl
 # then, there (carry [".dev", ".whl"]):
 #   STEPS=2500 EMA=0.99 SEEDS="0" bash tools/bench/gpu/run.sh          (about 6 minutes on an H100)
-# Parts (PARTS, default "doctor train sample quality"; "profile" and "iddpm" on request):
+# Parts (PARTS, default "doctor train sample quality"; "gradcheck", "profile" and "iddpm" on request):
+# - gradcheck: the Rust trainer's gradients (grad_probe, float32 and bf16) next to PyTorch's on
+#   the same weights and batch (grad_check.py): float32, the real CUDA autocast, and CUDA
+#   autocast's op lists emulated as on the CPU (which the bf16 fixture test uses); seconds;
 # - train: training throughput, Rust vs PyTorch (same U-Net, batch 256, AdamW, clipping, EMA;
 #   fp32 and bf16; both sides time 150 updates after 15 untimed ones and read the losses back);
 # - sample: sampling throughput at 32 network evaluations, 1000 images: Rust `euler` on the Karras
@@ -63,6 +66,11 @@ if has train; then
     timeout 40 python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --device cuda --batch 256 --steps 150 --warmup 15 --precision $p 2>&1 | tail -1
     timeout 40 $B/train_bench --net unet --model "$UNET_TOML" --device cuda --batch 256 --steps 150 --warmup 15 --precision $p --data-dir /tmp/synthetic_fmnist 2>&1 | tail -3
   done
+fi
+
+if has gradcheck; then
+  echo "== gradients: Rust (float32, bf16) vs PyTorch (float32, autocast, autocast's lists emulated), the recipe's U-Net, batch 64"
+  timeout 120 python3 $G/grad_check.py --probe $B/grad_probe --device cuda --batch 64 2>&1 | tail -16
 fi
 
 if has sample; then

@@ -359,10 +359,11 @@ pub struct OptimConfig {
 /// loss scaling: Kalamkar et al. 2019, arXiv:1905.12322). The loss itself is computed in float32
 /// from the network's bfloat16 output. (tch 0.24's `autocast` can only select float16 on CUDA,
 /// so the network is cast instead.) Inside the bfloat16 copy the arithmetic is split as
-/// `torch.autocast` splits it: the time embedding and GroupNorm / LayerNorm with what follows
-/// them up to the next convolution or linear layer run in float32; convolutions, linear layers
-/// and matrix products in bfloat16 (`nets::layers`; the softmax's bfloat16 kernel already
-/// computes in float32). On the CPU, `bf16` falls back to `fp32` with a warning:
+/// CUDA's `torch.autocast` splits it: the time embedding, GroupNorm (with float32 parameters) /
+/// LayerNorm with what follows them up to the next convolution or linear layer, and the
+/// attention softmax run in float32; convolutions, linear layers and matrix products in
+/// bfloat16 (`nets::layers`; the gradients equal PyTorch's under CUDA autocast's op lists,
+/// `tests/train_bf16.rs`). On the CPU, `bf16` falls back to `fp32` with a warning:
 /// libtorch's CPU bfloat16 kernels are slower than float32 ones on most machines (the
 /// environment variable `DIFFUSION_BF16_ON_CPU=1` keeps bf16 on the CPU, for testing that path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]

@@ -23,7 +23,11 @@
 //! Precision: see [`Precision`]. With `bf16` on CUDA a bfloat16 copy of the network does the
 //! forward and backward passes; the float32 master weights are copied into it before each update
 //! and its gradients are copied back (as float32) before clipping and AdamW. Inside the copy the
-//! time embedding and the norms still run in float32, as under `torch.autocast`.
+//! time embedding, the norms and the attention softmax still run in float32, as under CUDA's
+//! `torch.autocast`, and GroupNorm's parameters stay float32 variables: the copy keeps them in a
+//! float32 buffer of their own, filled from their places in the master buffer and scattered
+//! back into the master gradients. [`Trainer::loss_gradients`] exposes one update's
+//! forward/backward pass for comparing it with PyTorch's (`tests/train_bf16.rs`).
 //!
 //! Speed: the trainable parameters are views of one flat buffer and their gradients views of
 //! another ([`super::flat`]), so zeroing, clipping, AdamW, the EMA and the bf16 copies are a few
@@ -468,7 +472,8 @@ impl Trainer {
     /// The loss `loss(net)` of the network that computes the updates (the bfloat16 copy, with
     /// the master weights copied in, under `bf16`; the raw network otherwise), in training mode
     /// with the dropout seed of the next update, differentiated into the master gradient buffer
-    /// (float32, not clipped). Returns the loss (float32, on the device).
+    /// (float32, not clipped). Returns the loss, on the device (float32 under `bf16`, else in
+    /// the kind `loss` gave).
     fn forward_backward(
         &self,
         loss: impl FnOnce(&dyn TimeNet) -> Result<Tensor>,
