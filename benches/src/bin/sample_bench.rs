@@ -7,9 +7,14 @@
 //!
 //! Prints one parseable line:
 //! `sample_rust n=1000 solver=euler steps=32 repeats=3 cudnn_benchmark=false seconds=... images_per_s=... mean=...`
+//!
+//! `--net-only` times the network alone instead: a pass is `sample.steps` forward calls of the
+//! raw network on one fixed input (noise levels of the Karras grid as `c_noise`), ending with a
+//! value read back; `sample_diffusers.py --net-only` does the same, so the two splits tell a
+//! slower network from a slower loop around it. Its line starts with `net_rust`.
 use anyhow::Result;
 use clap::Parser;
-use diffusion::models::tch::Kind;
+use diffusion::models::tch::{Kind, Tensor};
 use diffusion::models::train::{TrainConfig, Trainer};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,6 +41,9 @@ struct Args {
     /// fastest (`torch.backends.cudnn.benchmark = True`); off by default, as in PyTorch.
     #[arg(long)]
     cudnn_benchmark: bool,
+    /// Time `sample.steps` calls of the network on a fixed input per pass instead of sampling.
+    #[arg(long)]
+    net_only: bool,
 }
 
 fn main() -> Result<()> {
@@ -55,7 +63,31 @@ fn main() -> Result<()> {
         Some((_, n)) => n.as_ref(),
         None => t.net(),
     };
+    let steps = cfg.sample.steps;
+    let mut shape = vec![a.n as i64];
+    shape.extend(t.data().item_shape());
+    let device = t.device();
+    let input = Tensor::randn(&shape, (Kind::Float, device));
+    // c_noise = ln(sigma) / 4 along the Karras grid (sigma 80 .. 0.002, rho 7).
+    let c_noise: Vec<Tensor> = (0..steps)
+        .map(|i| {
+            let r = i as f64 / (steps.max(2) - 1) as f64;
+            let s = (80f64.powf(1.0 / 7.0) + r * (0.002f64.powf(1.0 / 7.0) - 80f64.powf(1.0 / 7.0)))
+                .powi(7);
+            Tensor::full([a.n as i64], s.ln() / 4.0, (Kind::Float, device))
+        })
+        .collect();
     let pass = |seed: u64| -> Result<f64> {
+        if a.net_only {
+            let mut acc = Tensor::zeros([], (Kind::Float, device));
+            diffusion::models::tch::no_grad(|| -> Result<()> {
+                for c in &c_noise {
+                    acc += net.forward_t(&input, c, None)?.mean(Kind::Float);
+                }
+                Ok(())
+            })?;
+            return Ok(acc.double_value(&[]));
+        }
         let (x, _) = t.sample_with(net, a.n, seed)?;
         // Reading a value back waits for the device.
         Ok(x.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]))
@@ -71,7 +103,8 @@ fn main() -> Result<()> {
     times.sort_by(f64::total_cmp);
     let secs = times[times.len() / 2];
     println!(
-        "sample_rust n={} solver={} steps={} repeats={} cudnn_benchmark={} seconds={secs:.3} images_per_s={:.1} mean={mean:.4}",
+        "{} n={} solver={} steps={} repeats={} cudnn_benchmark={} seconds={secs:.3} images_per_s={:.1} mean={mean:.4}",
+        if a.net_only { "net_rust" } else { "sample_rust" },
         a.n,
         cfg.sample.solver,
         cfg.sample.steps,

@@ -18,8 +18,10 @@
 # - sample: sampling throughput at 32 network evaluations, 1000 images: Rust `euler` on the Karras
 #   grid (sample_bench) vs the same PyTorch U-Net driven by diffusers' EDMEulerScheduler; both
 #   build the network first and report the median of REPEATS (5) timed passes after an untimed
-#   warm-up pass; ROUNDS (2) rounds alternating which side goes first; then one pair with cuDNN's
-#   algorithm search on both sides (`--cudnn-benchmark`), and one Rust `heun` row;
+#   warm-up pass; ROUNDS (2) rounds alternating which side goes first; then the network alone
+#   (`--net-only`: 32 calls on one input per pass, both orders: a slower network or a slower
+#   loop around it), one pair with cuDNN's algorithm search on both sides
+#   (`--cudnn-benchmark`), and one Rust `heun` row;
 # - quality: the same recipe trained for STEPS updates by each side, once per seed of SEEDS,
 #   2000 Heun samples each for FMNIST-FD (computed afterwards on the CPU machine: `diffusion eval
 #   --fmnist-fd`). PARALLEL=1 starts every training job of the call at once on the one GPU (the
@@ -80,6 +82,8 @@ if has sample; then
   for r in $(seq 1 $ROUNDS); do
     if (( r % 2 )); then rust_euler; torch_euler; else torch_euler; rust_euler; fi
   done
+  echo "== the network alone: 32 calls on one input per pass (--net-only), both orders"
+  rust_euler --net-only; torch_euler --net-only; torch_euler --net-only; rust_euler --net-only
   echo "== the Euler pair with cuDNN's algorithm search on (both sides)"
   rust_euler --cudnn-benchmark; torch_euler --cudnn-benchmark
   timeout 60 $B/sample_bench --config $CFG --n 1000 --repeats 3 --set sample.solver=heun --set sample.steps=32 2>&1 | tail -1

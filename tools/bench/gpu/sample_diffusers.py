@@ -10,7 +10,8 @@ untimed warm-up pass, and reports the median of `--repeats` timed passes. Prints
     sample_diffusers n=1000 steps=32 nfe=32 seconds=1.23 images_per_s=813.0
 
 The Rust side of the same measurement is benches/src/bin/sample_bench.rs (`--set
-sample.solver=euler --set sample.steps=32`, same warm-up-then-time protocol; see run.sh).
+sample.solver=euler --set sample.steps=32`, same warm-up-then-time protocol; see run.sh). With
+`--net-only` both time the network alone (`steps` calls on one input per pass).
 """
 
 import argparse
@@ -39,6 +40,18 @@ def sample(net, sched, n, steps, device, seed):
     return x
 
 
+def net_only(net, sched, n, steps, device, seed):
+    """`steps` calls of the network alone on one input (the scheduler's c_noise values), ending
+    with their summed means: sample_bench --net-only's pass."""
+    sched.set_timesteps(steps, device=device)
+    g = torch.Generator(device="cpu").manual_seed(seed)
+    x = torch.randn((n, 1, 28, 28), generator=g).to(device)
+    acc = torch.zeros((), device=device)
+    for t in sched.timesteps:
+        acc += net(x, t.expand(n).float(), None).mean()
+    return acc
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--weights", default=None,
@@ -51,6 +64,8 @@ def main():
     p.add_argument("--repeats", type=int, default=3, help="timed passes (the median is reported)")
     p.add_argument("--cudnn-benchmark", action="store_true",
                    help="torch.backends.cudnn.benchmark = True (cuDNN times its algorithms once per shape)")
+    p.add_argument("--net-only", action="store_true",
+                   help="time `steps` calls of the network alone per pass (the partner of sample_bench --net-only)")
     p.add_argument("--profile", action="store_true",
                    help="after the timed passes, one more pass under torch.profiler: prints the summed "
                         "GPU kernel time next to the pass's wall time (GPU-bound when they agree)")
@@ -65,14 +80,15 @@ def main():
     net = net.to(dev).eval()
     sched = EDMEulerScheduler(sigma_min=0.002, sigma_max=80.0, sigma_data=0.5, rho=7.0,
                               prediction_type="epsilon")
+    run = net_only if a.net_only else sample
     with torch.no_grad():
-        sample(net, sched, a.n, a.steps, dev, 1)  # warm-up (kernels, allocator)
+        run(net, sched, a.n, a.steps, dev, 1)  # warm-up (kernels, allocator)
         if dev.type == "cuda":
             torch.cuda.synchronize()
         times = []
         for _ in range(max(a.repeats, 1)):
             t0 = time.perf_counter()
-            x = sample(net, sched, a.n, a.steps, dev, 0)
+            x = run(net, sched, a.n, a.steps, dev, 0)
             if dev.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
@@ -92,9 +108,9 @@ def main():
             for e in sorted(events, key=lambda e: -e.self_device_time_total)[:8]:
                 print(f"  {e.self_device_time_total / 1e3:9.1f} ms  {e.count:6d}x  {e.key[:90]}", flush=True)
     nfe = len(sched.timesteps)
-    print(f"sample_diffusers n={a.n} steps={a.steps} nfe={nfe} repeats={len(times)} cudnn_benchmark={a.cudnn_benchmark} seconds={secs:.3f} "
+    print(f"{'net_torch' if a.net_only else 'sample_diffusers'} n={a.n} steps={a.steps} nfe={nfe} repeats={len(times)} cudnn_benchmark={a.cudnn_benchmark} seconds={secs:.3f} "
           f"images_per_s={a.n / secs:.1f}", flush=True)
-    if a.out:
+    if a.out and not a.net_only:
         np.save(a.out, x.float().cpu().numpy())
 
 
