@@ -213,6 +213,25 @@ fn fmnist_fd_of_real_and_noise_images() {
     assert!((acc - test_acc).abs() < 0.08, "{t}");
     let fd_real = metric(&t, "fmnist_fd");
     assert!(t.contains("trained the FMNIST classifier"), "{t}");
+    // The class mix: ten shares summing to 1.
+    let shares: Vec<f64> = t
+        .split("class_shares=")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .map(|v| v.split(',').map(|x| x.parse().unwrap()).collect())
+        .unwrap_or_default();
+    assert_eq!(shares.len(), 10, "{t}");
+    assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-3, "{t}");
+    // Split halves: the FD of 250 images each, above the FD of all 500 (its bias grows as the
+    // sets shrink), spread by the sampling noise.
+    let mut a = args(&real);
+    a.extend(["--fd-splits".into(), "3".into()]);
+    let o = diffusion(&a.iter().map(String::as_str).collect::<Vec<_>>(), Some(&cache));
+    let th = text(&o);
+    assert!(o.status.success(), "{th}");
+    assert!(th.contains("fmnist_fd_halves splits=3 n_half=250"), "{th}");
+    let (mean, sd) = (metric(&th, "mean"), metric(&th, "sd"));
+    assert!(mean > fd_real && sd > 0.0 && sd < mean, "{th}");
     // Noise images (as a flat (n, 784) array): far away, and the cached classifier is reused.
     let noise: Vec<f64> = diffusion::core::HostNoise::new(1)
         .normals(n * 784)

@@ -158,6 +158,9 @@ pub struct SampleMetrics {
     pub accuracy: Option<f64>,
     /// Mean predictive entropy of the softmax, in nats (0: confident; `ln 10 = 2.30`: uniform).
     pub entropy: f64,
+    /// The share of the images the classifier puts in each class (its argmax), classes in order:
+    /// the class mix of the samples (a model that drops or favours a class shows it here).
+    pub class_shares: Vec<f64>,
     /// Number of images.
     pub n: usize,
 }
@@ -193,12 +196,57 @@ pub fn sample_metrics(
             .mean(Kind::Double)
             .double_value(&[])
     });
+    let predicted: Vec<i64> = Vec::try_from(logits.argmax(1, false))?;
+    let classes = *logits.size().last().unwrap_or(&0) as usize;
+    let mut class_shares = vec![0.0; classes];
+    for &c in &predicted {
+        class_shares[c as usize] += 1.0 / predicted.len() as f64;
+    }
     Ok(SampleMetrics {
         fd: frechet_distance(&stats, reference)?,
         accuracy,
         entropy: mean_entropy(&logits),
+        class_shares,
         n: n as usize,
     })
+}
+
+/// The FDs of random halves of `images`: for each of `splits` seeded permutations (stream `k`
+/// of `HostNoise::with_stream(seed, k)`, Fisher-Yates), the FD of the first `n / 2` images and
+/// of the rest, `2 * splits` values in all. Their spread is the sampling noise of an FD of `n / 2`
+/// images, the scale to compare two sample sets' FDs against (the FD of all `n` images is
+/// biased upwards less and varies less, but by the same mechanism). The features are computed
+/// once.
+pub fn split_half_fds(
+    clf: &Classifier,
+    reference: &FeatureStats,
+    images: &Tensor,
+    splits: usize,
+    seed: u64,
+) -> Result<Vec<f64>> {
+    let n = check_images(images, None, "samples")? as usize;
+    if n < 4 {
+        return Err(ModelError::invalid(
+            "images",
+            format!("split halves need at least 4 images, got {n}"),
+        ));
+    }
+    let (f, _) = clf.features_and_logits(images)?;
+    let mut out = Vec::with_capacity(2 * splits);
+    for k in 0..splits {
+        let mut noise = diffusion_core::HostNoise::with_stream(seed, k as u64);
+        let mut perm: Vec<i64> = (0..n as i64).collect();
+        for i in (1..n).rev() {
+            let j = ((noise.uniform() * (i + 1) as f64) as usize).min(i);
+            perm.swap(i, j);
+        }
+        let (a, b) = perm.split_at(n / 2);
+        for half in [a, b] {
+            let rows = f.index_select(0, &Tensor::from_slice(half).to_device(f.device()));
+            out.push(frechet_distance(&FeatureStats::from_features(&rows)?, reference)?);
+        }
+    }
+    Ok(out)
 }
 
 /// File name of the cached test-set statistics for `recipe`.

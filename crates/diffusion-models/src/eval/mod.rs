@@ -9,7 +9,8 @@ pub mod nll;
 
 pub use classifier::{default_cache_dir, CacheStatus, Classifier, ClassifierRecipe, LabeledImages};
 pub use fd::{
-    frechet_distance, mean_entropy, reference_stats, sample_metrics, FeatureStats, SampleMetrics,
+    frechet_distance, mean_entropy, reference_stats, sample_metrics, split_half_fds, FeatureStats,
+    SampleMetrics,
 };
 pub use nll::{
     bits_per_dim, log_likelihood, Dequantization, Divergence, Likelihood, LogDensityFn, NllOptions,

@@ -38,6 +38,11 @@ pub struct EvalArgs {
     /// for tests; its FDs are not comparable with the default's).
     #[arg(long, default_value = "default")]
     pub classifier: String,
+    /// With --fmnist-fd: also the FDs of this many random splits of the images into halves
+    /// (seeded by --seed), printed as their mean, standard deviation and range: the sampling
+    /// noise of an FD of half as many images, to judge a difference between two FDs by.
+    #[arg(long, default_value_t = 0, requires = "fmnist_fd")]
+    pub fd_splits: usize,
     /// Negative log-likelihood (nats and bits/dim) through the probability-flow ODE of the run in
     /// this folder (`diffusion train --out`: config.toml and checkpoint.safetensors).
     #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["samples", "target"])]

@@ -8,7 +8,7 @@ use diffusion::models::data::fmnist::{FashionMnist, Split};
 use diffusion::models::eval::classifier::{
     default_cache_dir, CacheStatus, Classifier, ClassifierRecipe, LabeledImages,
 };
-use diffusion::models::eval::fd::{reference_stats, sample_metrics};
+use diffusion::models::eval::fd::{reference_stats, sample_metrics, split_half_fds};
 use diffusion::models::tch::{Kind, Tensor};
 use std::time::Instant;
 
@@ -98,9 +98,28 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let acc = m
         .accuracy
         .map_or(String::new(), |v| format!(" classifier_accuracy={v:.4}"));
+    let shares: Vec<String> = m.class_shares.iter().map(|v| format!("{v:.4}")).collect();
     println!(
-        "fmnist_fd={:.4} n={} reference_n={}{acc} classifier_entropy={:.4}",
-        m.fd, m.n, reference.n, m.entropy
+        "fmnist_fd={:.4} n={} reference_n={}{acc} classifier_entropy={:.4} class_shares={}",
+        m.fd,
+        m.n,
+        reference.n,
+        m.entropy,
+        shares.join(",")
     );
+    if a.fd_splits > 0 {
+        let fds = split_half_fds(&clf, &reference, &images, a.fd_splits, a.seed)?;
+        let k = fds.len() as f64;
+        let mean = fds.iter().sum::<f64>() / k;
+        let sd = (fds.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
+        let (lo, hi) = fds
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        println!(
+            "fmnist_fd_halves splits={} n_half={} mean={mean:.4} sd={sd:.4} min={lo:.4} max={hi:.4}",
+            a.fd_splits,
+            n / 2
+        );
+    }
     Ok(())
 }
