@@ -16,7 +16,10 @@ hold them exactly), evaluates the modules in float64 on fixed inputs and writes 
   dropout of nets/layers.rs) and `logvar` (U-Net log-variance head);
 * unet_autocast.safetensors / unet_autocast_io.safetensors: the EDM loss and gradients of a
   float32 U-Net in float32 and under CUDA autocast's bf16 op lists (`autocast_case`; read by
-  tests/train_bf16.rs).
+  tests/train_bf16.rs);
+* <name>_lists.safetensors for unet, dit and seq: those networks in float32 on their inputs under
+  CUDA autocast's bf16 op lists, with cotangents `r`: the bf16 `out` and the gradients of
+  `<out, r>` (`lists_case`; read by tests/precision.rs).
 
 Everything is seeded (torch.manual_seed(SEED)), so a rerun with the same torch reproduces the
 files byte for byte.
@@ -27,11 +30,11 @@ import sys
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "torch_ref"))
 import nets  # noqa: E402
-from autocast_lists import loss_and_grads  # noqa: E402
+from autocast_lists import loss_and_grads, out_and_grads  # noqa: E402
 
 SEED = 20261126
 DROPOUT_SEED = 0x5EED_D12D_0000_0042
@@ -225,6 +228,27 @@ def autocast_case(cfg, out_dir, name, batch=8, sigma_data=0.5):
     torch.set_default_dtype(torch.float64)
 
 
+def lists_case(cls, cfg, out_dir, name, inputs):
+    """The float32 network of fixture `name` (its weights file) on its inputs (`inputs`: the
+    names in <name>_io.safetensors of the positional arguments) under CUDA autocast's bf16 op
+    lists, with seeded output cotangents `r`: writes <name>_lists.safetensors with `r`, `out`
+    (the bf16 output) and `grad.<param>` (the gradients of `<out, r>`, float32)."""
+    torch.set_default_dtype(torch.float32)
+    net = cls(**cfg)
+    net.load_state_dict(load_file(out_dir / f"{name}.safetensors"), strict=True)
+    net.eval()
+    io = load_file(out_dir / f"{name}_io.safetensors")
+    args = [io[k] if k in io else None for k in inputs]
+    with torch.no_grad():
+        shape = net(*args).shape
+    r = torch.randn(shape)
+    out, grads = out_and_grads(net, args, r, "cuda_lists")
+    data = {"r": r, "out": out}
+    data.update({f"grad.{n}": g for n, g in grads.items()})
+    save_file({k: v.contiguous() for k, v in data.items()}, out_dir / f"{name}_lists.safetensors")
+    torch.set_default_dtype(torch.float64)
+
+
 def seq_case(cfg, out_dir, name):
     net = nets.SeqTransformer(**cfg).double()
     randomize(net)
@@ -250,6 +274,9 @@ def main():
     image_case(nets.DiT, CONFIGS["dit"], args.out, "dit")
     seq_case(CONFIGS["seq"], args.out, "seq")
     autocast_case(CONFIGS["unet_autocast"], args.out, "unet_autocast")
+    lists_case(nets.UNet, CONFIGS["unet"], args.out, "unet", ["x", "t", "class"])
+    lists_case(nets.DiT, CONFIGS["dit"], args.out, "dit", ["x", "t", "class"])
+    lists_case(nets.SeqTransformer, CONFIGS["seq"], args.out, "seq", ["tokens", "t"])
     (args.out / "nets.toml").write_text(to_toml(CONFIGS))
     total = sum(p.stat().st_size for p in args.out.iterdir())
     print(f"wrote {args.out} ({total} bytes)")

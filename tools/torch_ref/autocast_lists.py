@@ -103,3 +103,14 @@ def loss_and_grads(net, x0, sigma, noise, sigma_data, mode, perm=None):
         loss = edm_loss_at(net, x0, sigma, noise, sigma_data)
     loss.float().backward()
     return loss.item(), {n: p.grad.detach().float().cpu() for n, p in net.named_parameters()}
+
+
+def out_and_grads(net, inputs, r, mode):
+    """The output of `net(*inputs)` and the gradients of `<out, r>` with respect to the
+    parameters that get one, in float32 ("fp32") or under CUDA autocast's lists ("cuda_lists")."""
+    net.zero_grad(set_to_none=True)
+    with CudaAutocastLists() if mode == "cuda_lists" else contextlib.nullcontext():
+        out = net(*inputs)
+    (out.float() * r).sum().backward()
+    grads = {n: p.grad.detach().float().clone() for n, p in net.named_parameters() if p.grad is not None}
+    return out.detach(), grads

@@ -200,11 +200,23 @@ fn fmnist_fd_ranks_corruptions_with_a_tiny_classifier() {
     assert_eq!(real.class_shares.len(), 10);
     assert!((real.class_shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     let true_shares: Vec<f64> = (0..10)
-        .map(|c| labels.eq(c).to_kind(Kind::Double).mean(Kind::Double).double_value(&[]))
+        .map(|c| {
+            labels
+                .eq(c)
+                .to_kind(Kind::Double)
+                .mean(Kind::Double)
+                .double_value(&[])
+        })
         .collect();
-    println!("class shares {:?} (true {:?})", real.class_shares, true_shares);
+    println!(
+        "class shares {:?} (true {:?})",
+        real.class_shares, true_shares
+    );
     for (c, (got, want)) in real.class_shares.iter().zip(&true_shares).enumerate() {
-        assert!((got - want).abs() < 0.06, "class {c}: share {got} vs {want}");
+        assert!(
+            (got - want).abs() < 0.06,
+            "class {c}: share {got} vs {want}"
+        );
     }
     // Split halves mix the rows: half real images and half noise in row order give halves
     // that each hold both (their FDs agree), where the ordered halves would give the real FD
@@ -219,17 +231,28 @@ fn fmnist_fd_ranks_corruptions_with_a_tiny_classifier() {
     );
     let fds = split_half_fds(&clf, &reference, &mixed, 3, 11).unwrap();
     assert_eq!(fds.len(), 6);
-    assert_eq!(fds, split_half_fds(&clf, &reference, &mixed, 3, 11).unwrap());
-    assert_ne!(fds, split_half_fds(&clf, &reference, &mixed, 3, 12).unwrap());
+    assert_eq!(
+        fds,
+        split_half_fds(&clf, &reference, &mixed, 3, 11).unwrap()
+    );
+    assert_ne!(
+        fds,
+        split_half_fds(&clf, &reference, &mixed, 3, 12).unwrap()
+    );
     let ordered = [
         fd_of(&test_imgs.narrow(0, 0, half)),
         fd_of(&(&z * 0.5).clamp(-1.0, 1.0).narrow(0, 0, half)),
     ];
     let (lo, hi) = fds
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+            (l.min(v), h.max(v))
+        });
     println!("split halves of real + noise: {fds:?}; ordered halves {ordered:?}");
-    assert!(hi - lo < 0.2 * (ordered[1] - ordered[0]), "{fds:?} vs {ordered:?}");
+    assert!(
+        hi - lo < 0.2 * (ordered[1] - ordered[0]),
+        "{fds:?} vs {ordered:?}"
+    );
     assert!(lo > ordered[0] && hi < ordered[1]);
     assert!(split_half_fds(&clf, &reference, &mixed.narrow(0, 0, 3), 1, 0).is_err());
 }

@@ -408,3 +408,98 @@ fn cuda_matches_the_pytorch_reference() {
     println!("cuda unet float32: relative error {e:e}");
     assert!(e < 1e-2);
 }
+
+/// The tensors of `<name>_lists.safetensors`.
+fn lists(name: &str) -> HashMap<String, Tensor> {
+    Tensor::read_safetensors(fixture(&format!("{name}_lists.safetensors")))
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// Fixture network `name` (`unet`, `dit` or `seq`) built in a store of `kind` with the
+/// fixture's weights, run on the fixture's inputs: its output and the gradients of
+/// `<out, r>` (`r` from `<name>_lists.safetensors`) by parameter name (float32).
+fn output_and_gradients(name: &str, kind: Kind) -> (Tensor, HashMap<String, Tensor>) {
+    let d = io(name);
+    let vs = store(kind);
+    let forward: Box<dyn Fn() -> Tensor> = match name {
+        "unet" => {
+            let net = UNet::new(&vs.root(), &config("unet"), 0).unwrap();
+            Box::new(move || net.forward_t(&d["x"], &d["t"], Some(&d["class"])).unwrap())
+        }
+        "dit" => {
+            let net = Dit::new(&vs.root(), &config("dit"), 0).unwrap();
+            Box::new(move || net.forward_t(&d["x"], &d["t"], Some(&d["class"])).unwrap())
+        }
+        _ => {
+            let net = SeqTransformer::new(&vs.root(), &config("seq"), 0).unwrap();
+            Box::new(move || net.forward(&d["tokens"], &d["t"]).unwrap())
+        }
+    };
+    load_safetensors(&vs, &fixture(&format!("{name}.safetensors"))).unwrap();
+    let out = forward();
+    let r = &lists(name)["r"];
+    (out.to_kind(Kind::Float) * r).sum(Kind::Float).backward();
+    let grads = state_dict(&vs)
+        .into_iter()
+        .filter(|(_, t)| t.requires_grad() && t.grad().defined())
+        .map(|(n, t)| (n, t.grad().to_kind(Kind::Float)))
+        .collect();
+    (out, grads)
+}
+
+/// `|a - b| / |b|` over every tensor of `want` (`grad.<name>` entries) and its match in `got`.
+fn gradient_distance(got: &HashMap<String, Tensor>, want: &HashMap<String, Tensor>) -> f64 {
+    let (mut num, mut den) = (0.0, 0.0);
+    for (key, w) in want.iter().filter(|(k, _)| k.starts_with("grad.")) {
+        let g = got
+            .get(&key["grad.".len()..])
+            .unwrap_or_else(|| panic!("no Rust gradient for {key}"));
+        let w = w.to_kind(Kind::Double);
+        num += (g.to_kind(Kind::Double) - &w)
+            .square()
+            .sum(Kind::Double)
+            .double_value(&[]);
+        den += w.square().sum(Kind::Double).double_value(&[]);
+    }
+    (num / den).sqrt()
+}
+
+/// The bfloat16 copies of the U-Net (class-conditional, scale-shift), the DiT and the sequence
+/// transformer compute what CUDA autocast computes: on the interop fixtures' weights and inputs,
+/// their outputs and the gradients of `<out, r>` equal those of the PyTorch modules in float32
+/// under CUDA autocast's bf16 op lists (`<name>_lists.safetensors`, made by
+/// tools/refdata/make_net_fixtures.py with tools/torch_ref/autocast_lists.py), while the float32
+/// networks' gradients are far from them. This holds because norm parameters, embedding tables
+/// and position tables stay float32 in a bfloat16 store, so a class or token embedding widens
+/// the stream it joins to float32 (the DiT's and the transformer's residual streams, the
+/// U-Net's time embedding), as under autocast.
+#[test]
+fn bf16_copies_match_pytorch_under_cuda_autocasts_lists() {
+    for name in ["unet", "dit", "seq"] {
+        let want = lists(name);
+        let (out, grads) = output_and_gradients(name, Kind::BFloat16);
+        let (_, grads32) = output_and_gradients(name, Kind::Float);
+        let e_out = rel_err(&out, &want["out"]);
+        let e = gradient_distance(&grads, &want);
+        let e32 = gradient_distance(&grads32, &want);
+        println!("{name}: bf16 output {e_out:.3e}, gradients {e:.3e} (float32 network: {e32:.3e})");
+        // `PER_PARAM=1` lists the parameters whose gradients differ (for hunting a deviation).
+        if std::env::var("PER_PARAM").is_ok() {
+            for (k, w) in want.iter().filter(|(k, _)| k.starts_with("grad.")) {
+                let one: HashMap<String, Tensor> = [(k.clone(), w.shallow_clone())].into();
+                let d = gradient_distance(&grads, &one);
+                if d > 1e-6 {
+                    println!("   {k} {d:.3e}");
+                }
+            }
+        }
+        assert!(e_out < 1e-6, "{name}: bf16 output differs by {e_out:e}");
+        assert!(e < 2e-5, "{name}: bf16 gradients differ by {e:e}");
+        assert!(
+            e32 > 1e-4,
+            "{name}: float32 is only {e32:e} away (no test power)"
+        );
+    }
+}

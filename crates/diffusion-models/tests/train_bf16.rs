@@ -94,8 +94,18 @@ fn the_bf16_path_has_cuda_autocasts_gradients() {
     let weights = Tensor::read_safetensors(fixtures.join("unet_autocast.safetensors")).unwrap();
     // Fashion-MNIST-shaped images for the data source (the probe does not read them).
     let dir = tempfile::tempdir().unwrap();
-    write_idx(&dir.path().join("train-images-idx3-ubyte"), &[4, 28, 28], &[7u8; 4 * 784]).unwrap();
-    write_idx(&dir.path().join("train-labels-idx1-ubyte"), &[4], &[0u8, 1, 2, 3]).unwrap();
+    write_idx(
+        &dir.path().join("train-images-idx3-ubyte"),
+        &[4, 28, 28],
+        &[7u8; 4 * 784],
+    )
+    .unwrap();
+    write_idx(
+        &dir.path().join("train-labels-idx1-ubyte"),
+        &[4],
+        &[0u8, 1, 2, 3],
+    )
+    .unwrap();
     let mut model = table["unet_autocast"].as_table().unwrap().clone();
     model.insert("kind".into(), "unet".into());
     let config = |precision: &str| {
@@ -127,11 +137,17 @@ fn the_bf16_path_has_cuda_autocasts_gradients() {
         let d = distance(&grads, &io, &format!("grad_{key}"));
         let to_fp32 = distance(&grads, &io, "grad_fp32");
         eprintln!("{precision}: loss {value} (PyTorch {want}), gradient distance {d:.3e}, to float32 {to_fp32:.3e}");
-        assert!((value - want).abs() <= 1e-6 * want.abs(), "{precision} loss {value} vs {want}");
+        assert!(
+            (value - want).abs() <= 1e-6 * want.abs(),
+            "{precision} loss {value} vs {want}"
+        );
         assert!(d < tol, "{precision}: gradients {d:.3e} from PyTorch's");
         if precision == "bf16" {
             // It really ran in bfloat16.
-            assert!(to_fp32 > 1e-4, "bf16 gradients only {to_fp32:.3e} from float32");
+            assert!(
+                to_fp32 > 1e-4,
+                "bf16 gradients only {to_fp32:.3e} from float32"
+            );
         }
     }
 }

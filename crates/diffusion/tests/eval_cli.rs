@@ -226,7 +226,10 @@ fn fmnist_fd_of_real_and_noise_images() {
     // sets shrink), spread by the sampling noise.
     let mut a = args(&real);
     a.extend(["--fd-splits".into(), "3".into()]);
-    let o = diffusion(&a.iter().map(String::as_str).collect::<Vec<_>>(), Some(&cache));
+    let o = diffusion(
+        &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        Some(&cache),
+    );
     let th = text(&o);
     assert!(o.status.success(), "{th}");
     assert!(th.contains("fmnist_fd_halves splits=3 n_half=250"), "{th}");

@@ -243,7 +243,10 @@ pub fn split_half_fds(
         let (a, b) = perm.split_at(n / 2);
         for half in [a, b] {
             let rows = f.index_select(0, &Tensor::from_slice(half).to_device(f.device()));
-            out.push(frechet_distance(&FeatureStats::from_features(&rows)?, reference)?);
+            out.push(frechet_distance(
+                &FeatureStats::from_features(&rows)?,
+                reference,
+            )?);
         }
     }
     Ok(out)

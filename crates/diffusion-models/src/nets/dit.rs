@@ -54,7 +54,7 @@
 use super::embedding::TimeEmbedding;
 use super::layers::{
     attention, conv2d, dropout_key, embedding_table, hash_dropout, image_input, layer_norm_wide,
-    linear, splitmix64, ImageInput, Init, TimeMlp,
+    linear, linear_cast, splitmix64, wide_variable, ImageInput, Init, TimeMlp,
 };
 use super::{fill_from_host, TimeNet};
 use crate::error::{ModelError, Result};
@@ -243,9 +243,10 @@ fn modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Tensor {
 }
 
 /// `modulate(layer_norm(x), shift, scale)` with the norm and the modulation in the wide kind
-/// (`layers::layer_norm_wide`), returned in the kind of `x` for the linear layer that follows.
+/// (`layers::layer_norm_wide`), left there: the linear layer that follows casts its input
+/// (`layers::linear_cast`), as autocast does.
 fn norm_modulate(x: &Tensor, shift: &Tensor, scale: &Tensor) -> Tensor {
-    modulate(&layer_norm_wide(x), shift, scale).to_kind(x.kind())
+    modulate(&layer_norm_wide(x), shift, scale)
 }
 
 /// Train-mode dropout of a transformer (the DiT and the sequence transformer): a rate, a
@@ -331,26 +332,24 @@ impl DitBlock {
     fn attn(&self, x: &Tensor, drop: &Dropout) -> Tensor {
         let s = x.size();
         let (b, l, d) = (s[0], s[1], s[2]);
-        let qkv = self
-            .qkv
-            .forward(x)
+        let qkv = linear_cast(&self.qkv, x)
             .reshape([b, l, 3, self.heads, d / self.heads])
             .permute([2, 0, 3, 1, 4]);
         let a = attention(&qkv.get(0), &qkv.get(1), &qkv.get(2));
         drop.apply(self.proj.forward(&a.transpose(1, 2).reshape([b, l, d])))
     }
 
-    /// `x`: `[B, L, D]` tokens; `c_act`: `silu(c)`, `[B, D]`; `drop`: the network's dropout.
-    pub(crate) fn forward(&self, x: &Tensor, c_act: &Tensor, drop: &Dropout) -> Tensor {
-        let m = self.ada.forward(c_act).chunk(6, 1);
+    /// `x`: `[B, L, D]` tokens; `c`: the conditioning, `[B, D]`; `drop`: the network's dropout.
+    /// The SiLU of `adaLN_modulation` is applied here, per block, as the PyTorch module does:
+    /// computing `silu(c)` once for all blocks gives the same forward values, but its backward
+    /// pass would sum the blocks' gradients before the SiLU instead of after it, which in
+    /// 16 bits rounds differently.
+    pub(crate) fn forward(&self, x: &Tensor, c: &Tensor, drop: &Dropout) -> Tensor {
+        let m = linear_cast(&self.ada, &c.silu()).chunk(6, 1);
         let h = self.attn(&norm_modulate(x, &m[0], &m[1]), drop);
         let x = x + m[2].unsqueeze(1) * h;
         let h = self.fc2.forward(
-            &drop.apply(
-                self.fc1
-                    .forward(&norm_modulate(&x, &m[3], &m[4]))
-                    .gelu("tanh"),
-            ),
+            &drop.apply(linear_cast(&self.fc1, &norm_modulate(&x, &m[3], &m[4])).gelu("tanh")),
         );
         &x + m[5].unsqueeze(1) * h
     }
@@ -371,9 +370,11 @@ impl FinalLayer {
         }
     }
 
-    pub(crate) fn forward(&self, x: &Tensor, c_act: &Tensor) -> Tensor {
-        let m = self.ada.forward(c_act).chunk(2, 1);
-        self.linear.forward(&norm_modulate(x, &m[0], &m[1]))
+    /// `x`: `[B, L, D]` tokens; `c`: the conditioning (its SiLU applied here, as in
+    /// [`DitBlock::forward`]).
+    pub(crate) fn forward(&self, x: &Tensor, c: &Tensor) -> Tensor {
+        let m = linear_cast(&self.ada, &c.silu()).chunk(2, 1);
+        linear_cast(&self.linear, &norm_modulate(x, &m[0], &m[1]))
     }
 }
 
@@ -415,13 +416,9 @@ impl Dit {
             &x_embedder.ws,
             &super::uniform_values(n, x_embedder.ws.numel(), bound),
         );
-        // In the store's kind (tch's `zeros_no_train` would make it float32 whatever the kind,
-        // and a 16-bit copy of the network would then add float32 to its tokens).
-        let pos_embed = path.add(
-            "pos_embed",
-            Tensor::zeros([1, (g * g) as i64, d as i64], (path.kind(), path.device())),
-            false,
-        );
+        // Fixed, in the wide kind: under autocast the float32 table makes the token stream
+        // float32 (see `layers`).
+        let pos_embed = wide_variable(path, "pos_embed", &[1, (g * g) as i64, d as i64], false);
         fill_from_host(&pos_embed, &sincos_pos_embed_2d(d, g));
         let t_embedder = TimeMlp::new(
             &(path / "t_embedder"),
@@ -505,11 +502,10 @@ impl TimeNet for Dit {
             (Some(table), Some(l)) => c + table.index_select(0, l),
             _ => c,
         };
-        let c_act = c.silu();
         for blk in &self.blocks {
-            h = blk.forward(&h, &c_act, &self.dropout);
+            h = blk.forward(&h, &c, &self.dropout);
         }
-        let h = self.final_layer.forward(&h, &c_act);
+        let h = self.final_layer.forward(&h, &c);
         let (g, p, co) = (
             cfg.grid_size() as i64,
             cfg.patch_size as i64,

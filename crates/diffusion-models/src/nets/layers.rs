@@ -27,7 +27,12 @@
 //! convolutions, linear layers and matrix products take 16-bit inputs ([`wide_kind`],
 //! [`GroupNorm`], [`layer_norm_wide`]); the attention softmax runs in float32 and is cast back
 //! for the product with the values ([`attention`]); GroupNorm's affine parameters are float32
-//! variables even in a 16-bit store (autocast never rounds a norm's parameters). Float32 and
+//! variables even in a 16-bit store (autocast never rounds a norm's parameters), and so are
+//! embedding tables and fixed position tables ([`embedding_table`], [`wide_variable`]):
+//! autocast does not cast an embedding lookup, so a token or class embedding enters float32 and
+//! whatever it is added to (a transformer's residual stream, a U-Net's time embedding) is
+//! promoted to float32 from there on, each linear layer casting its input down
+//! ([`linear_cast`]) and each branch it feeds coming back in 16 bits. Float32 and
 //! float64 networks are untouched by this (every cast is to their own kind, which is no
 //! operation). `tools/bench/gpu/grad_check.py` checks the whole split against PyTorch: a
 //! bfloat16 U-Net's loss and gradients equal, bit for bit on the CPU, those of the PyTorch U-Net
@@ -149,11 +154,14 @@ const GROUP_NORM_EPS: f64 = 1e-5;
 
 /// A [`GroupNorm`] of `channels` in `groups` under `path` (`weight`, `bias`).
 pub(crate) fn group_norm(path: nn::Path<'_>, groups: usize, channels: usize) -> GroupNorm {
-    let opts = (wide_kind(path.kind()), path.device());
     let c = channels as i64;
+    let ws = wide_variable(&path, "weight", &[c], true);
+    tch::no_grad(|| {
+        let _ = ws.shallow_clone().fill_(1.0);
+    });
     GroupNorm {
-        ws: path.add("weight", Tensor::ones([c], opts), true),
-        bs: path.add("bias", Tensor::zeros([c], opts), true),
+        ws,
+        bs: wide_variable(&path, "bias", &[c], true),
         groups: groups as i64,
     }
 }
@@ -174,6 +182,29 @@ impl GroupNorm {
             true,
         )
     }
+}
+
+/// A zero variable `name` of `shape` under `path` in [`wide_kind`] of the store: float32 in a
+/// 16-bit copy. For the tables that autocast never rounds (embedding lookups are not on its
+/// lists, so a float32 module's tables give float32 rows) and for fixed float32 buffers.
+pub(crate) fn wide_variable(
+    path: &nn::Path<'_>,
+    name: &str,
+    shape: &[i64],
+    trainable: bool,
+) -> Tensor {
+    path.add(
+        name,
+        Tensor::zeros(shape, (wide_kind(path.kind()), path.device())),
+        trainable,
+    )
+}
+
+/// `l(x)` with `x` cast to the layer's kind first, as autocast casts the input of a linear
+/// layer: a float32 activation (a residual stream widened by a float32 embedding, a norm's
+/// output) enters a 16-bit layer rounded to 16 bits. For a float32 network it is `l(x)`.
+pub(crate) fn linear_cast(l: &nn::Linear, x: &Tensor) -> Tensor {
+    l.forward(&x.to_kind(l.ws.kind()))
 }
 
 /// The kind in which a network with `kind` parameters runs its precision-sensitive operations
@@ -202,7 +233,7 @@ pub(crate) fn embedding_table(
     std: f64,
     noise: &mut HostNoise,
 ) -> Tensor {
-    let w = path.zeros(name, &[n as i64, dim as i64]);
+    let w = wide_variable(&path, name, &[n as i64, dim as i64], true);
     let v: Vec<f64> = noise.normals(w.numel()).iter().map(|z| z * std).collect();
     fill_from_host(&w, &v);
     w
@@ -518,7 +549,12 @@ mod tests {
                     .to_kind(Kind::BFloat16)
                     .matmul(&v),
             };
-            let g = Tensor::run_backward(&[(out.to_kind(Kind::Float) * &r).sum(Kind::Float)], &[&q], false, false);
+            let g = Tensor::run_backward(
+                &[(out.to_kind(Kind::Float) * &r).sum(Kind::Float)],
+                &[&q],
+                false,
+                false,
+            );
             (out.detach(), g[0].shallow_clone())
         };
         let (a, ga) = run(None);

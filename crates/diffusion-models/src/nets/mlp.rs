@@ -37,7 +37,7 @@
 //! untrained network outputs 0 (under EDM preconditioning, `D(x) = c_skip x`).
 
 use super::embedding::{EmbeddingModule, TimeEmbedding};
-use super::layers::wide_kind;
+use super::layers::{linear_cast, wide_kind, wide_variable};
 use super::{check_time, fill_from_host, uniform_values, TimeNet};
 use crate::error::{ModelError, Result};
 use diffusion_core::HostNoise;
@@ -150,8 +150,13 @@ impl Mlp {
         let time_mlp2 = zero_linear(path / "time_mlp" / "2", h, h);
         torch_default_init(&time_mlp2, h, &mut noise);
         let class_embed = if config.num_classes > 0 {
-            let w =
-                (path / "class_embed").zeros("weight", &[config.num_classes as i64 + 1, h as i64]);
+            // In the wide kind, as autocast leaves embedding tables (see `layers`).
+            let w = wide_variable(
+                &(path / "class_embed"),
+                "weight",
+                &[config.num_classes as i64 + 1, h as i64],
+                true,
+            );
             fill_from_host(&w, &noise.normals(w.numel()));
             Some(w)
         } else {
@@ -251,7 +256,7 @@ impl TimeNet for Mlp {
         };
         let mut h = self.inp.forward(&x);
         for blk in &self.blocks {
-            h = &h + blk.forward(&(&h + &e).silu());
+            h = &h + linear_cast(blk, &(&h + &e).silu());
         }
         Ok(self.out.forward(&h.silu()))
     }

@@ -33,7 +33,7 @@
 
 use super::dit::{validate_transformer, DitBlock, Dropout, FinalLayer};
 use super::embedding::TimeEmbedding;
-use super::layers::{embedding_table, wide_kind, Init, TimeMlp};
+use super::layers::{embedding_table, wide_kind, wide_variable, Init, TimeMlp};
 use super::{check_time, fill_from_host, TimeNet};
 use crate::error::{ModelError, Result};
 use diffusion_core::HostNoise;
@@ -122,6 +122,8 @@ pub struct SeqTransformer {
     blocks: Vec<DitBlock>,
     final_layer: FinalLayer,
     device: Device,
+    /// The store's kind (the linear layers'; the tables are in its wide kind).
+    kind: Kind,
     dropout: Dropout,
 }
 
@@ -137,7 +139,8 @@ impl SeqTransformer {
         let n = &mut noise;
         let d = cfg.hidden;
         let tok_embed = embedding_table(path / "tok_embed", "weight", cfg.vocab_size, d, 1.0, n);
-        let pos_embed = path.zeros("pos_embed", &[1, cfg.seq_len as i64, d as i64]);
+        // Learned, in the wide kind like the token table (see `layers`).
+        let pos_embed = wide_variable(path, "pos_embed", &[1, cfg.seq_len as i64, d as i64], true);
         let v: Vec<f64> = n
             .normals(pos_embed.numel())
             .iter()
@@ -165,6 +168,7 @@ impl SeqTransformer {
             blocks,
             final_layer,
             device: path.device(),
+            kind: path.kind(),
             dropout: Dropout::new(cfg.dropout, seed),
         })
     }
@@ -231,11 +235,11 @@ impl SeqTransformer {
             .index_select(0, &tokens.reshape([-1]))
             .reshape([b, l, d])
             + self.pos_embed.narrow(1, 0, l);
-        let c_act = self.t_embedder.forward(&t).silu();
+        let c = self.t_embedder.forward(&t);
         for blk in &self.blocks {
-            h = blk.forward(&h, &c_act, &self.dropout);
+            h = blk.forward(&h, &c, &self.dropout);
         }
-        Ok(self.final_layer.forward(&h, &c_act))
+        Ok(self.final_layer.forward(&h, &c))
     }
 }
 
@@ -252,7 +256,7 @@ impl TimeNet for SeqTransformer {
     }
 
     fn kind(&self) -> Kind {
-        self.tok_embed.kind()
+        self.kind
     }
 
     fn device(&self) -> Device {

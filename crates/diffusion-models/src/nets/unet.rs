@@ -61,8 +61,8 @@
 
 use super::embedding::{FourierEmbedding, TimeEmbedding};
 use super::layers::{
-    attention, conv2d, dropout_key, embedding_table, group_norm, hash_dropout, GroupNorm,
-    image_input, linear, splitmix64, wide_kind, ImageInput, Init, TimeMlp,
+    attention, conv2d, dropout_key, embedding_table, group_norm, hash_dropout, image_input, linear,
+    linear_cast, splitmix64, wide_kind, GroupNorm, ImageInput, Init, TimeMlp,
 };
 use super::TimeNet;
 use crate::error::{ModelError, Result};
@@ -307,10 +307,9 @@ impl ResBlock {
         // Norms and what follows them up to the next convolution in the wide kind (the
         // module documentation of `layers`); `k` is the network's kind.
         let k = x.kind();
-        let h = self
-            .conv1
-            .forward(&self.norm1.forward(x).silu().to_kind(k));
-        let e = self.emb.forward(ctx.emb).unsqueeze(-1).unsqueeze(-1);
+        let h = self.conv1.forward(&self.norm1.forward(x).silu().to_kind(k));
+        // `ctx.emb` is float32 when a float32 class table widened it (see `layers`).
+        let e = linear_cast(&self.emb, ctx.emb).unsqueeze(-1).unsqueeze(-1);
         let h = if cfg.scale_shift {
             let parts = e.chunk(2, 1);
             self.norm2.forward(&h) * (&parts[0] + 1.0) + &parts[1]

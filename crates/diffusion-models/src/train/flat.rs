@@ -66,7 +66,9 @@ impl FlatLayout {
             .shapes
             .iter()
             .zip(&self.offsets)
-            .map(|(s, &o)| Tensor::arange_start(o, o + s.iter().product::<i64>(), (Kind::Int64, device)))
+            .map(|(s, &o)| {
+                Tensor::arange_start(o, o + s.iter().product::<i64>(), (Kind::Int64, device))
+            })
             .collect();
         if parts.is_empty() {
             Tensor::zeros([0], (Kind::Int64, device))

@@ -114,7 +114,9 @@ pub fn run(a: &EvalArgs) -> Result<()> {
         let sd = (fds.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
         let (lo, hi) = fds
             .iter()
-            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                (l.min(v), h.max(v))
+            });
         println!(
             "fmnist_fd_halves splits={} n_half={} mean={mean:.4} sd={sd:.4} min={lo:.4} max={hi:.4}",
             a.fd_splits,
