@@ -86,15 +86,21 @@ fn main() -> Result<()> {
     })?;
     let norm = grads
         .iter()
-        .map(|(_, g)| g.to_kind(Kind::Double).square().sum(Kind::Double).double_value(&[]))
+        .map(|(_, g)| {
+            g.to_kind(Kind::Double)
+                .square()
+                .sum(Kind::Double)
+                .double_value(&[])
+        })
         .sum::<f64>()
         .sqrt();
     let mut out: Vec<(String, Tensor)> = vec![("loss".into(), Tensor::from_slice(&[value]))];
-    out.extend(
-        grads
-            .into_iter()
-            .map(|(n, g)| (format!("grad.{n}"), g.to_device(diffusion::models::tch::Device::Cpu))),
-    );
+    out.extend(grads.into_iter().map(|(n, g)| {
+        (
+            format!("grad.{n}"),
+            g.to_device(diffusion::models::tch::Device::Cpu),
+        )
+    }));
     Tensor::write_safetensors(&out, &a.out)
         .with_context(|| format!("writing {}", a.out.display()))?;
     println!(

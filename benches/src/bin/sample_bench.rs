@@ -72,8 +72,9 @@ fn main() -> Result<()> {
     let c_noise: Vec<Tensor> = (0..steps)
         .map(|i| {
             let r = i as f64 / (steps.max(2) - 1) as f64;
-            let s = (80f64.powf(1.0 / 7.0) + r * (0.002f64.powf(1.0 / 7.0) - 80f64.powf(1.0 / 7.0)))
-                .powi(7);
+            let s = (80f64.powf(1.0 / 7.0)
+                + r * (0.002f64.powf(1.0 / 7.0) - 80f64.powf(1.0 / 7.0)))
+            .powi(7);
             Tensor::full([a.n as i64], s.ln() / 4.0, (Kind::Float, device))
         })
         .collect();
