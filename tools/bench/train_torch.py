@@ -35,40 +35,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "torch_ref"))
-from nets import edm_denoise  # noqa: E402
-
-
-class GaussianFourierProjection(nn.Module):
-    """[sin(2 pi t W), cos(2 pi t W)] with a fixed buffer W ~ N(0, scale^2) (nets/embedding.rs)."""
-
-    def __init__(self, dim, scale):
-        super().__init__()
-        self.register_buffer("W", torch.randn(dim // 2) * scale)
-
-    def forward(self, t):
-        a = t[:, None] * self.W[None] * (2 * math.pi)
-        return torch.cat([a.sin(), a.cos()], dim=1)
-
-
-class MLP(nn.Module):
-    """The toy MLP of crates/diffusion-models/src/nets/mlp.rs (same state_dict names)."""
-
-    def __init__(self, data_dim=2, hidden=128, depth=3, emb_dim=32, scale=4.0):
-        super().__init__()
-        self.time_embed = GaussianFourierProjection(emb_dim, scale)
-        self.time_mlp = nn.Sequential(nn.Linear(emb_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.inp = nn.Linear(data_dim, hidden)
-        self.blocks = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
-        self.out = nn.Linear(hidden, data_dim)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
-
-    def forward(self, x, t, y=None):
-        e = self.time_mlp(self.time_embed(t))
-        h = self.inp(x)
-        for blk in self.blocks:
-            h = h + blk(F.silu(h + e))
-        return self.out(F.silu(h))
+from nets import MLP, edm_denoise  # noqa: E402
 
 
 def edm_loss(net, x0, sigma_data, p_mean, p_std, y=None):

@@ -19,13 +19,17 @@ hold them exactly), evaluates the modules in float64 on fixed inputs and writes 
   tests/train_bf16.rs);
 * <name>_lists.safetensors for unet, dit and seq: those networks in float32 on their inputs under
   CUDA autocast's bf16 op lists, with cotangents `r`: the bf16 `out` and the gradients of
-  `<out, r>` (`lists_case`; read by tests/precision.rs).
+  `<out, r>` (`lists_case`; read by tests/interop.rs);
+* train_parity.safetensors: the toy MLP trained by a PyTorch loop (AdamW, clipping, EMAs,
+  warmup + cosine) on fixed inputs, with its losses, gradient norms, final and EMA weights
+  (`train_case`; read by tests/train_parity.rs; its settings are [train_parity] in nets.toml).
 
 Everything is seeded (torch.manual_seed(SEED)), so a rerun with the same torch reproduces the
 files byte for byte.
 """
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -34,7 +38,7 @@ from safetensors.torch import load_file, save_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "torch_ref"))
 import nets  # noqa: E402
-from autocast_lists import loss_and_grads, out_and_grads  # noqa: E402
+from autocast_lists import edm_loss_at, loss_and_grads, out_and_grads  # noqa: E402
 
 SEED = 20261126
 DROPOUT_SEED = 0x5EED_D12D_0000_0042
@@ -249,6 +253,84 @@ def lists_case(cls, cfg, out_dir, name, inputs):
     torch.set_default_dtype(torch.float64)
 
 
+# The update-for-update training comparison (tests/train_parity.rs): the toy MLP trained by the
+# PyTorch loop below on given inputs. Warmup, cosine decay to a floor, weight decay, clipping that
+# bites and two EMA decays with warmup (one reaching its plain decay) are all exercised.
+TRAIN = dict(
+    mlp=dict(data_dim=2, hidden=32, depth=2, emb_dim=16, scale=4.0),
+    steps=20,
+    batch=64,
+    lr=5e-3,
+    warmup=3,
+    min_lr_ratio=0.1,
+    weight_decay=0.01,
+    grad_clip=0.5,
+    ema=[0.5, 0.95],
+    sigma_data=2.0,
+    p_mean=-0.5,
+    p_std=1.2,
+)
+
+
+def lr_at(k, c):
+    """The learning rate of update k (0-based): the Rust `WarmupCosine`'s formula."""
+    if k < c["warmup"]:
+        return c["lr"] * (k + 1) / c["warmup"]
+    p = min((k - c["warmup"]) / max(c["steps"] - c["warmup"], 1), 1.0)
+    lo = c["min_lr_ratio"] * c["lr"]
+    return lo + (c["lr"] - lo) * 0.5 * (1.0 + math.cos(math.pi * p))
+
+
+def train_case(out_dir, name="train_parity"):
+    """Trains nets.MLP for TRAIN["steps"] updates with torch.optim.AdamW, clip_grad_norm_ and
+    EMAs (decay min(d, (1 + k) / (10 + k)) after update k, 1-based) on fixed inputs: eight
+    Gaussian clusters, log-normal noise levels, standard normal noise. Writes
+    <name>.safetensors: `w.<param>` (the initial state_dict, the output layer given small random
+    values), `x0`, `noise` [steps, batch, 2] (float32), `sigma` [steps, batch] (float64 values
+    float32 holds), `loss`, `grad_norm` [steps] (float64; the norm before clipping),
+    `final.<param>` and `ema<i>.<param>` (float32)."""
+    torch.set_default_dtype(torch.float32)
+    c = TRAIN
+    net = nets.MLP(**c["mlp"])
+    with torch.no_grad():
+        net.out.weight.normal_(0.0, 0.1)
+        net.out.bias.normal_(0.0, 0.1)
+    data = {f"w.{k}": v.clone() for k, v in net.state_dict().items()}
+    k_, b_ = c["steps"], c["batch"]
+    angle = torch.randint(0, 8, (k_, b_)).double() * (2 * math.pi / 8)
+    centers = torch.stack([angle.cos(), angle.sin()], -1) * 4.0
+    x0 = (centers + 0.5 * torch.randn(k_, b_, 2, dtype=torch.float64)).float()
+    sigma = (torch.randn(k_, b_, dtype=torch.float64) * c["p_std"] + c["p_mean"]).exp().float().double()
+    noise = torch.randn(k_, b_, 2)
+    opt = torch.optim.AdamW(net.parameters(), lr=c["lr"], betas=(0.9, 0.999), eps=1e-8,
+                            weight_decay=c["weight_decay"])
+    params = list(net.parameters())
+    emas = [[q.detach().clone() for q in params] for _ in c["ema"]]
+    losses, norms = [], []
+    for k in range(k_):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(k, c)
+        opt.zero_grad(set_to_none=True)
+        loss = edm_loss_at(net, x0[k], sigma[k].float(), noise[k], c["sigma_data"])
+        loss.backward()
+        norms.append(float(torch.nn.utils.clip_grad_norm_(params, c["grad_clip"])))
+        opt.step()
+        for e, d in zip(emas, c["ema"]):
+            dk = min(d, (2.0 + k) / (11.0 + k))
+            with torch.no_grad():
+                torch._foreach_lerp_(e, params, 1.0 - dk)
+        losses.append(loss.item())
+    names = [n for n, _ in net.named_parameters()]
+    data.update({"x0": x0, "sigma": sigma, "noise": noise,
+                 "loss": torch.tensor(losses, dtype=torch.float64),
+                 "grad_norm": torch.tensor(norms, dtype=torch.float64)})
+    data.update({f"final.{n}": q.detach().clone() for n, q in zip(names, params)})
+    for i, e in enumerate(emas):
+        data.update({f"ema{i}.{n}": q for n, q in zip(names, e)})
+    save_file({k: v.contiguous() for k, v in data.items()}, out_dir / f"{name}.safetensors")
+    torch.set_default_dtype(torch.float64)
+
+
 def seq_case(cfg, out_dir, name):
     net = nets.SeqTransformer(**cfg).double()
     randomize(net)
@@ -277,7 +359,8 @@ def main():
     lists_case(nets.UNet, CONFIGS["unet"], args.out, "unet", ["x", "t", "class"])
     lists_case(nets.DiT, CONFIGS["dit"], args.out, "dit", ["x", "t", "class"])
     lists_case(nets.SeqTransformer, CONFIGS["seq"], args.out, "seq", ["tokens", "t"])
-    (args.out / "nets.toml").write_text(to_toml(CONFIGS))
+    train_case(args.out)
+    (args.out / "nets.toml").write_text(to_toml({**CONFIGS, "train_parity": TRAIN}))
     total = sum(p.stat().st_size for p in args.out.iterdir())
     print(f"wrote {args.out} ({total} bytes)")
 

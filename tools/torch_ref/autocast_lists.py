@@ -84,10 +84,10 @@ def _cast(tree, to):
 
 def edm_loss_at(net, x0, sigma, noise, sigma_data):
     """The EDM loss at given noise levels and noise (the Rust `EdmLoss::per_sample`, averaged)."""
-    s = sigma.reshape(-1, 1, 1, 1)
+    s = sigma.reshape(-1, *([1] * (x0.dim() - 1)))
     d = edm_denoise(net, x0 + s * noise, sigma, sigma_data)
     w = ((sigma.double() ** 2 + sigma_data**2) / (sigma.double() * sigma_data) ** 2).float()
-    return (w * ((d - x0) ** 2).mean(dim=(1, 2, 3))).mean()
+    return (w * ((d - x0) ** 2).mean(dim=tuple(range(1, x0.dim())))).mean()
 
 
 def loss_and_grads(net, x0, sigma, noise, sigma_data, mode, perm=None):

@@ -509,3 +509,27 @@ def edm_denoise(net, x, sigma, sigma_data, y=None):
     c_in = 1 / (s**2 + sigma_data**2).sqrt()
     f = net(c_in * x, sigma.log() / 4, y)
     return c_skip * x + c_out * f.to(x.dtype)
+
+
+class MLP(nn.Module):
+    """The toy MLP of crates/diffusion-models/src/nets/mlp.rs (same state_dict names): a Fourier
+    time embedding (buffer `time_embed.W`), `time_mlp` = Linear-SiLU-Linear, `inp`, residual
+    blocks `h + Linear(silu(h + e))`, `out(silu(h))` (zero-initialised)."""
+
+    def __init__(self, data_dim=2, hidden=128, depth=3, emb_dim=32, scale=4.0, time_scale=1.0):
+        super().__init__()
+        self.time_scale = time_scale
+        self.time_embed = TimeEmbed({"kind": "fourier", "dim": emb_dim, "scale": scale})
+        self.time_mlp = nn.Sequential(nn.Linear(emb_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.inp = nn.Linear(data_dim, hidden)
+        self.blocks = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(depth))
+        self.out = nn.Linear(hidden, data_dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x, t, y=None):
+        e = self.time_mlp(self.time_embed(t * self.time_scale))
+        h = self.inp(x)
+        for blk in self.blocks:
+            h = h + blk(F.silu(h + e))
+        return self.out(F.silu(h))

@@ -559,11 +559,19 @@ impl Trainer {
         Ok((l.double_value(&[]), grads))
     }
 
-    /// Replaces the raw (trainable and buffer) weights with `named`, a PyTorch `state_dict` of
-    /// the configured network (strict: every variable, same shapes; see
-    /// [`crate::nets::state::load_state_dict`]). The AdamW moments and the EMA averages are kept.
+    /// Starts from the weights `named`, a PyTorch `state_dict` of the configured network
+    /// (strict: every variable, same shapes; see [`crate::nets::state::load_state_dict`]): the
+    /// raw weights become them and every EMA average restarts at them. The AdamW moments and the
+    /// step count are kept (zero in a fresh run, which then is a run from these weights).
     pub fn load_state_dict(&mut self, named: &[(String, Tensor)]) -> Result<()> {
-        crate::nets::state::load_state_dict(&self.vs, named)
+        crate::nets::state::load_state_dict(&self.vs, named)?;
+        self.ema = Ema::flat(
+            &self.config.train.ema_decays,
+            &self.layout,
+            &self.flat,
+            self.config.train.ema_warmup,
+        )?;
+        Ok(())
     }
 
     /// The global gradient norm (a 0-dim `Double` on the device), the flat gradient clipped to
@@ -651,6 +659,27 @@ impl Trainer {
             self.objective
                 .loss(net, &batch.x, batch.class.as_ref(), &mut noise)
         })?;
+        self.apply_update(loss)
+    }
+
+    /// One update on a loss given by the caller instead of the objective's own draw: the
+    /// forward/backward pass of [`Trainer::loss_gradients`], then clipping, AdamW at the
+    /// schedule's learning rate and the EMA, exactly as [`Trainer::train_step`] does them, read
+    /// back at once. For replaying another implementation's inputs (data, noise levels, noise)
+    /// update for update (`tests/train_parity.rs`).
+    pub fn update_with(
+        &mut self,
+        loss: impl FnOnce(&dyn TimeNet) -> Result<Tensor>,
+    ) -> Result<StepStats> {
+        let l = self.forward_backward(loss)?;
+        let p = self.apply_update(l)?;
+        Ok(self.settle(vec![p])?.remove(0))
+    }
+
+    /// Clipping, the finiteness gate, AdamW and the EMA for update `self.step`, whose loss is
+    /// `loss` and whose gradient is in the master gradient buffer; launched, not read back.
+    fn apply_update(&mut self, loss: Tensor) -> Result<Pending> {
+        let k = self.step;
         let grad_norm = self.clip_gradients(self.config.train.grad_clip);
         let stats =
             tch::no_grad(|| Tensor::stack(&[loss.detach().to_kind(Kind::Double), grad_norm], 0));
