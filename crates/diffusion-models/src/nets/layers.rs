@@ -34,9 +34,11 @@
 //! promoted to float32 from there on, each linear layer casting its input down
 //! ([`linear_cast`]) and each branch it feeds coming back in 16 bits. Float32 and
 //! float64 networks are untouched by this (every cast is to their own kind, which is no
-//! operation). `tools/bench/gpu/grad_check.py` checks the whole split against PyTorch: a
-//! bfloat16 U-Net's loss and gradients equal, bit for bit on the CPU, those of the PyTorch U-Net
-//! under CUDA autocast's op lists.
+//! operation). The split is checked against PyTorch under CUDA autocast's op lists (emulated on
+//! the CPU by `tools/torch_ref/autocast_lists.py`): the bfloat16 U-Net, DiT and sequence
+//! transformer give PyTorch's outputs and gradients bit for bit (`tests/interop.rs`), the
+//! trainer's bf16 path its EDM-loss gradients (`tests/train_bf16.rs`,
+//! `tools/bench/gpu/grad_check.py` for the same on a GPU against the real autocast).
 
 use super::embedding::{EmbeddingModule, TimeEmbedding};
 use super::{fill_from_host, uniform_values};
