@@ -3,6 +3,8 @@
 //! Rust forward passes reproduce the PyTorch outputs (float64 on both sides; the fixtures come
 //! from `tools/refdata/make_net_fixtures.py`, run by `cargo xtask refdata`).
 
+mod common;
+use common::relative_distance;
 use diffusion_models::nets::{
     load_safetensors, load_state_dict, state_dict, Dit, DitConfig, SeqTransformer,
     SeqTransformerConfig, TimeNet, UNet, UNetConfig,
@@ -451,19 +453,13 @@ fn output_and_gradients(name: &str, kind: Kind) -> (Tensor, HashMap<String, Tens
 
 /// `|a - b| / |b|` over every tensor of `want` (`grad.<name>` entries) and its match in `got`.
 fn gradient_distance(got: &HashMap<String, Tensor>, want: &HashMap<String, Tensor>) -> f64 {
-    let (mut num, mut den) = (0.0, 0.0);
-    for (key, w) in want.iter().filter(|(k, _)| k.starts_with("grad.")) {
+    relative_distance(want.iter().filter_map(|(key, w)| {
+        let name = key.strip_prefix("grad.")?;
         let g = got
-            .get(&key["grad.".len()..])
+            .get(name)
             .unwrap_or_else(|| panic!("no Rust gradient for {key}"));
-        let w = w.to_kind(Kind::Double);
-        num += (g.to_kind(Kind::Double) - &w)
-            .square()
-            .sum(Kind::Double)
-            .double_value(&[]);
-        den += w.square().sum(Kind::Double).double_value(&[]);
-    }
-    (num / den).sqrt()
+        Some((g, w))
+    }))
 }
 
 /// The bfloat16 copies of the U-Net (class-conditional, scale-shift), the DiT and the sequence

@@ -10,7 +10,7 @@ use std::path::Path;
 use tch::{Kind, Tensor};
 
 mod common;
-use common::tiny;
+use common::{relative_distance, tiny};
 
 /// The bf16 path (a bfloat16 compute copy with flat parameter and gradient buffers, float32
 /// master weights), forced onto the CPU: its losses follow the float32 run's to bfloat16
@@ -57,18 +57,13 @@ fn the_bf16_path_tracks_fp32_and_resumes_exactly() {
     }
 }
 
-/// `|a - b| / |b|` over every gradient of `names` (`b` from `io` under `prefix`).
+/// `|a - b| / |b|` over every gradient (`b` from `io` under `prefix`).
 fn distance(grads: &[(String, Tensor)], io: &HashMap<String, Tensor>, prefix: &str) -> f64 {
-    let (mut num, mut den) = (0.0, 0.0);
-    for (name, g) in grads {
-        let want = io[&format!("{prefix}.{name}")].to_kind(Kind::Double);
-        num += (g.to_kind(Kind::Double) - &want)
-            .square()
-            .sum(Kind::Double)
-            .double_value(&[]);
-        den += want.square().sum(Kind::Double).double_value(&[]);
-    }
-    (num / den).sqrt()
+    let want: Vec<&Tensor> = grads
+        .iter()
+        .map(|(n, _)| &io[&format!("{prefix}.{n}")])
+        .collect();
+    relative_distance(grads.iter().map(|(_, g)| g).zip(want))
 }
 
 /// The bf16 path computes what CUDA autocast computes: for the small U-Net of the

@@ -7,6 +7,8 @@
 //! pieces are put together as PyTorch puts them (the order of clipping, weight decay, the Adam
 //! step and the EMA, the learning rate of each update, the EMA warmup's clock).
 
+mod common;
+use common::relative_distance;
 use diffusion_models::losses::EdmLoss;
 use diffusion_models::train::{TrainConfig, Trainer};
 use diffusion_models::EdmPrecond;
@@ -18,21 +20,13 @@ fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// `|a - b| / |b|` over the tensors `want[prefix + name]` and `got[name]`.
+/// `|a - b| / |b|` over the tensors `want[prefix + name]` and `got[name]` (names `want` lacks,
+/// such as buffers, are left out).
 fn distance(got: &[(String, Tensor)], want: &HashMap<String, Tensor>, prefix: &str) -> f64 {
-    let (mut num, mut den) = (0.0, 0.0);
-    for (name, g) in got {
-        let Some(w) = want.get(&format!("{prefix}{name}")) else {
-            continue;
-        };
-        let w = w.to_kind(Kind::Double);
-        num += (g.to_kind(Kind::Double) - &w)
-            .square()
-            .sum(Kind::Double)
-            .double_value(&[]);
-        den += w.square().sum(Kind::Double).double_value(&[]);
-    }
-    (num / den).sqrt()
+    relative_distance(
+        got.iter()
+            .filter_map(|(n, g)| want.get(&format!("{prefix}{n}")).map(|w| (g, w))),
+    )
 }
 
 /// The trainer configured as the fixture's PyTorch loop (`weight_decay` overridable, for the

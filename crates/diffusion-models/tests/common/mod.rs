@@ -181,3 +181,18 @@ checkpoint_every = 0
     ))
     .unwrap()
 }
+
+/// `|a - b| / |b|` over several tensors together (the root of the summed squared differences
+/// over the root of the summed squared references), for `(got, want)` pairs, in float64.
+pub fn relative_distance<'a>(pairs: impl IntoIterator<Item = (&'a Tensor, &'a Tensor)>) -> f64 {
+    let (mut num, mut den) = (0.0, 0.0);
+    for (got, want) in pairs {
+        let w = want.to_kind(Kind::Double);
+        num += (got.to_kind(Kind::Double) - &w)
+            .square()
+            .sum(Kind::Double)
+            .double_value(&[]);
+        den += w.square().sum(Kind::Double).double_value(&[]);
+    }
+    (num / den).sqrt()
+}
