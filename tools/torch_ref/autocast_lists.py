@@ -102,7 +102,8 @@ def loss_and_grads(net, x0, sigma, noise, sigma_data, mode, perm=None):
     with ctx:
         loss = edm_loss_at(net, x0, sigma, noise, sigma_data)
     loss.float().backward()
-    return loss.item(), {n: p.grad.detach().float().cpu() for n, p in net.named_parameters()}
+    return loss.item(), {n: p.grad.detach().float().cpu() for n, p in net.named_parameters()
+                         if p.grad is not None}
 
 
 def out_and_grads(net, inputs, r, mode):

@@ -70,8 +70,10 @@ fn distance(grads: &[(String, Tensor)], io: &HashMap<String, Tensor>, prefix: &s
 /// `unet_autocast` fixture (tools/refdata/make_net_fixtures.py: PyTorch's loss and gradients in
 /// float32 and under CUDA autocast's bf16 op lists, tools/torch_ref/autocast_lists.py), the
 /// trainer's own forward/backward path (`Trainer::loss_gradients`) gives PyTorch's float32
-/// loss and gradients in float32 and its autocast ones under `bf16`: 9.7e-7 apart (float32 itself
-/// is 6.2e-3 from them). The two deviations this test was written to catch: GroupNorm's
+/// loss and gradients in float32 and its autocast ones under `bf16`: bit for bit on the machine
+/// that made the fixture, with libtorch's own thread count as PyTorch had (`cpu_threads = 0`;
+/// the CPU kernels' float32 sums depend on how many threads split them: 9.7e-7 with one
+/// thread), while float32 itself is 6.2e-3 from them. The two deviations this test was written to catch: GroupNorm's
 /// parameters rounded to bfloat16 (5.3e-3, and the loss moves by 2e-4) and a softmax
 /// differentiated at its bfloat16 output (1.2e-3). `cargo xtask run -- test -p diffusion-models
 /// --test train_bf16 -- --nocapture` prints the distances.
@@ -105,7 +107,7 @@ fn the_bf16_path_has_cuda_autocasts_gradients() {
     model.insert("kind".into(), "unet".into());
     let config = |precision: &str| {
         let mut root: toml::Table = toml::from_str(&format!(
-            "seed = 0\n[data]\nfmnist = {{ dir = {:?}, flip = false, sampling = \"replacement\" }}\n\
+            "seed = 0\ncpu_threads = 0\n[data]\nfmnist = {{ dir = {:?}, flip = false, sampling = \"replacement\" }}\n\
              [loss]\nkind = \"edm\"\nsigma_data = 0.5\n\
              [train]\nsteps = 1\nbatch_size = 4\nprecision = \"{precision}\"\n",
             dir.path().to_string_lossy()

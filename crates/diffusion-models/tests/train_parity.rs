@@ -48,7 +48,7 @@ fn run(fx: &HashMap<String, Tensor>, weight_decay: Option<f64>) -> (Vec<(f64, f6
         .map(|v| v.as_float().unwrap().to_string())
         .collect();
     let config = TrainConfig::from_toml_str(&format!(
-        "seed = 0\n[data]\ntoy = \"8gaussians\"\n\
+        "seed = 0\ncpu_threads = 0\n[data]\ntoy = \"8gaussians\"\n\
          [model]\nkind = \"mlp\"\ndata_dim = {}\nhidden = {}\ndepth = {}\n\
          embedding = {{ kind = \"fourier\", dim = {}, scale = {:?} }}\n\
          [loss]\nkind = \"edm\"\nsigma_data = {:?}\np_mean = {:?}\np_std = {:?}\n\

@@ -18,8 +18,8 @@ with like. Prints a table per parameter group and one parseable line:
     grad_check device=cuda fp32_rel=... autocast_vs_fp32=... floor=... rust_bf16_vs_autocast=... rust_bf16_vs_fp32=... ratio_to_floor=...
 
 Usage (run.sh's `gradcheck` part; on the CPU as well, with `--device cpu`, where the probe needs
-DIFFUSION_BF16_ON_CPU=1, set here):
-    python3 tools/bench/gpu/grad_check.py --probe .dev/bin/grad_probe --device cuda
+DIFFUSION_BF16_ON_CPU=1, set here); `--net dit` checks a small DiT instead of the recipe's U-Net:
+    python3 tools/bench/gpu/grad_check.py --probe .dev/bin/grad_probe --device cuda [--net dit]
 """
 
 import argparse
@@ -41,18 +41,50 @@ import nets  # noqa: E402
 from autocast_lists import loss_and_grads  # noqa: E402
 from train_torch import read_idx  # noqa: E402
 
-UNET = {"model_channels": 64, "channel_mult": [1, 2, 2], "num_res_blocks": 2, "attention_resolutions": [7],
-        "num_heads": 4, "groups": 32, "dropout": 0.0}
+# The recipe's U-Net (tools/bench/gpu/fmnist-edm-compare.toml) and a small DiT for 28x28 images.
+MODELS = {
+    "unet": {"model_channels": 64, "channel_mult": [1, 2, 2], "num_res_blocks": 2, "attention_resolutions": [7],
+             "num_heads": 4, "groups": 32, "dropout": 0.0},
+    "dit": {"patch_size": 2, "hidden": 96, "depth": 4, "num_heads": 4, "mlp_ratio": 4.0},
+}
+CLASSES = {"unet": nets.UNet, "dit": nets.DiT}
+
+
+def toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    return json.dumps(v)
+
+
+def probe_config(net, cfg, device, batch, sigma_data):
+    """The grad_probe's training config: Fashion-MNIST data, the network, the EDM loss; libtorch's
+    own thread count on the CPU (`cpu_threads = 0`), as PyTorch here, since the CPU kernels'
+    float32 sums depend on how many threads split them."""
+    lines = ["seed = 0", f'device = "{device}"', "cpu_threads = 0", "[data]",
+             'fmnist = { flip = false, classes = false, sampling = "replacement" }',
+             "[model]", f'kind = "{net}"']
+    lines += [f"{k} = {toml_value(v)}" for k, v in cfg.items()]
+    lines += ["[loss]", 'kind = "edm"', f"sigma_data = {sigma_data}", "[train]", "steps = 1",
+              f"batch_size = {batch}"]
+    return "\n".join(lines) + "\n"
 
 
 def group(name):
     if "norm" in name:
         return "norm affine"
-    if "time" in name or ".emb." in name:
+    if "time" in name or "t_embedder" in name or ".emb." in name:
         return "time embedding"
     if "qkv" in name or "proj" in name:
         return "attention"
-    return "conv bias" if name.endswith("bias") else "conv weight"
+    if "adaLN" in name:
+        return "adaLN modulation"
+    if "mlp.fc" in name:
+        return "transformer mlp"
+    return "other bias" if name.endswith("bias") else "other weight"
 
 
 def rel(a, b, names):
@@ -64,18 +96,19 @@ def rel(a, b, names):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--probe", default=".dev/bin/grad_probe", help="the grad_probe binary")
-    p.add_argument("--config", default=os.path.join(HERE, "fmnist-edm-compare.toml"))
-    p.add_argument("--unet", default=json.dumps(UNET), help="UNet config as JSON (the Rust UNetConfig's fields)")
+    p.add_argument("--net", choices=sorted(MODELS), default="unet")
+    p.add_argument("--model", default=None,
+                   help="the network's fields as JSON (the Rust UNetConfig's / DitConfig's; default: MODELS[--net])")
     p.add_argument("--device", default="cuda")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sigma-data", type=float, default=0.5)
     p.add_argument("--keep", default=None, help="keep the inputs and outputs in this folder")
     a = p.parse_args()
-    cfg = json.loads(a.unet)
+    cfg = json.loads(a.model) if a.model else MODELS[a.net]
     dev = torch.device(a.device)
     torch.manual_seed(a.seed)
-    net = nets.UNet(**cfg)
+    net = CLASSES[a.net](**cfg)
     with torch.no_grad():
         for q in net.parameters():
             if q.abs().max() == 0:
@@ -96,12 +129,14 @@ def main():
     save_file({k: v.contiguous() for k, v in net.state_dict().items()}, os.path.join(work, "weights.safetensors"))
     save_file({"x0": imgs, "sigma": sigma, "noise": noise}, os.path.join(work, "inputs.safetensors"))
 
-    sets = ["--set", f'device="{a.device}"'] + sum((["--set", f"model.{k}={json.dumps(v)}"] for k, v in cfg.items()), [])
+    config = os.path.join(work, "config.toml")
+    with open(config, "w") as f:
+        f.write(probe_config(a.net, cfg, a.device, a.batch, a.sigma_data))
     env = dict(os.environ, DIFFUSION_BF16_ON_CPU="1")
     rust = {}
     for prec in ["fp32", "bf16"]:
         out = os.path.join(work, f"rust_{prec}.safetensors")
-        cmd = [a.probe, "--config", a.config, *sets, "--set", f'train.precision="{prec}"',
+        cmd = [a.probe, "--config", config, "--set", f'train.precision="{prec}"',
                "--weights", os.path.join(work, "weights.safetensors"),
                "--inputs", os.path.join(work, "inputs.safetensors"), "--out", out]
         r = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -129,7 +164,7 @@ def main():
     pairs = [("rust_fp32", "torch_fp32"), ("autocast", "torch_fp32"), ("autocast_perm", "autocast"),
              ("cuda_lists", "autocast"), ("rust_bf16", "cuda_lists"), ("rust_bf16", "autocast")]
     groups = sorted({group(n) for n in names})
-    print(f"device={a.device} data={data} batch={a.batch} params={len(names)} "
+    print(f"net={a.net} device={a.device} data={data} batch={a.batch} params={len(names)} "
           f"losses: " + " ".join(f"{k}={v[0]:.7f}" for k, v in ref.items()))
     print(f"{'relative gradient distance':24s}" + "".join(f"{x + ':' + y:>25s}" for x, y in pairs))
     for gname in groups + ["all"]:
@@ -140,7 +175,7 @@ def main():
     for d, n in per[:8]:
         print(f"  {n:40s} {d:10.3e}   bf16 scale {rel(ref['autocast'][1], ref['torch_fp32'][1], [n]):10.3e}")
     d = {f"{x}:{y}": rel(ref[x][1], ref[y][1], names) for x, y in pairs}
-    print(f"grad_check device={a.device} fp32_rel={d['rust_fp32:torch_fp32']:.3e} "
+    print(f"grad_check net={a.net} device={a.device} fp32_rel={d['rust_fp32:torch_fp32']:.3e} "
           f"autocast_vs_fp32={d['autocast:torch_fp32']:.3e} floor={d['autocast_perm:autocast']:.3e} "
           f"lists_vs_autocast={d['cuda_lists:autocast']:.3e} rust_bf16_vs_lists={d['rust_bf16:cuda_lists']:.3e} "
           f"rust_bf16_vs_autocast={d['rust_bf16:autocast']:.3e}", flush=True)

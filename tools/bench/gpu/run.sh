@@ -11,8 +11,9 @@
 #   STEPS=2500 EMA=0.99 SEEDS="0" bash tools/bench/gpu/run.sh          (about 6 minutes on an H100)
 # Parts (PARTS, default "doctor train sample quality"; "gradcheck", "profile" and "iddpm" on request):
 # - gradcheck: the Rust trainer's gradients (grad_probe, float32 and bf16) next to PyTorch's on
-#   the same weights and batch (grad_check.py): float32, the real CUDA autocast, and CUDA
-#   autocast's op lists emulated as on the CPU (which the bf16 fixture test uses); seconds;
+#   the same weights and batch (grad_check.py, the recipe's U-Net and a small DiT): float32, the
+#   real CUDA autocast, and CUDA autocast's op lists emulated as on the CPU (which the bf16
+#   fixture tests use); seconds;
 # - train: training throughput, Rust vs PyTorch (same U-Net, batch 256, AdamW, clipping, EMA;
 #   fp32 and bf16; both sides time 150 updates after 15 untimed ones and read the losses back);
 # - sample: sampling throughput at 32 network evaluations, 1000 images: Rust `euler` on the Karras
@@ -71,8 +72,8 @@ if has train; then
 fi
 
 if has gradcheck; then
-  echo "== gradients: Rust (float32, bf16) vs PyTorch (float32, autocast, autocast's lists emulated), the recipe's U-Net, batch 64"
-  timeout 120 python3 $G/grad_check.py --probe $B/grad_probe --device cuda --batch 64 2>&1 | tail -16
+  echo "== gradients: Rust (float32, bf16) vs PyTorch (float32, autocast, autocast's lists emulated), batch 64: the recipe's U-Net, a small DiT"
+  for n in unet dit; do timeout 120 python3 $G/grad_check.py --probe $B/grad_probe --device cuda --batch 64 --net $n 2>&1 | tail -16; done
 fi
 
 if has sample; then
