@@ -7,7 +7,9 @@
 //! - [`noise`]: counter-based normals both sides draw identically (common random numbers);
 //! - [`mod@reference`]: the exact PF-ODE solution of a mixture by a fine RK4 solve, and the metrics;
 //! - [`timing`]: median wall-clock times of repeated runs;
-//! - [`report`]: the JSON rows both sides write, markdown tables and PNG plots.
+//! - [`report`]: the JSON rows both sides write, markdown tables and PNG plots;
+//! - `sampling` (feature `train`): one sampling pass of a configured network, for `sample_bench`
+//!   and the profiling library `benches/ffi`.
 
 use diffusion::core::{Denoiser, Prediction, Result, State};
 
@@ -16,6 +18,8 @@ pub mod gmm;
 pub mod noise;
 pub mod reference;
 pub mod report;
+#[cfg(feature = "train")]
+pub mod sampling;
 pub mod timing;
 
 /// A denoiser whose prediction costs one scaled copy (`x0_hat = 0.5 x`), so a benchmark of a

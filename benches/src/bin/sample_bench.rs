@@ -14,8 +14,7 @@
 //! slower network from a slower loop around it. Its line starts with `net_rust`.
 use anyhow::Result;
 use clap::Parser;
-use diffusion::models::tch::{Kind, Tensor};
-use diffusion::models::train::{TrainConfig, Trainer};
+use diffusion_benches::sampling::SamplingPass;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -49,60 +48,18 @@ struct Args {
 fn main() -> Result<()> {
     let a = Args::parse();
     diffusion::models::tch::Cuda::cudnn_set_benchmark(a.cudnn_benchmark);
-    let mut cfg = TrainConfig::load(&a.config)?;
-    for kv in &a.set {
-        cfg.set(kv)?;
-    }
-    let t = match &a.checkpoint {
-        Some(ck) => Trainer::resume(cfg.clone(), ck)?,
-        None => Trainer::new(cfg.clone())?,
-    };
-    let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
-    let ema = decay.map(|d| t.ema_model(d)).transpose()?;
-    let net = match &ema {
-        Some((_, n)) => n.as_ref(),
-        None => t.net(),
-    };
-    let steps = cfg.sample.steps;
-    let mut shape = vec![a.n as i64];
-    shape.extend(t.data().item_shape());
-    let device = t.device();
-    let input = Tensor::randn(&shape, (Kind::Float, device));
-    // c_noise = ln(sigma) / 4 along the Karras grid (sigma 80 .. 0.002, rho 7).
-    let c_noise: Vec<Tensor> = (0..steps)
-        .map(|i| {
-            let r = i as f64 / (steps.max(2) - 1) as f64;
-            let s = (80f64.powf(1.0 / 7.0)
-                + r * (0.002f64.powf(1.0 / 7.0) - 80f64.powf(1.0 / 7.0)))
-            .powi(7);
-            Tensor::full([a.n as i64], s.ln() / 4.0, (Kind::Float, device))
-        })
-        .collect();
-    let pass = |seed: u64| -> Result<f64> {
-        if a.net_only {
-            let mut acc = Tensor::zeros([], (Kind::Float, device));
-            diffusion::models::tch::no_grad(|| -> Result<()> {
-                for c in &c_noise {
-                    acc += net.forward_t(&input, c, None)?.mean(Kind::Float);
-                }
-                Ok(())
-            })?;
-            return Ok(acc.double_value(&[]));
-        }
-        let (x, _) = t.sample_with(net, a.n, seed)?;
-        // Reading a value back waits for the device.
-        Ok(x.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]))
-    };
-    pass(1)?;
+    let pass = SamplingPass::new(&a.config, &a.set, a.checkpoint.as_deref(), a.n, a.net_only)?;
+    pass.run(1)?;
     let mut times = Vec::new();
     let mut mean = f64::NAN;
     for _ in 0..a.repeats.max(1) {
         let start = Instant::now();
-        mean = pass(0)?;
+        mean = pass.run(0)?;
         times.push(start.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
     let secs = times[times.len() / 2];
+    let cfg = pass.config();
     println!(
         "{} n={} solver={} steps={} repeats={} cudnn_benchmark={} seconds={secs:.3} images_per_s={:.1} mean={mean:.4}",
         if a.net_only { "net_rust" } else { "sample_rust" },

@@ -3,8 +3,9 @@
 # output). Prepare on the CPU machine (optimised binaries, data and wheels in git-ignored folders
 # that the device tool carries):
 #   cargo xtask run -- build --release -p diffusion --bin diffusion -p diffusion-benches \
-#     --features diffusion-benches/train --bin train_bench --bin sample_bench --bin grad_probe
-#   mkdir -p .dev/bin .dev/fmnist && cp target/release/{diffusion,train_bench,sample_bench,grad_probe} .dev/bin/
+#     --features diffusion-benches/train --bin train_bench --bin sample_bench --bin grad_probe \
+#     -p diffusion-bench-ffi
+#   mkdir -p .dev/bin .dev/fmnist && cp target/release/{diffusion,train_bench,sample_bench,grad_probe,libdiffusion_bench_ffi.so} .dev/bin/
 #   cp /usr/share/datasets/fashion-mnist/*.gz .dev/fmnist/     # all four: train and t10k
 #   pip download --no-deps diffusers==0.42.1 importlib_metadata zipp -d .whl
 # then, there (carry [".dev", ".whl"]):
@@ -27,8 +28,10 @@
 #   2000 Heun samples each for FMNIST-FD (computed afterwards on the CPU machine: `diffusion eval
 #   --fmnist-fd`). PARALLEL=1 starts every training job of the call at once on the one GPU (the
 #   samples do not depend on it; the throughputs those jobs print then do not mean anything);
-# - profile: one Euler pass of each side under nsys (kernel totals) when the machine has it, else
-#   the PyTorch pass under torch.profiler (summed kernel time vs wall time);
+# - profile: one Euler pass of each side under nsys (kernel totals) when the machine has it, and
+#   in any case each side's pass (and network-only pass) under torch.profiler: the Rust one runs
+#   inside Python through benches/ffi (profile_rust.py); kernel time vs wall time, the heaviest
+#   kernels, operator counts, and a diff of the two sides' events;
 # - iddpm: configs/fmnist-iddpm.toml for IDDPM_STEPS updates (EMA 0.999), 1000 samples of the
 #   ancestral chain (100 steps) with the learned variances, then the same checkpoint resampled
 #   with fixed beta~ and beta variances and with DDIM through the eps half.
@@ -92,7 +95,9 @@ fi
 
 if has profile; then
   # Where the sampling gap goes: one Euler pass of each side under nsys when the machine has it
-  # (kernel totals of both sides), else the PyTorch pass under torch.profiler (GPU-busy fraction).
+  # (kernel totals of both sides); in any case both passes under torch.profiler in their own
+  # process (the Rust one through benches/ffi, loaded into Python by profile_rust.py), with
+  # every operator's and kernel's count and time written for a diff.
   echo "== profile of one Euler pass (32 evaluations, 1000 images)"
   if command -v nsys > /dev/null; then
     nsys profile -o /tmp/prof_rust --force-overwrite true $B/sample_bench --config $CFG --n 1000 --repeats 1 --set sample.solver=euler --set sample.steps=32 > /dev/null 2>&1
@@ -101,10 +106,27 @@ if has profile; then
       nsys stats --report cuda_gpu_kern_sum --format csv /tmp/prof_$side.nsys-rep > $OUT/profile_$side.csv 2>/dev/null
       echo "-- $side: $(tail -n +2 $OUT/profile_$side.csv | awk -F, '{t += $2; n += $3} END {print t / 1e9 " s in " n " kernels"}')"
     done
-  else
-    echo "no nsys here; the PyTorch pass under torch.profiler:"
-    timeout 90 python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 --repeats 1 --profile 2>&1 | tail -9
   fi
+  for mode in "" "--net-only"; do
+    PROFILE_COUNTS=$OUT/profile_torch${mode:+_net}.json timeout 120 python3 $G/sample_diffusers.py --unet "$UNET_JSON" --n 1000 --steps 32 --repeats 1 --profile $mode 2>&1 | grep -v "^sample_diffusers\|^net_torch" | tail -22
+    PROFILE_COUNTS=$OUT/profile_rust${mode:+_net}.json timeout 120 python3 $G/profile_rust.py --lib $B/libdiffusion_bench_ffi.so --config $CFG --set sample.solver=euler --set sample.steps=32 --n 1000 $mode 2>&1 | tail -22
+  done
+  python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+for tag in ["", "_net"]:
+    r = json.load(open(f"{out}/profile_rust{tag}.json"))["events"]
+    t = json.load(open(f"{out}/profile_torch{tag}.json"))["events"]
+    print(f"-- events whose count or GPU time differ (rust vs torch{', network alone' if tag else ''}):")
+    rows = []
+    for k in set(r) | set(t):
+        a, b = r.get(k, {}), t.get(k, {})
+        dc, dg = a.get("count", 0) - b.get("count", 0), a.get("gpu_us", 0) - b.get("gpu_us", 0)
+        if dc or abs(dg) > 100:
+            rows.append((abs(dg), k, a.get("count", 0), b.get("count", 0), a.get("gpu_us", 0) / 1e3, b.get("gpu_us", 0) / 1e3))
+    for _, k, ca, cb, ga, gb in sorted(rows, reverse=True)[:25]:
+        print(f"  {k[:70]:70s} count {ca:6d} / {cb:6d}  gpu {ga:8.2f} / {gb:8.2f} ms")
+PY
 fi
 
 # Training jobs: each is a function writing $OUT/<name>.log; run one after another, or all at once.

@@ -26,7 +26,9 @@ from safetensors.torch import load_file
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "torch_ref"))
+sys.path.insert(0, HERE)
 import nets  # noqa: E402
+from profile_summary import profiled, report  # noqa: E402
 
 
 def sample(net, sched, n, steps, device, seed):
@@ -67,8 +69,9 @@ def main():
     p.add_argument("--net-only", action="store_true",
                    help="time `steps` calls of the network alone per pass (the partner of sample_bench --net-only)")
     p.add_argument("--profile", action="store_true",
-                   help="after the timed passes, one more pass under torch.profiler: prints the summed "
-                        "GPU kernel time next to the pass's wall time (GPU-bound when they agree)")
+                   help="after the timed passes, one more pass under torch.profiler: the summed GPU kernel "
+                        "time next to the pass's wall time, the heaviest kernels and the aten operator "
+                        "counts (profile_summary.py; profile_rust.py prints the same for the Rust side)")
     a = p.parse_args()
     torch.backends.cudnn.benchmark = a.cudnn_benchmark
     from diffusers import EDMEulerScheduler
@@ -93,20 +96,10 @@ def main():
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t0)
         secs = sorted(times)[len(times) // 2]
-        if a.profile and dev.type == "cuda":
-            from torch.profiler import ProfilerActivity, profile
-            with profile(activities=[ProfilerActivity.CUDA]) as prof:
-                t0 = time.perf_counter()
-                sample(net, sched, a.n, a.steps, dev, 0)
-                torch.cuda.synchronize()
-                wall = time.perf_counter() - t0
-            events = prof.key_averages()
-            kern = sum(e.self_device_time_total for e in events) / 1e6
-            count = sum(e.count for e in events if e.self_device_time_total > 0)
-            print(f"profile_diffusers wall_s={wall:.3f} gpu_kernel_s={kern:.3f} kernels={count} "
-                  f"busy={kern / wall:.3f}", flush=True)
-            for e in sorted(events, key=lambda e: -e.self_device_time_total)[:8]:
-                print(f"  {e.self_device_time_total / 1e3:9.1f} ms  {e.count:6d}x  {e.key[:90]}", flush=True)
+        if a.profile:
+            sync = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+            prof, wall = profiled(lambda: run(net, sched, a.n, a.steps, dev, 0), dev.type, sync)
+            report(prof, wall, "torch_net" if a.net_only else "diffusers")
     nfe = len(sched.timesteps)
     print(f"{'net_torch' if a.net_only else 'sample_diffusers'} n={a.n} steps={a.steps} nfe={nfe} repeats={len(times)} cudnn_benchmark={a.cudnn_benchmark} seconds={secs:.3f} "
           f"images_per_s={a.n / secs:.1f}", flush=True)
