@@ -20,7 +20,6 @@ pub struct SamplingPass {
     net_only: bool,
     input: Tensor,
     c_noise: Vec<Tensor>,
-    config: TrainConfig,
 }
 
 impl SamplingPass {
@@ -35,16 +34,14 @@ impl SamplingPass {
         net_only: bool,
     ) -> Result<Self> {
         let mut cfg = TrainConfig::load(config)?;
-        for kv in sets {
-            cfg.set(kv)?;
-        }
-        let trainer = match checkpoint {
-            Some(ck) => Trainer::resume(cfg.clone(), ck)?,
-            None => Trainer::new(cfg.clone())?,
-        };
-        let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
-        let ema = decay.map(|d| trainer.ema_model(d)).transpose()?;
+        cfg.set_all(sets)?;
         let steps = cfg.sample.steps;
+        let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
+        let trainer = match checkpoint {
+            Some(ck) => Trainer::resume(cfg, ck)?,
+            None => Trainer::new(cfg)?,
+        };
+        let ema = decay.map(|d| trainer.ema_model(d)).transpose()?;
         let mut shape = vec![n as i64];
         shape.extend(trainer.data().item_shape());
         let device = trainer.device();
@@ -65,23 +62,12 @@ impl SamplingPass {
             net_only,
             input,
             c_noise,
-            config: cfg,
         })
     }
 
     /// The configuration (after the overrides).
     pub fn config(&self) -> &TrainConfig {
-        &self.config
-    }
-
-    /// Items per pass.
-    pub fn n(&self) -> usize {
-        self.n
-    }
-
-    /// Whether a pass calls the network alone.
-    pub fn net_only(&self) -> bool {
-        self.net_only
+        self.trainer.config()
     }
 
     fn net(&self) -> &dyn TimeNet {

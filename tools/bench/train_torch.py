@@ -1,7 +1,7 @@
 """Training throughput of the PyTorch equivalent of the Rust trainer (`cargo xtask bench --train`).
 
-The same network (the toy MLP of crates/diffusion-models/src/nets/mlp.rs, written out below as its
-module docs give it, or the U-Net of tools/torch_ref/nets.py), the same EDM loss with
+The same network (the toy MLP of crates/diffusion-models/src/nets/mlp.rs or the U-Net, both from
+tools/torch_ref/nets.py), the same EDM loss with
 preconditioning (Karras et al. 2022, arXiv:2206.00364, Eq. (7)-(8), ln sigma ~ N(p_mean, p_std^2)),
 AdamW (torch.optim.AdamW, foreach), global-norm clipping, EMA of the parameters and the same batch
 on the same number of CPU threads; data from a fixed in-memory tensor (2-D toy points or

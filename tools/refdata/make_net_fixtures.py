@@ -39,6 +39,7 @@ from safetensors.torch import load_file, save_file
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "torch_ref"))
 import nets  # noqa: E402
 from autocast_lists import edm_loss_at, loss_and_grads, out_and_grads  # noqa: E402
+from rust_config import toml_value  # noqa: E402
 
 SEED = 20261126
 DROPOUT_SEED = 0x5EED_D12D_0000_0042
@@ -125,20 +126,6 @@ CONFIGS = {
         time_scale=1.0,
     ),
 }
-
-
-def toml_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, str):
-        return f'"{v}"'
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
-    raise TypeError(v)
 
 
 def to_toml(configs):

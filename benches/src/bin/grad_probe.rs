@@ -49,9 +49,7 @@ struct Args {
 fn main() -> Result<()> {
     let a = Args::parse();
     let mut cfg = TrainConfig::load(&a.config)?;
-    for kv in &a.set {
-        cfg.set(kv)?;
-    }
+    cfg.set_all(&a.set)?;
     let LossConfig::Edm {
         sigma_data,
         p_mean,

@@ -5,6 +5,10 @@
 //! (ndarray f64, tch CPU, tch CUDA up to the dtype's rounding) and for every thread count.
 //! `TchNoise` (feature `tch`) draws on the tensor's own device with torch's generator: faster on a
 //! GPU, but its numbers differ from `HostNoise` and between devices.
+//!
+//! Paper: Bernstein (2008), "ChaCha, a variant of Salsa20", SASC 2008 (the stream cipher behind
+//! `rand_chacha::ChaCha20Rng`); Marsaglia & Tsang (2000), "The Ziggurat Method for Generating
+//! Random Variables", Journal of Statistical Software 5(8) (`rand_distr::StandardNormal`).
 
 use crate::state::State;
 use rand::{Rng, SeedableRng};

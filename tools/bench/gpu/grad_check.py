@@ -30,7 +30,6 @@ import subprocess
 import sys
 import tempfile
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
@@ -39,6 +38,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "..", "torch_ref"))
 sys.path.insert(0, os.path.join(HERE, ".."))
 import nets  # noqa: E402
 from autocast_lists import loss_and_grads  # noqa: E402
+from rust_config import toml_value  # noqa: E402
 from train_torch import read_idx  # noqa: E402
 
 # The recipe's U-Net (tools/bench/gpu/fmnist-edm-compare.toml) and a small DiT for 28x28 images.
@@ -48,16 +48,6 @@ MODELS = {
     "dit": {"patch_size": 2, "hidden": 96, "depth": 4, "num_heads": 4, "mlp_ratio": 4.0},
 }
 CLASSES = {"unet": nets.UNet, "dit": nets.DiT}
-
-
-def toml_value(v):
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
-    if isinstance(v, list):
-        return "[" + ", ".join(toml_value(x) for x in v) + "]"
-    return json.dumps(v)
 
 
 def probe_config(net, cfg, device, batch, sigma_data):

@@ -10,6 +10,7 @@ every event's count and self time is also written there as JSON (diff two such f
 
 import json
 import os
+import time
 
 from torch.profiler import ProfilerActivity, profile
 
@@ -43,9 +44,7 @@ def report(prof, wall, side, top=12):
 
 
 def profiled(fn, device_type, sync):
-    """Runs `fn()` under the profiler; returns (profile, wall seconds)."""
-    import time
-
+    """Runs `fn()` under the profiler, then `sync()`; returns (profile, wall seconds)."""
     with profile(activities=activities(device_type)) as prof:
         t0 = time.perf_counter()
         fn()

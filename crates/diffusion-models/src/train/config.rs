@@ -582,6 +582,12 @@ impl TrainConfig {
         Ok(Box::new(ToyData(self.toy()?)))
     }
 
+    /// Applies the overrides `assignments` in order ([`TrainConfig::set`] each), as `--set`
+    /// options of the command line do.
+    pub fn set_all<S: AsRef<str>>(&mut self, assignments: &[S]) -> Result<()> {
+        assignments.iter().try_for_each(|kv| self.set(kv.as_ref()))
+    }
+
     /// Overrides one value by its dotted path, e.g. `train.batch_size=32`,
     /// `data.fmnist.limit=1000`, `sample.solver="dpmpp-2m"` or `model.channels=[32, 64]`. The
     /// value is TOML (a bare word that is not valid TOML is taken as a string); the result is
@@ -875,6 +881,18 @@ mod tests {
         assert_eq!(c.model.mlp().unwrap().hidden, 16);
         assert_eq!(c.train.precision, Precision::Bf16);
         assert_eq!(c.train.ema_decays, [0.9, 0.99]);
+        // `set_all` applies them in order (the last one wins) and stops at the first bad one.
+        c.set_all(&["train.batch_size=8", "train.batch_size=16"])
+            .unwrap();
+        assert_eq!(c.train.batch_size, 16);
+        assert!(c
+            .set_all(&[
+                "train.batch_size=4",
+                "train.nonsense=1",
+                "train.batch_size=2"
+            ])
+            .is_err());
+        assert_eq!(c.train.batch_size, 4);
         for bad in [
             "train.batch_size=0",
             "train.nope=1",

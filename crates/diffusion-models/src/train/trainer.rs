@@ -24,9 +24,9 @@
 //! forward and backward passes; the float32 master weights are copied into it before each update
 //! and its gradients are copied back (as float32) before clipping and AdamW. Inside the copy the
 //! time embedding, the norms and the attention softmax still run in float32, as under CUDA's
-//! `torch.autocast`, and GroupNorm's parameters stay float32 variables: the copy keeps them in a
-//! float32 buffer of their own, filled from their places in the master buffer and scattered
-//! back into the master gradients. [`Trainer::loss_gradients`] exposes one update's
+//! `torch.autocast`, and the variables autocast never rounds (GroupNorm's parameters, embedding
+//! and position tables) stay float32: the copy keeps them in a float32 buffer of their own,
+//! filled from their places in the master buffer and scattered back into the master gradients. [`Trainer::loss_gradients`] exposes one update's
 //! forward/backward pass for comparing it with PyTorch's (`tests/train_bf16.rs`).
 //!
 //! Speed: the trainable parameters are views of one flat buffer and their gradients views of
@@ -104,8 +104,8 @@ struct LowPrecision {
     /// places of the float32 parameters are unused and their gradients stay zero).
     flat: Tensor,
     grads: Tensor,
-    /// The trainable variables the copy keeps in float32 (GroupNorm's affine parameters, as
-    /// autocast keeps them), when it has any.
+    /// The trainable variables the copy keeps in float32 (GroupNorm's parameters, embedding
+    /// and position tables: what autocast never rounds), when it has any.
     wide: Option<WideParams>,
 }
 
@@ -278,7 +278,7 @@ impl Trainer {
             })
             .collect::<Result<Vec<_>>>()?;
         // Variables the store made in its own kind are computed in bfloat16; the ones a layer
-        // made in float32 (`nets::layers::GroupNorm`) stay float32.
+        // made in float32 (`nets::layers::wide_variable`: norms, tables) stay float32.
         let narrow: Vec<bool> = params.iter().map(|p| p.kind() == vs.kind()).collect();
         let pick = |want: bool| -> Vec<Tensor> {
             params

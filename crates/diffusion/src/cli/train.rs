@@ -71,9 +71,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     if let Some(b) = a.batch_size {
         cfg.train.batch_size = b;
     }
-    for kv in &a.set {
-        cfg.set(kv)?;
-    }
+    cfg.set_all(&a.set)?;
     cfg.validate()?;
     if diffusion::models::parse_device(&cfg.device)? == diffusion::models::tch::Device::Cpu {
         cpu_heap_settings();
