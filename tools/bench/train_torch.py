@@ -36,6 +36,7 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "torch_ref"))
 from nets import MLP, edm_denoise  # noqa: E402
+from sampling import heun_sample, karras_sigmas  # noqa: E402
 
 
 def edm_loss(net, x0, sigma_data, p_mean, p_std, y=None):
@@ -81,30 +82,6 @@ def load_data(args, gen):
     return x, y
 
 
-def karras_sigmas(n, sigma_min=0.002, sigma_max=80.0, rho=7.0):
-    i = torch.arange(n, dtype=torch.float64) / max(n - 1, 1)
-    s = (sigma_max ** (1 / rho) + i * (sigma_min ** (1 / rho) - sigma_max ** (1 / rho))) ** rho
-    return torch.cat([s, torch.zeros(1, dtype=torch.float64)])
-
-
-@torch.no_grad()
-def heun_sample(net, shape, steps, sigma_data, device, y=None, seed=0):
-    g = torch.Generator().manual_seed(seed)
-    sig = karras_sigmas(steps)
-    x = torch.randn(shape, generator=g, dtype=torch.float64).to(device).float() * sig[0].item()
-    for i in range(steps):
-        s0, s1 = sig[i].item(), sig[i + 1].item()
-        sv = torch.full((shape[0],), s0, device=device)
-        d0 = (x - edm_denoise(net, x, sv, sigma_data, y)) / s0
-        x1 = x + (s1 - s0) * d0
-        if s1 > 0:
-            sv1 = torch.full((shape[0],), s1, device=device)
-            d1 = (x1 - edm_denoise(net, x1, sv1, sigma_data, y)) / s1
-            x1 = x + (s1 - s0) * 0.5 * (d0 + d1)
-        x = x1
-    return x
-
-
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--net", choices=["mlp", "unet"], default="mlp")
@@ -113,7 +90,7 @@ def main():
     p.add_argument("--data", choices=["synthetic", "fmnist"], default="synthetic")
     p.add_argument("--n-data", type=int, default=4096, help="items of synthetic / toy data")
     p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--steps", type=int, default=200, help="timed updates")
+    p.add_argument("--steps", type=int, default=200, help="timed updates (0: only sample)")
     p.add_argument("--warmup", type=int, default=10, help="untimed updates first")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--device", default="cpu")
@@ -126,7 +103,13 @@ def main():
     p.add_argument("--p-mean", type=float, default=-1.2)
     p.add_argument("--p-std", type=float, default=1.2)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init-weights", default=None,
+                   help="start from this state_dict (safetensors; e.g. a Rust run's ema_<decay>.safetensors); "
+                        "the EMA starts at it")
+    p.add_argument("--save-weights", default=None, help="write the EMA weights here (safetensors state_dict)")
     p.add_argument("--samples", default=None, help="write EMA samples here (.npy) after training")
+    p.add_argument("--sample-init", default=None,
+                   help="initial states of sampling (.npy, already at sigma_max's scale) instead of seeded noise")
     p.add_argument("--n-samples", type=int, default=1000)
     p.add_argument("--sample-steps", type=int, default=32)
     p.add_argument("--guidance-classes", action="store_true", help="class-conditional U-Net (labels i mod 10)")
@@ -146,6 +129,10 @@ def main():
 
         net = nets.UNet(**args.unet_cfg)
         sd = args.sigma_data or 0.5
+    if args.init_weights:
+        from safetensors.torch import load_file
+
+        net.load_state_dict(load_file(args.init_weights), strict=True)
     net = net.to(dev)
     ema = [q.detach().clone() for q in net.parameters()]
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=args.weight_decay, foreach=True)
@@ -189,18 +176,28 @@ def main():
     print(
         f"train_torch net={args.net} device={args.device} threads={args.threads} batch={args.batch} "
         f"steps={args.steps} params={params} precision={args.precision} "
-        f"steps_per_s={args.steps / secs:.3f} loss={sum(losses) / max(len(losses), 1):.4f}",
+        f"steps_per_s={args.steps / max(secs, 1e-9):.3f} loss={sum(losses) / max(len(losses), 1):.4f}",
         flush=True,
     )
-    if args.samples:
+    if args.samples or args.save_weights:
         with torch.no_grad():
             for q, e in zip(net.parameters(), ema):
                 q.copy_(e)
         net.eval()
-        shape = (args.n_samples, *x_all.shape[1:])
-        y = torch.arange(args.n_samples, device=dev) % 10 if classes else None
+    if args.save_weights:
+        from safetensors.torch import save_file
+
+        save_file({k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}, args.save_weights)
+    if args.samples:
+        if args.sample_init:
+            x = torch.from_numpy(np.load(args.sample_init)).float().to(dev)
+        else:
+            g = torch.Generator().manual_seed(args.seed + 1)
+            shape = (args.n_samples, *x_all.shape[1:])
+            x = torch.randn(shape, generator=g, dtype=torch.float64).to(dev).float() * karras_sigmas(2)[0].item()
+        y = torch.arange(x.shape[0], device=dev) % 10 if classes else None
         t1 = time.perf_counter()
-        x = heun_sample(net, shape, args.sample_steps, sd, dev, y, args.seed + 1)
+        x = heun_sample(net, x, args.sample_steps, sd, y)
         np.save(args.samples, x.float().cpu().numpy())
         if y is not None:
             np.save(os.path.splitext(args.samples)[0] + "_labels.npy", y.cpu().numpy())

@@ -20,6 +20,11 @@ hold them exactly), evaluates the modules in float64 on fixed inputs and writes 
 * <name>_lists.safetensors for unet, dit and seq: those networks in float32 on their inputs under
   CUDA autocast's bf16 op lists, with cotangents `r`: the bf16 `out` and the gradients of
   `<out, r>` (`lists_case`; read by tests/interop.rs);
+* sample_parity.safetensors: the `unet_autocast` U-Net at random weights, initial states `x_T`
+  (sigma_max = 80 times normals, float32) and EDM's Heun sampler run from them in float64 for
+  SAMPLE_STEPS steps on the Karras grid (tools/torch_ref/sampling.py, the sampler of
+  tools/bench/train_torch.py): `out` (`sample_case`;
+  read by tests/sample_parity.rs);
 * train_parity.safetensors: the toy MLP trained by a PyTorch loop (AdamW, clipping, EMAs,
   warmup + cosine) on fixed inputs, with its losses, gradient norms, final and EMA weights
   (`train_case`; read by tests/train_parity.rs; its settings are [train_parity] in nets.toml).
@@ -40,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "torch_ref"))
 import nets  # noqa: E402
 from autocast_lists import edm_loss_at, loss_and_grads, out_and_grads  # noqa: E402
 from rust_config import toml_value  # noqa: E402
+from sampling import heun_sample  # noqa: E402
 
 SEED = 20261126
 DROPOUT_SEED = 0x5EED_D12D_0000_0042
@@ -318,6 +324,23 @@ def train_case(out_dir, name="train_parity"):
     torch.set_default_dtype(torch.float64)
 
 
+SAMPLE_STEPS = 6
+
+
+def sample_case(cfg, out_dir, name="sample_parity", n=3, sigma_data=0.5):
+    """EDM-Heun samples (SAMPLE_STEPS steps, float64) of a U-Net at random weights from fixed
+    initial states: what `Trainer::sample_from` must reproduce."""
+    net = nets.UNet(**cfg).double()
+    randomize(net)
+    net.eval()
+    s = cfg["image_size"]
+    x_t = (80.0 * torch.randn(n, cfg["in_channels"], s, s)).float()
+    out = heun_sample(net, x_t.double(), SAMPLE_STEPS, sigma_data)
+    data = {f"w.{k}": v for k, v in state_f32(net).items()}
+    data.update({"x_t": x_t, "out": out, "steps": torch.tensor([SAMPLE_STEPS], dtype=torch.int64)})
+    save_file({k: v.contiguous() for k, v in data.items()}, out_dir / f"{name}.safetensors")
+
+
 def seq_case(cfg, out_dir, name):
     net = nets.SeqTransformer(**cfg).double()
     randomize(net)
@@ -347,6 +370,7 @@ def main():
     lists_case(nets.DiT, CONFIGS["dit"], args.out, "dit", ["x", "t", "class"])
     lists_case(nets.SeqTransformer, CONFIGS["seq"], args.out, "seq", ["tokens", "t"])
     train_case(args.out)
+    sample_case(CONFIGS["unet_autocast"], args.out)
     (args.out / "nets.toml").write_text(to_toml({**CONFIGS, "train_parity": TRAIN}))
     total = sum(p.stat().st_size for p in args.out.iterdir())
     print(f"wrote {args.out} ({total} bytes)")

@@ -1,16 +1,14 @@
 //! The bf16 training path on the CPU (`DIFFUSION_BF16_ON_CPU=1`), in a test binary of its own
 //! because the switch is a process-wide environment variable.
 
-use diffusion_models::data::idx::write_idx;
 use diffusion_models::losses::EdmLoss;
-use diffusion_models::train::{RunOptions, TrainConfig, Trainer};
+use diffusion_models::train::{RunOptions, Trainer};
 use diffusion_models::EdmPrecond;
 use std::collections::HashMap;
-use std::path::Path;
 use tch::{Kind, Tensor};
 
 mod common;
-use common::{relative_distance, tiny};
+use common::{fixture_unet_config, fixtures, fmnist_shaped_dir, relative_distance, tiny};
 
 /// The bf16 path (a bfloat16 compute copy with flat parameter and gradient buffers, float32
 /// master weights), forced onto the CPU: its losses follow the float32 run's to bfloat16
@@ -80,9 +78,7 @@ fn distance(grads: &[(String, Tensor)], io: &HashMap<String, Tensor>, prefix: &s
 #[test]
 fn the_bf16_path_has_cuda_autocasts_gradients() {
     std::env::set_var("DIFFUSION_BF16_ON_CPU", "1");
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
-    let table: toml::Table =
-        toml::from_str(&std::fs::read_to_string(fixtures.join("nets.toml")).unwrap()).unwrap();
+    let fixtures = fixtures();
     let io: HashMap<String, Tensor> =
         Tensor::read_safetensors(fixtures.join("unet_autocast_io.safetensors"))
             .unwrap()
@@ -90,31 +86,13 @@ fn the_bf16_path_has_cuda_autocasts_gradients() {
             .collect();
     let weights = Tensor::read_safetensors(fixtures.join("unet_autocast.safetensors")).unwrap();
     // Fashion-MNIST-shaped images for the data source (the probe does not read them).
-    let dir = tempfile::tempdir().unwrap();
-    write_idx(
-        &dir.path().join("train-images-idx3-ubyte"),
-        &[4, 28, 28],
-        &[7u8; 4 * 784],
-    )
-    .unwrap();
-    write_idx(
-        &dir.path().join("train-labels-idx1-ubyte"),
-        &[4],
-        &[0u8, 1, 2, 3],
-    )
-    .unwrap();
-    let mut model = table["unet_autocast"].as_table().unwrap().clone();
-    model.insert("kind".into(), "unet".into());
+    let dir = fmnist_shaped_dir();
     let config = |precision: &str| {
-        let mut root: toml::Table = toml::from_str(&format!(
-            "seed = 0\ncpu_threads = 0\n[data]\nfmnist = {{ dir = {:?}, flip = false, sampling = \"replacement\" }}\n\
-             [loss]\nkind = \"edm\"\nsigma_data = 0.5\n\
-             [train]\nsteps = 1\nbatch_size = 4\nprecision = \"{precision}\"\n",
-            dir.path().to_string_lossy()
-        ))
-        .unwrap();
-        root.insert("model".into(), model.clone().into());
-        TrainConfig::from_toml_str(&toml::to_string(&root).unwrap()).unwrap()
+        fixture_unet_config(
+            "unet_autocast",
+            dir.path(),
+            &format!("[train]\nsteps = 1\nbatch_size = 4\nprecision = \"{precision}\"\n"),
+        )
     };
     let x0 = io["x0"].shallow_clone();
     let noise = io["noise"].shallow_clone();

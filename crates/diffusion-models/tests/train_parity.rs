@@ -8,17 +8,12 @@
 //! step and the EMA, the learning rate of each update, the EMA warmup's clock).
 
 mod common;
-use common::relative_distance;
+use common::{fixtures, relative_distance};
 use diffusion_models::losses::EdmLoss;
 use diffusion_models::train::{TrainConfig, Trainer};
 use diffusion_models::EdmPrecond;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use tch::{Kind, Tensor};
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
 
 /// `|a - b| / |b|` over the tensors `want[prefix + name]` and `got[name]` (names `want` lacks,
 /// such as buffers, are left out).

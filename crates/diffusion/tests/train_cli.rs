@@ -145,3 +145,144 @@ fn train_sample_resume() {
         );
     }
 }
+
+/// The `diffusion` program with `args`: success and what it printed.
+fn diffusion(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_diffusion"))
+        .args(args.iter().map(|a| a.as_ref()))
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    (o.status.success(), text)
+}
+
+/// `diffusion generate` samples a run again without training (the very samples `train` drew,
+/// by default), with another solver, from any state_dict with a config, or from given initial
+/// states; bad initial states and weights of another network are clear errors. `diffusion train
+/// --init-weights` starts a run from a state_dict.
+#[test]
+fn generate_resamples_runs_and_state_dicts() {
+    use diffusion::io::{read_npy_dyn, write_npy};
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tiny.toml");
+    std::fs::write(&config, TINY.replace("steps = 400", "steps = 200")).unwrap();
+    let run = dir.path().join("run");
+    let (ok, text) = train(&config, &run, &[]);
+    assert!(ok, "{text}");
+    let trained = metric(&text, "sliced_w2");
+
+    let again = dir.path().join("again");
+    let (ok, text) = diffusion(&[&"generate", &"--run", &run, &"--out", &again]);
+    assert!(ok, "{text}");
+    assert_eq!(metric(&text, "sliced_w2"), trained, "{text}");
+    assert_eq!(
+        std::fs::read(run.join("samples.npy")).unwrap(),
+        std::fs::read(again.join("samples.npy")).unwrap()
+    );
+    assert!(again.join("samples.png").exists());
+
+    let euler = dir.path().join("euler");
+    let (ok, text) = diffusion(&[
+        &"generate",
+        &"--run",
+        &run,
+        &"--out",
+        &euler,
+        &"--n",
+        &"300",
+        &"--set",
+        &"sample.solver=\"euler\"",
+    ]);
+    assert!(ok && text.contains("sample: euler with 12 steps"), "{text}");
+    assert_eq!(
+        read_npy_dyn(&euler.join("samples.npy")).unwrap().shape(),
+        &[300, 2]
+    );
+
+    // Any state_dict with a config; initial states from a file.
+    let init = dir.path().join("init.npy");
+    let x_t = ndarray::ArrayD::from_shape_fn(ndarray::IxDyn(&[5, 2]), |i| {
+        40.0 * (i[0] as f64 - 2.0) / 2.0 + i[1] as f64
+    });
+    write_npy(&init, &x_t, false).unwrap();
+    let from = dir.path().join("from");
+    let (ok, text) = diffusion(&[
+        &"generate",
+        &"--config",
+        &config,
+        &"--weights",
+        &run.join("model.safetensors"),
+        &"--init",
+        &init,
+        &"--out",
+        &from,
+    ]);
+    assert!(ok, "{text}");
+    let x = read_npy_dyn(&from.join("samples.npy")).unwrap();
+    assert_eq!(x.shape(), &[5, 2]);
+    assert!(x.iter().all(|v| v.is_finite() && v.abs() < 10.0), "{x:?}");
+
+    // Initial states of another dimension, weights of another network.
+    let bad = dir.path().join("bad.npy");
+    write_npy(
+        &bad,
+        &ndarray::ArrayD::zeros(ndarray::IxDyn(&[4, 3])),
+        false,
+    )
+    .unwrap();
+    let (ok, text) = diffusion(&[
+        &"generate",
+        &"--run",
+        &run,
+        &"--init",
+        &bad,
+        &"--out",
+        &from,
+    ]);
+    assert!(!ok && text.contains("initial states"), "{text}");
+    let (ok, text) = diffusion(&[
+        &"generate",
+        &"--run",
+        &run,
+        &"--set",
+        &"model.hidden=32",
+        &"--out",
+        &from,
+    ]);
+    assert!(!ok && text.contains("ema_0.95.safetensors"), "{text}");
+
+    // Training from a state_dict: at a learning rate of 1e-12 the weights stay where they
+    // started, the EMA's file included.
+    let tuned = dir.path().join("tuned");
+    let start = run.join("ema_0.95.safetensors");
+    let (ok, text) = train(
+        &config,
+        &tuned,
+        &[
+            "--init-weights",
+            start.to_str().unwrap(),
+            "--steps",
+            "2",
+            "--set",
+            "train.lr=1e-12",
+        ],
+    );
+    assert!(ok, "{text}");
+    let load = diffusion::models::train::load_weights;
+    let want = load(&start).unwrap();
+    for file in ["model.safetensors", "ema_0.95.safetensors"] {
+        let got = load(&tuned.join(file)).unwrap();
+        assert_eq!(got.len(), want.len());
+        for ((n, g), (m, w)) in got.iter().zip(&want) {
+            assert_eq!(n, m);
+            let d = (g - w).abs().max().double_value(&[]);
+            assert!(d < 1e-9, "{file} {n}: moved by {d}");
+        }
+    }
+    let (ok, text) = train(&config, &tuned, &["--resume", "--init-weights", "x"]);
+    assert!(!ok && text.contains("--init-weights"), "{text}");
+}

@@ -779,11 +779,7 @@ impl Trainer {
         let cfg = &self.config.sample;
         let mut shape = vec![n as i64];
         shape.extend(self.data.item_shape());
-        let nc = self.config.model.num_classes();
-        let labels = (nc > 0).then(|| {
-            let l: Vec<i64> = (0..n).map(|i| (i % nc) as i64).collect();
-            Tensor::from_slice(&l).to_device(self.device)
-        });
+        let labels = self.sample_labels(n);
         // The objective's own sampler (iDDPM's ancestral chain), when `sample.solver` names it.
         let mut own_noise = HostNoise::new(seed);
         if let Some(x) = self.objective.own_sampler(
@@ -805,8 +801,6 @@ impl Trainer {
             }
             return Ok((x?, labels));
         }
-        let head = self.objective.sampling_net(net);
-        let net: &dyn TimeNet = head.as_deref().unwrap_or(net);
         let schedule = self.objective.schedule();
         let grid = TimeGrid::build(&cfg.grid, schedule, cfg.steps)?;
         let t_start = grid.times()[0];
@@ -820,6 +814,50 @@ impl Trainer {
             .map(|v| (v * scale) as f32)
             .collect();
         let x_t = upload(&Tensor::from_slice(&z).reshape(&shape), self.device);
+        self.sample_from(net, &x_t, seed)
+    }
+
+    /// The labels `i mod num_classes` of `n` samples of a class-conditional network, on the
+    /// device (`None` for an unconditional one).
+    fn sample_labels(&self, n: usize) -> Option<Tensor> {
+        let nc = self.config.model.num_classes();
+        (nc > 0).then(|| {
+            let l: Vec<i64> = (0..n).map(|i| (i % nc) as i64).collect();
+            Tensor::from_slice(&l).to_device(self.device)
+        })
+    }
+
+    /// [`Trainer::sample_with`] from given initial states `x_t` (shape `[n, item...]`, at the
+    /// scale of the marginal at the grid's first time, e.g. `sigma_max` times standard normals
+    /// for EDM; moved to the training device as float32): the configured registry solver, grid
+    /// and steps, labels `i mod num_classes` and guidance as there, the Brownian path of
+    /// stochastic solvers from `seed + 1`. For replaying another implementation's initial noise
+    /// (`tests/sample_parity.rs`); an objective's own sampler draws its own and is refused here.
+    pub fn sample_from(
+        &self,
+        net: &dyn TimeNet,
+        x_t: &Tensor,
+        seed: u64,
+    ) -> Result<(Tensor, Option<Tensor>)> {
+        let cfg = &self.config.sample;
+        let item = self.data.item_shape();
+        let size = x_t.size();
+        if size.len() != item.len() + 1 || size[1..] != item[..] || size[0] == 0 {
+            let mut expected = vec![-1];
+            expected.extend(&item);
+            return Err(ModelError::Shape {
+                context: "the initial states of sampling".into(),
+                expected,
+                got: size,
+            });
+        }
+        let n = size[0] as usize;
+        let x_t = x_t.to_device(self.device).to_kind(Kind::Float);
+        let labels = self.sample_labels(n);
+        let head = self.objective.sampling_net(net);
+        let net: &dyn TimeNet = head.as_deref().unwrap_or(net);
+        let schedule = self.objective.schedule();
+        let grid = TimeGrid::build(&cfg.grid, schedule, cfg.steps)?;
         let solver = registry::build::<Tensor>(&cfg.solver)?;
         let (lo, hi) = schedule.t_range();
         let mut noise = BrownianTree::with_default_tol(seed.wrapping_add(1), lo, hi)?;

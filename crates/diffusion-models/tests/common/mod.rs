@@ -196,3 +196,50 @@ pub fn relative_distance<'a>(pairs: impl IntoIterator<Item = (&'a Tensor, &'a Te
     }
     (num / den).sqrt()
 }
+
+/// The interop fixtures' folder (written by tools/refdata/make_net_fixtures.py).
+pub fn fixtures() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A folder with four constant Fashion-MNIST-shaped training images and their labels: data a
+/// U-Net trainer can be built on when a test supplies its own inputs.
+pub fn fmnist_shaped_dir() -> tempfile::TempDir {
+    use diffusion_models::data::idx::write_idx;
+    let dir = tempfile::tempdir().unwrap();
+    write_idx(
+        &dir.path().join("train-images-idx3-ubyte"),
+        &[4, 28, 28],
+        &[7u8; 4 * 784],
+    )
+    .unwrap();
+    write_idx(
+        &dir.path().join("train-labels-idx1-ubyte"),
+        &[4],
+        &[0u8, 1, 2, 3],
+    )
+    .unwrap();
+    dir
+}
+
+/// A U-Net training configuration on the images of `data` (see [`fmnist_shaped_dir`]) with the
+/// network of the fixture table `[net]` in nets.toml, EDM's loss at `sigma_data = 0.5`, and
+/// `rest` (more TOML sections, e.g. `[train]` and `[sample]`).
+pub fn fixture_unet_config(
+    net: &str,
+    data: &std::path::Path,
+    rest: &str,
+) -> diffusion_models::train::TrainConfig {
+    let table: toml::Table =
+        toml::from_str(&std::fs::read_to_string(fixtures().join("nets.toml")).unwrap()).unwrap();
+    let mut model = table[net].as_table().unwrap().clone();
+    model.insert("kind".into(), "unet".into());
+    let mut root: toml::Table = toml::from_str(&format!(
+        "seed = 0\ncpu_threads = 0\n[data]\nfmnist = {{ dir = {:?}, flip = false, sampling = \"replacement\" }}\n\
+         [loss]\nkind = \"edm\"\nsigma_data = 0.5\n{rest}",
+        data.to_string_lossy()
+    ))
+    .unwrap();
+    root.insert("model".into(), model.into());
+    diffusion_models::train::TrainConfig::from_toml_str(&toml::to_string(&root).unwrap()).unwrap()
+}

@@ -5,8 +5,11 @@ mod demo;
 mod demo_train;
 mod doctor;
 mod eval;
+mod generate;
 mod list;
 mod progress;
+#[cfg(feature = "tch")]
+mod report;
 mod sample;
 mod train;
 
@@ -43,6 +46,10 @@ enum Command {
     /// configuration (configs/*.toml), then sample it, write samples and a picture, and print
     /// its sliced W2 to held-out data next to the noise floor.
     Train(train::TrainArgs),
+    /// Sample a trained network again without training: a `diffusion train` run folder (its
+    /// config and EMA weights) or any PyTorch state_dict with a configuration, with the
+    /// configured or another solver; writes samples.npy and samples.png, prints the metric line.
+    Generate(generate::GenerateArgs),
 }
 
 /// Runs the parsed command line.
@@ -55,5 +62,6 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Methods => list::methods(),
         Command::Demo(a) => demo::run(a),
         Command::Train(a) => train::run(a),
+        Command::Generate(a) => generate::run(a),
     }
 }

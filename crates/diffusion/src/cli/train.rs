@@ -5,10 +5,9 @@
 //!
 //! Writes into `--out`: `checkpoint.safetensors` (exact resume with `--resume`),
 //! `metrics.csv` or `metrics.jsonl`, `model.safetensors` and `ema_<decay>.safetensors` (plain
-//! PyTorch `state_dict`s), `config.toml` (the configuration used), `samples.npy` (`[n, ...]`,
-//! float32 for images; `labels.npy` for class-conditional networks), `samples.png` (a grid of
-//! the first `sample.grid_n` samples, or a density picture of 2-D points) and, with
-//! `train.sample_every`, `samples/step_<k>.png` during training.
+//! PyTorch `state_dict`s), `config.toml` (the configuration used), the samples and their picture
+//! (`super::report`) and, with `train.sample_every`, `samples/step_<k>.png` during training.
+//! `diffusion generate` samples such a run again (or any `state_dict`) without training.
 
 use anyhow::Result;
 use clap::Args;
@@ -25,6 +24,11 @@ pub struct TrainArgs {
     /// Continue from <out>/checkpoint.safetensors (exactly where it stopped).
     #[arg(long)]
     pub resume: bool,
+    /// Start from these weights instead of the seeded initialisation: a PyTorch `state_dict`
+    /// (safetensors) of the configured network, e.g. another run's `ema_<decay>.safetensors`;
+    /// every EMA average starts at them (not with --resume).
+    #[arg(long, conflicts_with = "resume")]
+    pub init_weights: Option<PathBuf>,
     /// Override the configuration's device (cpu, cuda, cuda:N, auto).
     #[arg(long)]
     pub device: Option<String>,
@@ -51,14 +55,12 @@ pub fn run(_a: TrainArgs) -> Result<()> {
 
 #[cfg(feature = "tch")]
 pub fn run(a: TrainArgs) -> Result<()> {
+    use super::report;
     use anyhow::{bail, Context};
-    use diffusion::core::metrics::{mean_nll, sliced_w2};
-    use diffusion::core::HostNoise;
-    use diffusion::io::write_npy;
-    use diffusion::models::data::fmnist::{FashionMnist, Split};
-    use diffusion::models::tch::{Kind, Tensor};
-    use diffusion::models::train::{save_weights, MetricsLog, RunOptions, TrainConfig, Trainer};
-    use ndarray::{Array2, ArrayD, IxDyn};
+    use diffusion::models::tch::Tensor;
+    use diffusion::models::train::{
+        load_weights, save_weights, MetricsLog, RunOptions, TrainConfig, Trainer,
+    };
     use std::time::Instant;
 
     let mut cfg = TrainConfig::load(&a.config)?;
@@ -91,7 +93,12 @@ pub fn run(a: TrainArgs) -> Result<()> {
                 ck.display()
             );
         }
-        Trainer::new(cfg.clone())?
+        let mut t = Trainer::new(cfg.clone())?;
+        if let Some(w) = &a.init_weights {
+            t.load_state_dict(&load_weights(w)?)
+                .with_context(|| format!("--init-weights {}", w.display()))?;
+        }
+        t
     };
     std::fs::write(a.out.join("config.toml"), cfg.to_toml()?)?;
     let start = trainer.step();
@@ -142,94 +149,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
 
     // Sample the EMA (or raw) network with a registry solver, on the training device.
-    let n = cfg.sample.n;
     let t1 = Instant::now();
-    let (out, labels) = trainer.sample(n, cfg.seed ^ 0x5a3b_1e00)?;
-    let sample_secs = t1.elapsed().as_secs_f64();
-    let shape: Vec<usize> = out.size().iter().map(|&d| d as usize).collect();
-    let values: Vec<f64> = Vec::try_from(out.to_kind(Kind::Double).flatten(0, -1))?;
-    let host = ArrayD::from_shape_vec(IxDyn(&shape), values)?;
-    let images = shape.len() == 4;
-    let npy = a.out.join("samples.npy");
-    write_npy(&npy, &host, images)?;
-    if let Some(l) = &labels {
-        let l: Vec<f64> = Vec::try_from(l.to_kind(Kind::Double))?;
-        write_npy(
-            &a.out.join("labels.npy"),
-            &ArrayD::from_shape_vec(IxDyn(&[l.len()]), l)?,
-            false,
-        )?;
-    }
-    let png = a.out.join("samples.png");
-    trainer.save_sample_picture(&png)?;
+    let (x, labels) = trainer.sample(cfg.sample.n, cfg.seed ^ 0x5a3b_1e00)?;
     let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
-    println!(
-        "sample: {} with {} steps{} ({}{}), n = {n}, {:.1} s; samples {}, picture {}",
-        cfg.sample.solver,
-        cfg.sample.steps,
-        // A registry solver runs on the configured grid; an objective's own sampler
-        // (`iddpm-ancestral`) on its own chain.
-        if diffusion_solvers::registry::build::<ndarray::ArrayD<f64>>(&cfg.sample.solver).is_ok() {
-            format!(" on `{}`", cfg.sample.grid)
-        } else {
-            String::new()
-        },
-        decay.map_or("raw weights".to_string(), |d| format!("EMA {d}")),
-        if labels.is_some() {
-            format!(", guidance {}", cfg.sample.guidance)
-        } else {
-            String::new()
-        },
-        sample_secs,
-        npy.display(),
-        png.display()
-    );
-    let flat = |a: &ArrayD<f64>| -> Result<Array2<f64>> {
-        let rows = a.shape()[0];
-        Ok(a.to_shape((rows, a.len() / rows.max(1)))?.to_owned())
+    let source = decay.map_or("raw weights".to_string(), |d| format!("EMA {d}"));
+    let sampled = report::Sampled {
+        x,
+        labels,
+        secs: t1.elapsed().as_secs_f64(),
+        source,
     };
-    if let Some(toy) = trainer.toy() {
-        let host = flat(&host)?;
-        let exact = toy.sample(n, &mut HostNoise::new(cfg.seed ^ 0xe4ac_7000));
-        let exact2 = toy.sample(n, &mut HostNoise::new(cfg.seed ^ 0xf100_2000));
-        let sw = sliced_w2(&host.view(), &exact.view(), 256, cfg.seed)?;
-        let floor = sliced_w2(&exact2.view(), &exact.view(), 256, cfg.seed)?;
-        // Where the toy has an exact density: the samples' mean NLL under it (the cross-entropy
-        // H(model, toy) = H(model) + KL(model || toy)) next to the NLL of exact samples (the
-        // toy's entropy). Close to it is good; well below it means over-concentrated samples.
-        let nll = match toy.as_mixture() {
-            Some(gmm) => format!(
-                " nll={:.4} nll_exact={:.4}",
-                mean_nll(&gmm, &host.view())?,
-                mean_nll(&gmm, &exact.view())?
-            ),
-            None => String::new(),
-        };
-        println!("sliced_w2={sw:.4} sliced_w2_floor={floor:.4}{nll} train_s={secs:.1}");
-    } else if let Some(f) = &cfg.data.fmnist {
-        // Held-out reference: test images against the samples, and against training images
-        // (the floor), all as flat vectors in [-1, 1] (unpadded 28x28 for both sides).
-        let dir = f.resolved_dir();
-        let test = FashionMnist::load(&dir, Split::Test)?;
-        let train = FashionMnist::load(&dir, Split::Train)?;
-        let m = n.min(test.len()).min(train.len());
-        let as_rows = |set: &FashionMnist| -> Array2<f64> {
-            Array2::from_shape_fn((m, 784), |(i, j)| set.image(i)[j] as f64 / 127.5 - 1.0)
-        };
-        let mut host = flat(&host)?;
-        if f.pad32 {
-            // Crop the 32x32 samples back to the 28x28 centre.
-            host = Array2::from_shape_fn((host.nrows(), 784), |(i, j)| {
-                host[[i, (j / 28 + 2) * 32 + j % 28 + 2]]
-            });
-        }
-        let host = Array2::from_shape_fn((m, 784), |(i, j)| host[[i, j]]);
-        let (te, tr) = (as_rows(&test), as_rows(&train));
-        let sw = sliced_w2(&host.view(), &te.view(), 256, cfg.seed)?;
-        let floor = sliced_w2(&tr.view(), &te.view(), 256, cfg.seed)?;
-        println!("sliced_w2_test={sw:.4} sliced_w2_floor={floor:.4} n={m} train_s={secs:.1}");
-    }
-    Ok(())
+    report::write_and_report(&trainer, &a.out, &sampled, Some(secs))
 }
 
 /// Training on the CPU: re-executes with glibc's heap thresholds raised (see
