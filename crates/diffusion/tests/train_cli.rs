@@ -52,6 +52,11 @@ fn train_env(config: &Path, out: &Path, extra: &[&str], env: &[(&str, &str)]) ->
         .args(extra)
         .output()
         .unwrap();
+    outcome(o)
+}
+
+/// A finished program's success and what it printed (standard output, then standard error).
+fn outcome(o: std::process::Output) -> (bool, String) {
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&o.stdout),
@@ -152,12 +157,7 @@ fn diffusion(args: &[&dyn AsRef<std::ffi::OsStr>]) -> (bool, String) {
         .args(args.iter().map(|a| a.as_ref()))
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text)
+    outcome(o)
 }
 
 /// `diffusion generate` samples a run again without training (the very samples `train` drew,

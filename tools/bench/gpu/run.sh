@@ -26,7 +26,9 @@
 #   (`--cudnn-benchmark`), and one Rust `heun` row;
 # - quality: the same recipe trained for STEPS updates by each side, once per seed of SEEDS,
 #   2000 Heun samples each for FMNIST-FD (computed afterwards on the CPU machine: `diffusion eval
-#   --fmnist-fd`). PARALLEL=1 starts every training job of the call at once on the one GPU (the
+#   --fmnist-fd`); then each side samples the other's EMA weights (`diffusion generate --weights`,
+#   `train_torch.py --steps 0 --init-weights`): rust_on_torch_seed<s>.npy, torch_on_rust_seed<s>.npy,
+#   which tells a training gap from a sampling one. PARALLEL=1 starts every training job of the call at once on the one GPU (the
 #   samples do not depend on it; the throughputs those jobs print then do not mean anything);
 # - profile: one Euler pass of each side under nsys (kernel totals) when the machine has it, and
 #   in any case each side's pass (and network-only pass) under torch.profiler: the Rust one runs
@@ -54,6 +56,7 @@ REPEATS=${REPEATS:-5}
 ROUNDS=${ROUNDS:-2}
 IDDPM_STEPS=${IDDPM_STEPS:-5000}
 JOB_T=${JOB_T:-}   # a timeout (s) for every training job, instead of one from its length
+CALL_T=${CALL_T:-0}   # the device call's timeout_s (0: unknown): later steps are skipped near it
 CFG=/tmp/fmnist-edm-compare.toml
 sed "s/^ema_decays = .*/ema_decays = [$EMA]/; s/^ema = .*/ema = $EMA/" $G/fmnist-edm-compare.toml > $CFG
 UNET_TOML='model_channels = 64, channel_mult = [1, 2, 2], num_res_blocks = 2, attention_resolutions = [7], num_heads = 4, groups = 32'
@@ -136,11 +139,17 @@ quality_rust() { # seed
   timeout $T $B/diffusion train --config $CFG --out /tmp/rust$s --steps $STEPS --set seed=$s > $OUT/rust_seed$s.log 2>&1
   mv /tmp/rust$s/samples.npy $OUT/rust_heun_seed$s.npy; mv /tmp/rust$s/samples.png $OUT/rust_heun_seed$s.png
   for m in /tmp/rust$s/metrics.*; do cp $m $OUT/rust_metrics_seed$s.${m##*.}; done
-  rm -rf /tmp/rust$s
 }
 quality_torch() { # seed
   local s=$1 T=${JOB_T:-$((STEPS / 10 + 60))}
-  timeout $T python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --data fmnist --device cuda --batch 256 --steps $STEPS --warmup 0 --precision bf16 --lr 5e-4 --ema $EMA --seed $s --samples $OUT/torch_heun_seed$s.npy --n-samples 2000 --sample-steps 32 > $OUT/torch_seed$s.log 2>&1
+  timeout $T python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --data fmnist --device cuda --batch 256 --steps $STEPS --warmup 0 --precision bf16 --lr 5e-4 --ema $EMA --seed $s --samples $OUT/torch_heun_seed$s.npy --n-samples 2000 --sample-steps 32 --save-weights /tmp/torch_ema$s.safetensors > $OUT/torch_seed$s.log 2>&1
+}
+cross() { # seed: each side samples the other side's EMA weights (2000 EDM-Heun samples, 32 steps)
+  local s=$1
+  [[ -f /tmp/torch_ema$s.safetensors ]] && timeout 120 $B/diffusion generate --config $CFG --weights /tmp/torch_ema$s.safetensors --out /tmp/cross$s --n 2000 > $OUT/rust_on_torch_seed$s.log 2>&1 \
+    && mv /tmp/cross$s/samples.npy $OUT/rust_on_torch_seed$s.npy
+  [[ -f /tmp/rust$s/ema_$EMA.safetensors ]] && timeout 120 python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --data fmnist --device cuda --steps 0 --warmup 0 --init-weights /tmp/rust$s/ema_$EMA.safetensors --seed $s --samples $OUT/torch_on_rust_seed$s.npy --n-samples 2000 --sample-steps 32 > $OUT/torch_on_rust_seed$s.log 2>&1
+  rm -rf /tmp/cross$s /tmp/rust$s /tmp/torch_ema$s.safetensors
 }
 iddpm() {
   local R=/tmp/iddpm T=${JOB_T:-$((IDDPM_STEPS / 20 + 120))} I=(--config configs/fmnist-iddpm.toml --out /tmp/iddpm --steps $IDDPM_STEPS
@@ -164,6 +173,12 @@ if (( ${#JOBS[@]} )); then
     if (( PARALLEL )); then (t0=$SECONDS; $j; stamp "$j done in $((SECONDS - t0)) s") & else t0=$SECONDS; $j; stamp "$j done in $((SECONDS - t0)) s"; fi
   done
   wait
+  # The cross-sampling only while the call has time left for it and for packing (CALL_T: the
+  # device call's timeout_s; each seed's pair takes about 30 s with the programs' start-up).
+  if has quality; then for s in $SEEDS; do
+    if (( CALL_T && SECONDS + 45 > CALL_T )); then stamp "cross $s skipped: ${SECONDS} s of CALL_T=$CALL_T used"; continue; fi
+    t0=$SECONDS; cross $s; stamp "cross $s done in $((SECONDS - t0)) s"
+  done; fi
   for f in $OUT/*.log; do echo "---- $(basename $f)"; grep -v '^\s*$' $f | tail -3; done
 fi
 # The device tool brings back at most eight files: pack them.
