@@ -54,7 +54,7 @@ use crate::guidance::Guided;
 use crate::losses::Objective;
 use crate::nets::TimeNet;
 use diffusion_core::{BrownianTree, Denoiser, HostNoise, TimeGrid, Toy2d};
-use diffusion_solvers::{registry, sample, NoObserver};
+use diffusion_solvers::{registry, sample};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -153,6 +153,8 @@ pub struct Trainer {
     lr: WarmupCosine,
     step: u64,
     samples_dir: Option<PathBuf>,
+    /// Show a progress bar while sampling (`Trainer::set_sampling_progress`).
+    sampling_progress: bool,
 }
 
 impl std::fmt::Debug for Trainer {
@@ -244,6 +246,7 @@ impl Trainer {
             lr,
             step: 0,
             samples_dir: None,
+            sampling_progress: false,
         })
     }
 
@@ -413,6 +416,12 @@ impl Trainer {
     /// (`<dir>/step_<k>.png`); none are written without a folder.
     pub fn set_samples_dir(&mut self, dir: Option<PathBuf>) {
         self.samples_dir = dir;
+    }
+
+    /// Show an indicatif progress bar over the solver's steps (on stderr, when it is a terminal)
+    /// while [`Trainer::sample`] and its relatives sample with a registry solver; off by default.
+    pub fn set_sampling_progress(&mut self, on: bool) {
+        self.sampling_progress = on;
     }
 
     /// The precision training runs in (`fp32` when `bf16` was asked for on the CPU).
@@ -863,7 +872,25 @@ impl Trainer {
         let mut noise = BrownianTree::with_default_tol(seed.wrapping_add(1), lo, hi)?;
         let param = self.objective.parameterization();
         let plain = TchDenoiser::new(net, param, schedule);
-        let run = |den: &dyn Denoiser<Tensor>, noise: &mut BrownianTree| {
+        let bar = self.sampling_progress.then(|| {
+            let pb = ProgressBar::new(grid.times().len().saturating_sub(1) as u64);
+            pb.set_style(
+                ProgressStyle::with_template(
+                    "sample {msg} [{bar:25}] {pos}/{len} steps (eta {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            pb.set_message(format!("{} x {n}", cfg.solver));
+            pb
+        });
+        // Advances the bar on every step (index 0 is the initial state); reads nothing back.
+        let mut tick = |i: usize, _t: f64, _x: &Tensor| {
+            if let (true, Some(pb)) = (i > 0, &bar) {
+                pb.inc(1);
+            }
+        };
+        let mut run = |den: &dyn Denoiser<Tensor>, noise: &mut BrownianTree| {
             sample(
                 solver.as_ref(),
                 den,
@@ -871,7 +898,7 @@ impl Trainer {
                 &grid,
                 x_t.shallow_clone(),
                 noise,
-                &mut NoObserver,
+                &mut tick,
             )
         };
         let out = match (&labels, net.null_class()) {
@@ -889,6 +916,9 @@ impl Trainer {
                 }
             }
         };
+        if let Some(pb) = bar {
+            pb.finish_and_clear();
+        }
         Ok((out, labels))
     }
 

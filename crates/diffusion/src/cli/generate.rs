@@ -89,6 +89,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         (None, None) => bail!("give --weights with --config (or a --run folder)"),
     };
     let mut trainer = Trainer::new(cfg.clone())?;
+    trainer.set_sampling_progress(true);
     trainer
         .load_state_dict(&load_weights(&weights)?)
         .with_context(|| format!("the weights {}", weights.display()))?;

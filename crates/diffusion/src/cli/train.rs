@@ -122,6 +122,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     );
     let t0 = Instant::now();
     trainer.set_samples_dir(Some(a.out.join("samples")));
+    trainer.set_sampling_progress(true);
     let stats = trainer.run(&mut RunOptions {
         log: Some(&mut log),
         checkpoint: Some(ck.clone()),
