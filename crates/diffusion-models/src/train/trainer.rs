@@ -867,7 +867,15 @@ impl Trainer {
         let net: &dyn TimeNet = head.as_deref().unwrap_or(net);
         let schedule = self.objective.schedule();
         let grid = TimeGrid::build(&cfg.grid, schedule, cfg.steps)?;
-        let solver = registry::build::<Tensor>(&cfg.solver)?;
+        let solver = registry::build::<Tensor>(&cfg.solver).map_err(|e| {
+            ModelError::invalid(
+                "sample.solver",
+                format!(
+                    "{e} (only an objective's own sampler, such as `iddpm-ancestral`, is not in \
+                     the registry, and it draws its own initial states)"
+                ),
+            )
+        })?;
         let (lo, hi) = schedule.t_range();
         let mut noise = BrownianTree::with_default_tol(seed.wrapping_add(1), lo, hi)?;
         let param = self.objective.parameterization();
