@@ -57,6 +57,8 @@ ROUNDS=${ROUNDS:-2}
 IDDPM_STEPS=${IDDPM_STEPS:-5000}
 JOB_T=${JOB_T:-}   # a timeout (s) for every training job, instead of one from its length
 CALL_T=${CALL_T:-0}   # the device call's timeout_s (0: unknown): later steps are skipped near it
+DEVICE=${DEVICE:-cuda}   # the quality jobs' device, and NS their number of samples: `DEVICE=cpu NS=8
+NS=${NS:-2000}           # STEPS=2 PARTS=quality OUT=/tmp/smoke bash tools/bench/gpu/run.sh` tries them here
 CFG=/tmp/fmnist-edm-compare.toml
 sed "s/^ema_decays = .*/ema_decays = [$EMA]/; s/^ema = .*/ema = $EMA/" $G/fmnist-edm-compare.toml > $CFG
 UNET_TOML='model_channels = 64, channel_mult = [1, 2, 2], num_res_blocks = 2, attention_resolutions = [7], num_heads = 4, groups = 32'
@@ -136,19 +138,19 @@ fi
 JOBS=()
 quality_rust() { # seed
   local s=$1 T=${JOB_T:-$((STEPS / 10 + 60))}
-  timeout $T $B/diffusion train --config $CFG --out /tmp/rust$s --steps $STEPS --set seed=$s > $OUT/rust_seed$s.log 2>&1
+  timeout $T $B/diffusion train --config $CFG --out /tmp/rust$s --steps $STEPS --device $DEVICE --set seed=$s --set sample.n=$NS > $OUT/rust_seed$s.log 2>&1
   mv /tmp/rust$s/samples.npy $OUT/rust_heun_seed$s.npy; mv /tmp/rust$s/samples.png $OUT/rust_heun_seed$s.png
   for m in /tmp/rust$s/metrics.*; do cp $m $OUT/rust_metrics_seed$s.${m##*.}; done
 }
 quality_torch() { # seed
   local s=$1 T=${JOB_T:-$((STEPS / 10 + 60))}
-  timeout $T python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --data fmnist --device cuda --batch 256 --steps $STEPS --warmup 0 --precision bf16 --lr 5e-4 --ema $EMA --seed $s --samples $OUT/torch_heun_seed$s.npy --n-samples 2000 --sample-steps 32 --save-weights /tmp/torch_ema$s.safetensors > $OUT/torch_seed$s.log 2>&1
+  timeout $T python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --data fmnist --device $DEVICE --batch 256 --steps $STEPS --warmup 0 --precision bf16 --lr 5e-4 --ema $EMA --seed $s --samples $OUT/torch_heun_seed$s.npy --n-samples $NS --sample-steps 32 --save-weights /tmp/torch_ema$s.safetensors > $OUT/torch_seed$s.log 2>&1
 }
 cross() { # seed: each side samples the other side's EMA weights (2000 EDM-Heun samples, 32 steps)
   local s=$1
-  [[ -f /tmp/torch_ema$s.safetensors ]] && timeout 120 $B/diffusion generate --config $CFG --weights /tmp/torch_ema$s.safetensors --out /tmp/cross$s --n 2000 > $OUT/rust_on_torch_seed$s.log 2>&1 \
+  [[ -f /tmp/torch_ema$s.safetensors ]] && timeout 120 $B/diffusion generate --config $CFG --device $DEVICE --weights /tmp/torch_ema$s.safetensors --out /tmp/cross$s --n $NS > $OUT/rust_on_torch_seed$s.log 2>&1 \
     && mv /tmp/cross$s/samples.npy $OUT/rust_on_torch_seed$s.npy
-  [[ -f /tmp/rust$s/ema_$EMA.safetensors ]] && timeout 120 python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --data fmnist --device cuda --steps 0 --warmup 0 --init-weights /tmp/rust$s/ema_$EMA.safetensors --seed $s --samples $OUT/torch_on_rust_seed$s.npy --n-samples 2000 --sample-steps 32 > $OUT/torch_on_rust_seed$s.log 2>&1
+  [[ -f /tmp/rust$s/ema_$EMA.safetensors ]] && timeout 120 python3 tools/bench/train_torch.py --net unet --unet "$UNET_JSON" --data fmnist --device $DEVICE --steps 0 --warmup 0 --init-weights /tmp/rust$s/ema_$EMA.safetensors --seed $s --samples $OUT/torch_on_rust_seed$s.npy --n-samples $NS --sample-steps 32 > $OUT/torch_on_rust_seed$s.log 2>&1
   rm -rf /tmp/cross$s /tmp/rust$s /tmp/torch_ema$s.safetensors
 }
 iddpm() {

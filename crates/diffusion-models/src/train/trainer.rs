@@ -931,23 +931,29 @@ impl Trainer {
     }
 
     /// Writes a picture of `sample.grid_n` samples (see [`Trainer::sample`], always from the same
-    /// noise, so successive pictures show the training progress): a grid of images (one column
-    /// per class for class-conditional networks), or for 2-D data a density picture of the
-    /// points on the square that holds the data.
+    /// noise, so successive pictures show the training progress) with [`Trainer::save_picture`].
     pub fn save_sample_picture(&self, path: &Path) -> Result<()> {
-        let n = self.config.sample.grid_n;
-        let (x, _) = self.sample(n, self.config.seed ^ 0x5a3b_1e00)?;
+        let (x, _) = self.sample(self.config.sample.grid_n, self.config.seed ^ 0x5a3b_1e00)?;
+        self.save_picture(&x, path)
+    }
+
+    /// Writes a picture of samples `x` (`[n, ...]`) that are already drawn: a grid of the first
+    /// `sample.grid_n` images (one column per class for class-conditional networks, whose
+    /// samples come with labels `i mod num_classes`), or for 2-D data a density picture of all
+    /// the points on the square that holds the data.
+    pub fn save_picture(&self, x: &Tensor, path: &Path) -> Result<()> {
         if x.dim() == 4 {
+            let n = (self.config.sample.grid_n as i64).min(x.size()[0]);
             let nc = self.config.model.num_classes();
             let cols = if nc > 0 {
                 nc
             } else {
                 (n as f64).sqrt().ceil() as usize
             };
-            grid::save_image_grid(path, &x, cols)
+            grid::save_image_grid(path, &x.narrow(0, 0, n), cols)
         } else {
             let lim = self.data_extent()?;
-            grid::save_scatter(path, &x, lim, 256)
+            grid::save_scatter(path, x, lim, 256)
         }
     }
 

@@ -1,7 +1,7 @@
 //! What `diffusion train` and `diffusion generate` write and print after sampling a network:
 //! `samples.npy` (`[n, ...]`, float32 for images; `labels.npy` for class-conditional networks),
-//! `samples.png` (a grid of the first `sample.grid_n` samples, or a density picture of 2-D
-//! points), a line naming the sampler, and the metric line: the sliced W2 to held-out data next
+//! `samples.png` (a grid of the first `sample.grid_n` of these samples, or a density picture of
+//! all of them for 2-D points), a line naming the sampler, and the metric line: the sliced W2 to held-out data next
 //! to the noise floor (the distance between two data sets of the same size), against exact
 //! samples of a 2-D toy (with the mean NLL under its density where it has one) or the
 //! Fashion-MNIST test images (as 784-D vectors).
@@ -56,7 +56,7 @@ pub(super) fn write_and_report(
         )?;
     }
     let png = out.join("samples.png");
-    trainer.save_sample_picture(&png)?;
+    trainer.save_picture(&sampled.x, &png)?;
     println!(
         "sample: {} with {} steps{} ({}{}), n = {n}, {:.1} s; samples {}, picture {}",
         cfg.sample.solver,
