@@ -40,6 +40,7 @@
 # Every job's log goes to $OUT/<job>.log, so a job stopped by its timeout still reports; at the end
 # everything under $OUT is packed into $OUT/results.tgz (the device tool returns at most 8 files).
 set -u
+mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 export LD_LIBRARY_PATH=$(python3 -c "import torch,os;print(os.path.dirname(torch.__file__))")/lib
 export DIFFUSION_FMNIST_DIR=$PWD/.dev/fmnist
