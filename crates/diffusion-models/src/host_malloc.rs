@@ -1,4 +1,4 @@
-//! glibc heap settings for training on the CPU.
+//! glibc heap settings for training and sampling networks on the CPU.
 //!
 //! libtorch takes every CPU tensor from the C heap. With glibc's default thresholds the heap of a
 //! training process swings by more than the largest trim threshold glibc's dynamic rule can reach
@@ -8,7 +8,9 @@
 //! about 20k page faults per update for a 757k-parameter U-Net at batch 32, 10-25% of the run time.
 //!
 //! glibc reads its tunables once, when the process starts, and changing them later needs
-//! `mallopt` (a foreign call, which this workspace does not make). So the training programs call
+//! `mallopt` (a foreign call, which this workspace does not make). So the programs that train or
+//! sample networks (`diffusion train`, `generate`, `eval --nll`, `train_bench`; sampling a small
+//! U-Net 1.55x faster, docs/results.md) call
 //! [`reexec_with_malloc_tunables`] before they allocate anything large: it starts the same program
 //! again, in the same process (`exec`), with [`MALLOC_TUNABLES`] added to `GLIBC_TUNABLES`.
 //! Nothing changes where a value for either threshold is already set, on other C libraries, or

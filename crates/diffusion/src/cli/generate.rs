@@ -79,6 +79,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         cfg.sample.n = n;
     }
     cfg.validate()?;
+    super::heap::cpu_heap_settings(&cfg, "generate");
     let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
     let weights = match (&a.weights, &a.run) {
         (Some(w), _) => w.clone(),

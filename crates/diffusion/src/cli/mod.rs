@@ -6,6 +6,8 @@ mod demo_train;
 mod doctor;
 mod eval;
 mod generate;
+#[cfg(feature = "tch")]
+mod heap;
 mod list;
 mod progress;
 #[cfg(feature = "tch")]

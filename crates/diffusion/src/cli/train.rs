@@ -75,9 +75,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     cfg.set_all(&a.set)?;
     cfg.validate()?;
-    if diffusion::models::parse_device(&cfg.device)? == diffusion::models::tch::Device::Cpu {
-        cpu_heap_settings();
-    }
+    diffusion::models::parse_device(&cfg.device)?;
+    super::heap::cpu_heap_settings(&cfg, "train");
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("creating --out {}", a.out.display()))?;
     let ck = a.out.join("checkpoint.safetensors");
@@ -161,30 +160,4 @@ pub fn run(a: TrainArgs) -> Result<()> {
         source,
     };
     report::write_and_report(&trainer, &a.out, &sampled, Some(secs))
-}
-
-/// Training on the CPU: re-executes with glibc's heap thresholds raised (see
-/// `diffusion_models::host_malloc`; measured in docs/results.md, "Training throughput") and says
-/// which settings the run uses.
-#[cfg(feature = "tch")]
-fn cpu_heap_settings() {
-    use diffusion::models::host_malloc::{
-        reexec_with_malloc_tunables, MallocTuning, KEEP_DEFAULTS_VAR, MALLOC_TUNABLES,
-    };
-    match reexec_with_malloc_tunables() {
-        MallocTuning::AlreadySet => eprintln!(
-            "train: glibc heap settings GLIBC_TUNABLES={} ({KEEP_DEFAULTS_VAR}=1 keeps glibc's \
-             defaults)",
-            std::env::var("GLIBC_TUNABLES").unwrap_or_default()
-        ),
-        MallocTuning::KeptDefaults => eprintln!(
-            "train: glibc's default heap thresholds ({KEEP_DEFAULTS_VAR}=1); large tensors \
-             page-fault on every update (GLIBC_TUNABLES={MALLOC_TUNABLES} trained a small U-Net \
-             10-25% faster here, docs/results.md)"
-        ),
-        MallocTuning::NotGlibc => {}
-        MallocTuning::Failed(why) => {
-            eprintln!("train: kept glibc's default heap thresholds: {why}")
-        }
-    }
 }

@@ -30,6 +30,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             dir.display()
         );
     }
+    super::super::heap::cpu_heap_settings(&cfg, "eval");
     let trainer = Trainer::resume(cfg.clone(), &ck)?;
     anyhow::ensure!(
         a.tol.is_finite() && a.tol > 0.0,
