@@ -21,6 +21,7 @@
 
 mod bench;
 mod libtorch;
+mod pair;
 mod refdata;
 
 use anyhow::{bail, Context, Result};
@@ -47,7 +48,10 @@ const USAGE: &str = "usage: cargo xtask <setup|demo|test|ci|doctor|env|run|refda
                    --no-python (Rust side only), --quick (smoke test), --no-timing,
                    --no-accuracy; partial runs write into out/bench/ only;
                    --train [--threads N]: training throughput only, the Rust trainer next to
-                   tools/bench/train_torch.py (MLP and small U-Net, into docs/results.md)";
+                   tools/bench/train_torch.py (MLP and small U-Net, into docs/results.md);
+                   --sample [--threads N]: CPU sampling throughput only, sample_bench next to
+                   the same U-Net driven by diffusers (Euler passes and the network alone;
+                   needs Fashion-MNIST: `setup --fmnist`)";
 
 fn main() {
     if let Err(e) = real_main() {

@@ -62,6 +62,7 @@ def main():
     p.add_argument("--n", type=int, default=1000)
     p.add_argument("--steps", type=int, default=32)
     p.add_argument("--device", default="cuda")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out", default=None, help="save the samples (.npy)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes (the median is reported)")
     p.add_argument("--cudnn-benchmark", action="store_true",
@@ -73,6 +74,8 @@ def main():
                         "time next to the pass's wall time, the heaviest kernels and the aten operator "
                         "counts (profile_summary.py; profile_rust.py prints the same for the Rust side)")
     a = p.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
     torch.backends.cudnn.benchmark = a.cudnn_benchmark
     from diffusers import EDMEulerScheduler
 
