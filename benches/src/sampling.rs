@@ -36,7 +36,7 @@ impl SamplingPass {
         let mut cfg = TrainConfig::load(config)?;
         cfg.set_all(sets)?;
         let steps = cfg.sample.steps;
-        let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
+        let decay = cfg.sample_decay();
         let trainer = match checkpoint {
             Some(ck) => Trainer::resume(cfg, ck)?,
             None => Trainer::new(cfg)?,

@@ -17,9 +17,7 @@ use std::path::PathBuf;
 use tch::{nn, Device, Kind, Tensor};
 
 fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    common::fixtures().join(name)
 }
 
 fn config<T: DeserializeOwned>(section: &str) -> T {

@@ -89,6 +89,16 @@ pub fn read_npy_dyn(path: &Path) -> Result<ArrayD<f64>> {
     }
 }
 
+/// [`read_npy_dyn`] for inputs that must be finite: a NaN or infinite entry is an error naming
+/// the file.
+pub fn read_npy_finite(path: &Path) -> Result<ArrayD<f64>> {
+    let a = read_npy_dyn(path)?;
+    if let Some(v) = a.iter().find(|v| !v.is_finite()) {
+        bail!("{}: contains NaN or infinite values ({v})", path.display());
+    }
+    Ok(a)
+}
+
 /// Reads a 1-D `.npy` array of integer labels (i64, i32, u8, or whole-valued f64/f32) as i64.
 pub fn read_npy_labels(path: &Path) -> Result<Vec<i64>> {
     let open = || -> Result<BufReader<File>> {

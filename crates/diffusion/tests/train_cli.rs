@@ -244,6 +244,20 @@ fn generate_resamples_runs_and_state_dicts() {
         &from,
     ]);
     assert!(!ok && text.contains("initial states"), "{text}");
+    let nan = dir.path().join("nan.npy");
+    let mut x_nan = x_t.clone();
+    x_nan[[1, 0]] = f64::NAN;
+    write_npy(&nan, &x_nan, false).unwrap();
+    let (ok, text) = diffusion(&[
+        &"generate",
+        &"--run",
+        &run,
+        &"--init",
+        &nan,
+        &"--out",
+        &from,
+    ]);
+    assert!(!ok && text.contains("NaN or infinite"), "{text}");
     let (ok, text) = diffusion(&[
         &"generate",
         &"--run",

@@ -558,6 +558,18 @@ impl TrainConfig {
         }
     }
 
+    /// The seed of the initial noise of the samples a run draws when it ends (and of its sample
+    /// pictures): `seed` XOR 0x5a3b1e00, a stream apart from the training's.
+    pub fn sample_seed(&self) -> u64 {
+        self.seed ^ 0x5a3b_1e00
+    }
+
+    /// The EMA decay whose weights are sampled: `sample.ema`, else the first tracked decay
+    /// (`None`: the raw weights, when no EMA is tracked).
+    pub fn sample_decay(&self) -> Option<f64> {
+        self.sample.ema.or(self.train.ema_decays.first().copied())
+    }
+
     /// Probability of dropping a label during training (0 without labels).
     pub fn p_uncond(&self) -> f64 {
         match &self.data.fmnist {
@@ -881,6 +893,15 @@ mod tests {
         assert_eq!(c.model.mlp().unwrap().hidden, 16);
         assert_eq!(c.train.precision, Precision::Bf16);
         assert_eq!(c.train.ema_decays, [0.9, 0.99]);
+        // The sampled decay: `sample.ema`, else the first tracked one, else none (raw weights).
+        let mut d = c.clone();
+        d.sample.ema = None;
+        assert_eq!(d.sample_decay(), Some(0.9));
+        d.sample.ema = Some(0.99);
+        assert_eq!(d.sample_decay(), Some(0.99));
+        d.sample.ema = None;
+        d.train.ema_decays.clear();
+        assert_eq!(d.sample_decay(), None);
         // `set_all` applies them in order (the last one wins) and stops at the first bad one.
         c.set_all(&["train.batch_size=8", "train.batch_size=16"])
             .unwrap();

@@ -26,8 +26,9 @@
 //! time embedding, the norms and the attention softmax still run in float32, as under CUDA's
 //! `torch.autocast`, and the variables autocast never rounds (GroupNorm's parameters, embedding
 //! and position tables) stay float32: the copy keeps them in a float32 buffer of their own,
-//! filled from their places in the master buffer and scattered back into the master gradients. [`Trainer::loss_gradients`] exposes one update's
-//! forward/backward pass for comparing it with PyTorch's (`tests/train_bf16.rs`).
+//! filled from their places in the master buffer and scattered back into the master gradients.
+//! [`Trainer::loss_gradients`] exposes one update's forward/backward pass for comparing it with
+//! PyTorch's (`tests/train_bf16.rs`).
 //!
 //! Speed: the trainable parameters are views of one flat buffer and their gradients views of
 //! another ([`super::flat`]), so zeroing, clipping, AdamW, the EMA and the bf16 copies are a few
@@ -763,12 +764,11 @@ impl Trainer {
     /// `seed + 1`. A class-conditional network gets labels `i mod num_classes` (returned), with
     /// classifier-free guidance at `sample.guidance` when that is not 1.
     pub fn sample(&self, n: usize, seed: u64) -> Result<(Tensor, Option<Tensor>)> {
-        let decay = self
+        let ema = self
             .config
-            .sample
-            .ema
-            .or(self.config.train.ema_decays.first().copied());
-        let ema = decay.map(|d| self.ema_model(d)).transpose()?;
+            .sample_decay()
+            .map(|d| self.ema_model(d))
+            .transpose()?;
         let net: &dyn TimeNet = match &ema {
             Some((_, n)) => n.as_ref(),
             None => self.net.as_time_net(),
@@ -933,7 +933,7 @@ impl Trainer {
     /// Writes a picture of `sample.grid_n` samples (see [`Trainer::sample`], always from the same
     /// noise, so successive pictures show the training progress) with [`Trainer::save_picture`].
     pub fn save_sample_picture(&self, path: &Path) -> Result<()> {
-        let (x, _) = self.sample(self.config.sample.grid_n, self.config.seed ^ 0x5a3b_1e00)?;
+        let (x, _) = self.sample(self.config.sample.grid_n, self.config.sample_seed())?;
         self.save_picture(&x, path)
     }
 

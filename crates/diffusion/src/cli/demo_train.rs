@@ -116,7 +116,7 @@ pub fn run(out: &Path, seed: u64) -> Result<Vec<(String, f64)>> {
     ] {
         trainer.config_mut().sample.solver = solver.into();
         trainer.config_mut().sample.steps = steps;
-        let (x, _) = trainer.sample(n, seed ^ 0x5a3b_1e00)?;
+        let (x, _) = trainer.sample(n, trainer.config().sample_seed())?;
         let v: Vec<f64> = Vec::try_from(x.to_kind(Kind::Double).flatten(0, -1))?;
         let host = Array2::from_shape_vec((n, 2), v)?;
         let sw = sliced_w2(&host.view(), &exact.view(), 256, seed)?;

@@ -59,7 +59,7 @@ pub fn run(_a: GenerateArgs) -> Result<()> {
 pub fn run(a: GenerateArgs) -> Result<()> {
     use super::report;
     use anyhow::{bail, Context};
-    use diffusion::io::read_npy_dyn;
+    use diffusion::io::read_npy_finite;
     use diffusion::models::tch::Tensor;
     use diffusion::models::train::{load_weights, TrainConfig, Trainer};
     use std::time::Instant;
@@ -79,14 +79,10 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         cfg.sample.n = n;
     }
     cfg.validate()?;
-    super::heap::cpu_heap_settings(&cfg, "generate");
-    let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
+    super::heap::cpu_heap_settings(diffusion::models::parse_device(&cfg.device)?, "generate");
     let weights = match (&a.weights, &a.run) {
         (Some(w), _) => w.clone(),
-        (None, Some(r)) => r.join(match decay {
-            Some(d) => format!("ema_{d}.safetensors"),
-            None => "model.safetensors".into(),
-        }),
+        (None, Some(r)) => r.join(report::weights_file(cfg.sample_decay())),
         (None, None) => bail!("give --weights with --config (or a --run folder)"),
     };
     let mut trainer = Trainer::new(cfg.clone())?;
@@ -96,16 +92,13 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         .with_context(|| format!("the weights {}", weights.display()))?;
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("creating --out {}", a.out.display()))?;
-    let seed = a.seed.unwrap_or(cfg.seed ^ 0x5a3b_1e00);
+    let seed = a.seed.unwrap_or(cfg.sample_seed());
     let t0 = Instant::now();
     let (x, labels) = match &a.init {
         Some(path) => {
-            let init = read_npy_dyn(path)?;
+            let init = read_npy_finite(path).context("--init")?;
             let shape: Vec<i64> = init.shape().iter().map(|&d| d as i64).collect();
             let values: Vec<f64> = init.iter().copied().collect();
-            if let Some(v) = values.iter().find(|v| !v.is_finite()) {
-                bail!("--init {}: a non-finite value ({v})", path.display());
-            }
             let x_t = Tensor::from_slice(&values).reshape(&shape);
             trainer
                 .sample_from(trainer.net(), &x_t, seed)

@@ -10,16 +10,12 @@
 use diffusion::models::host_malloc::{
     reexec_with_malloc_tunables, MallocTuning, KEEP_DEFAULTS_VAR, MALLOC_TUNABLES,
 };
-use diffusion::models::train::TrainConfig;
+use diffusion::models::tch::Device;
 
-/// Re-executes with the raised thresholds when `config` runs on the CPU (nothing on a GPU),
-/// and says on stderr, as `who`, which settings the run uses.
-pub(super) fn cpu_heap_settings(config: &TrainConfig, who: &str) {
-    let cpu = matches!(
-        diffusion::models::parse_device(&config.device),
-        Ok(diffusion::models::tch::Device::Cpu)
-    );
-    if !cpu {
+/// Re-executes with the raised thresholds when the run's `device` is the CPU (nothing on a
+/// GPU), and says on stderr, as `who`, which settings the run uses.
+pub(super) fn cpu_heap_settings(device: Device, who: &str) {
+    if device != Device::Cpu {
         return;
     }
     match reexec_with_malloc_tunables() {

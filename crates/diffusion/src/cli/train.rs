@@ -75,8 +75,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     }
     cfg.set_all(&a.set)?;
     cfg.validate()?;
-    diffusion::models::parse_device(&cfg.device)?;
-    super::heap::cpu_heap_settings(&cfg, "train");
+    super::heap::cpu_heap_settings(diffusion::models::parse_device(&cfg.device)?, "train");
     std::fs::create_dir_all(&a.out)
         .with_context(|| format!("creating --out {}", a.out.display()))?;
     let ck = a.out.join("checkpoint.safetensors");
@@ -128,12 +127,15 @@ pub fn run(a: TrainArgs) -> Result<()> {
         progress: true,
     })?;
     let secs = t0.elapsed().as_secs_f64();
-    save_weights(&a.out.join("model.safetensors"), &trainer.named_variables())?;
+    save_weights(
+        &a.out.join(report::weights_file(None)),
+        &trainer.named_variables(),
+    )?;
     for &d in &cfg.train.ema_decays {
         let (vs, _) = trainer.ema_model(d)?;
         let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         named.sort_by(|x, y| x.0.cmp(&y.0));
-        save_weights(&a.out.join(format!("ema_{d}.safetensors")), &named)?;
+        save_weights(&a.out.join(report::weights_file(Some(d))), &named)?;
     }
     let k = stats.len().min(100);
     if k > 0 {
@@ -150,8 +152,8 @@ pub fn run(a: TrainArgs) -> Result<()> {
 
     // Sample the EMA (or raw) network with a registry solver, on the training device.
     let t1 = Instant::now();
-    let (x, labels) = trainer.sample(cfg.sample.n, cfg.seed ^ 0x5a3b_1e00)?;
-    let decay = cfg.sample.ema.or(cfg.train.ema_decays.first().copied());
+    let (x, labels) = trainer.sample(cfg.sample.n, cfg.sample_seed())?;
+    let decay = cfg.sample_decay();
     let source = decay.map_or("raw weights".to_string(), |d| format!("EMA {d}"));
     let sampled = report::Sampled {
         x,

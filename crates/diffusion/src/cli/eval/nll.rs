@@ -6,7 +6,7 @@ use super::EvalArgs;
 use anyhow::{bail, Context, Result};
 use diffusion::core::metrics::mean_nll;
 use diffusion::core::HostNoise;
-use diffusion::io::read_npy_dyn;
+use diffusion::io::read_npy_finite;
 use diffusion::models::data::fmnist::{FashionMnist, Split};
 use diffusion::models::data::{ImageData, ImageOptions};
 use diffusion::models::eval::nll::{
@@ -30,7 +30,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
             dir.display()
         );
     }
-    super::super::heap::cpu_heap_settings(&cfg, "eval");
+    super::super::heap::cpu_heap_settings(diffusion::models::parse_device(&cfg.device)?, "eval");
     let trainer = Trainer::resume(cfg.clone(), &ck)?;
     anyhow::ensure!(
         a.tol.is_finite() && a.tol > 0.0,
@@ -46,7 +46,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let mut host_rows: Option<ndarray::Array2<f64>> = None;
     let x = match (&a.data, trainer.toy(), &fmnist) {
         (Some(p), _, _) => {
-            let d = read_npy_dyn(p)?;
+            let d = read_npy_finite(p).context("--data")?;
             let n = d.shape().first().copied().unwrap_or(0);
             let got: usize = d.shape().iter().skip(1).product();
             anyhow::ensure!(
@@ -55,10 +55,6 @@ pub fn run(a: &EvalArgs) -> Result<()> {
                  (the same number of columns per row is accepted)",
                 p.display(),
                 d.shape()
-            );
-            anyhow::ensure!(
-                d.iter().all(|v| v.is_finite()),
-                "--data contains NaN or infinite values"
             );
             if item.len() == 1 {
                 host_rows = Some(d.clone().into_shape_with_order((n, got))?);
@@ -115,9 +111,7 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let decay = if a.raw_weights {
         None
     } else {
-        a.ema
-            .or(cfg.sample.ema)
-            .or(cfg.train.ema_decays.first().copied())
+        a.ema.or(cfg.sample_decay())
     };
     let ema = decay.map(|d| trainer.ema_model(d)).transpose()?;
     let net: &dyn TimeNet = match &ema {
