@@ -231,6 +231,9 @@ impl Objective for DsmLoss {
     fn schedule(&self) -> &dyn NoiseSchedule {
         self.schedule.as_ref()
     }
+    fn into_schedule(self: Box<Self>) -> Box<dyn NoiseSchedule> {
+        self.schedule
+    }
 }
 
 #[cfg(test)]

@@ -117,4 +117,7 @@ impl Objective for EdmLoss {
     fn schedule(&self) -> &dyn NoiseSchedule {
         &self.schedule
     }
+    fn into_schedule(self: Box<Self>) -> Box<dyn NoiseSchedule> {
+        Box::new(self.schedule)
+    }
 }

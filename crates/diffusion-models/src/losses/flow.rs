@@ -122,4 +122,7 @@ impl Objective for FlowMatchingLoss {
     fn schedule(&self) -> &dyn NoiseSchedule {
         &self.schedule
     }
+    fn into_schedule(self: Box<Self>) -> Box<dyn NoiseSchedule> {
+        Box::new(self.schedule)
+    }
 }

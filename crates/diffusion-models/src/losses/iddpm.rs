@@ -713,6 +713,9 @@ impl Objective for IddpmLoss {
     fn schedule(&self) -> &dyn NoiseSchedule {
         &self.schedule
     }
+    fn into_schedule(self: Box<Self>) -> Box<dyn NoiseSchedule> {
+        Box::new(self.schedule)
+    }
 
     /// Learned-variance networks are sampled through their eps half ([`EpsHead`]).
     fn sampling_net<'a>(&self, net: &'a dyn TimeNet) -> Option<Box<dyn TimeNet + 'a>> {

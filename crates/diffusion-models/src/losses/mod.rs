@@ -55,6 +55,9 @@ pub trait Objective {
     fn parameterization(&self) -> Parameterization;
     /// The forward process the network was trained on (and should be sampled with).
     fn schedule(&self) -> &dyn NoiseSchedule;
+    /// The forward process, keeping nothing else of the objective (a run read back as a
+    /// distillation teacher needs only it and [`Objective::parameterization`]).
+    fn into_schedule(self: Box<Self>) -> Box<dyn NoiseSchedule>;
     /// How samplers should see a network trained with this objective: `None` (the default) when
     /// its output is the prediction of [`Objective::parameterization`] as it is; a wrapper when
     /// the network outputs more (iDDPM's learned variances: the eps half, [`iddpm::EpsHead`]).

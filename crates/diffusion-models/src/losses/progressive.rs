@@ -44,17 +44,14 @@ impl std::fmt::Debug for ProgressiveDistillation {
 }
 
 impl ProgressiveDistillation {
-    /// Distils `teacher` into a student that predicts `student` under `schedule` and samples with
-    /// `steps` DDIM steps from `t_start` to `t_end` (`alpha > 0` on `[t_end, t_start]`, `sigma >
-    /// 0` on `(t_end, t_start]`); the teacher makes `2 steps` steps on the same grid.
-    pub fn new(
-        teacher: Teacher,
-        schedule: Box<dyn NoiseSchedule>,
-        student: Output,
+    /// Checks the student's grid without a teacher: at least one step, `t_end < t_start` inside
+    /// the schedule's range, `alpha > 0` at both ends and `sigma(t_start) > 0`.
+    pub fn check(
+        schedule: &dyn NoiseSchedule,
         steps: usize,
         t_start: f64,
         t_end: f64,
-    ) -> Result<Self> {
+    ) -> Result<()> {
         if steps == 0 {
             return Err(ModelError::invalid(
                 "steps",
@@ -82,6 +79,21 @@ impl ProgressiveDistillation {
                 "sigma(t_start) must be positive",
             ));
         }
+        Ok(())
+    }
+
+    /// Distils `teacher` into a student that predicts `student` under `schedule` and samples with
+    /// `steps` DDIM steps from `t_start` to `t_end` (`alpha > 0` on `[t_end, t_start]`, `sigma >
+    /// 0` on `(t_end, t_start]`); the teacher makes `2 steps` steps on the same grid.
+    pub fn new(
+        teacher: Teacher,
+        schedule: Box<dyn NoiseSchedule>,
+        student: Output,
+        steps: usize,
+        t_start: f64,
+        t_end: f64,
+    ) -> Result<Self> {
+        Self::check(schedule.as_ref(), steps, t_start, t_end)?;
         Ok(ProgressiveDistillation {
             teacher,
             schedule,
@@ -224,5 +236,8 @@ impl Objective for ProgressiveDistillation {
 
     fn schedule(&self) -> &dyn NoiseSchedule {
         self.schedule.as_ref()
+    }
+    fn into_schedule(self: Box<Self>) -> Box<dyn NoiseSchedule> {
+        self.schedule
     }
 }

@@ -595,6 +595,9 @@ impl Objective for ScmLoss {
     fn schedule(&self) -> &dyn NoiseSchedule {
         &self.schedule
     }
+    fn into_schedule(self: Box<Self>) -> Box<dyn NoiseSchedule> {
+        Box::new(self.schedule)
+    }
 
     fn state(&self) -> Result<Named> {
         let mut out: Named = vec![(

@@ -354,4 +354,7 @@ impl Objective for SmdLoss {
     fn schedule(&self) -> &dyn NoiseSchedule {
         self.schedule.as_ref()
     }
+    fn into_schedule(self: Box<Self>) -> Box<dyn NoiseSchedule> {
+        self.schedule
+    }
 }

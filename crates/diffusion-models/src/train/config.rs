@@ -11,7 +11,7 @@
 //! hidden = 128
 //! depth = 3
 //! embedding = { kind = "fourier", dim = 32, scale = 4.0 }
-//! [loss]                         # kind = "edm" | "dsm" | "flow" | "scm" | "iddpm"
+//! [loss]                         # kind = "edm" | "dsm" | "flow" | "scm" | "iddpm" | "progressive"
 //! kind = "edm"
 //! sigma_data = 2.0
 //! [train]                        # every field optional
@@ -33,10 +33,11 @@ use super::model::ModelConfig;
 use crate::data::fmnist::{FashionMnist, Split};
 use crate::data::{DataSource, ImageData, ImageOptions, Sampling, ToyData};
 use crate::denoiser::Output;
+use crate::denoiser::Parameterization;
 use crate::error::{ModelError, Result};
 use crate::losses::{
-    Decoder, DsmLoss, EdmLoss, FlowMatchingLoss, IddpmLoss, Objective, ScmConfig, ScmLoss,
-    TimeSampling, Variance, Weighting,
+    Decoder, DsmLoss, EdmLoss, FlowMatchingLoss, IddpmLoss, Objective, ProgressiveDistillation,
+    ScmConfig, ScmLoss, Teacher, TimeSampling, Variance, Weighting,
 };
 use crate::precond::EdmPrecond;
 use diffusion_core::Toy2d;
@@ -170,7 +171,10 @@ impl FmnistConfig {
     }
 }
 
-/// The objective (TOML `[loss]` with `kind = "edm" | "dsm" | "flow" | "scm" | "iddpm"`).
+/// The objective (TOML `[loss]` with `kind = "edm" | "dsm" | "flow" | "scm" | "iddpm" |
+/// "progressive"`). The distillation objectives (`progressive`, and `scm` with a `teacher`) read
+/// their teacher from a `diffusion train` run folder ([`super::run_folder::load_teacher`]) when
+/// the objective is built, not when the configuration is parsed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum LossConfig {
@@ -213,8 +217,9 @@ pub enum LossConfig {
         #[serde(default = "uniform")]
         time: TimeSampling,
     },
-    /// Continuous-time consistency training under TrigFlow (sCT, `losses::scm`); sample the
-    /// result with the `consistency` solver on the `trigflow` schedule.
+    /// Continuous-time consistency training under TrigFlow (sCT, `losses::scm`), or
+    /// distillation (sCD) from a `teacher` run; sample the result with the `consistency` solver
+    /// on the `trigflow` schedule.
     Scm {
         /// TrigFlow's data standard deviation.
         #[serde(default = "half")]
@@ -234,6 +239,34 @@ pub enum LossConfig {
         /// Learn the adaptive weighting `w_phi(t)`.
         #[serde(default = "yes")]
         adaptive: bool,
+        /// A `diffusion train` run folder whose network is the teacher: consistency distillation
+        /// (sCD) along the teacher's probability-flow ODE; absent: consistency training (sCT).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        teacher: Option<PathBuf>,
+    },
+    /// Progressive distillation (`losses::progressive`, Salimans & Ho 2022, Algorithm 2): the
+    /// student learns to match two DDIM steps of the `teacher` run in one, on a uniform grid of
+    /// `steps` steps from `t_start` to `t_end` of `schedule`. Sample the student with `solver =
+    /// "ddim"`, `grid = "uniform:t_start=<t_start>,t_end=<t_end>"` and `steps`; start it from the
+    /// teacher's weights (`diffusion train --init-weights <teacher>/ema_<decay>.safetensors`) as
+    /// the paper does; the next round's teacher is this run.
+    Progressive {
+        /// The teacher: a `diffusion train` run folder.
+        teacher: PathBuf,
+        /// The student's forward process, as `diffusion_core::schedule::build` reads it.
+        #[serde(default = "vp_cosine")]
+        schedule: String,
+        /// What the student predicts (the paper's choice: `v`).
+        #[serde(default = "v_target")]
+        target: Output,
+        /// The student's number of DDIM steps `N` (the teacher takes `2 N` on the same grid).
+        steps: usize,
+        /// The grid's first (noisiest) time.
+        #[serde(default = "pd_t_start")]
+        t_start: f64,
+        /// The grid's last time.
+        #[serde(default = "pd_t_end")]
+        t_end: f64,
     },
     /// Improved DDPM's hybrid loss `L_simple + lambda L_vlb` with learned variances
     /// (`losses::iddpm`). A learned-variance network outputs twice the data's channels (MLP
@@ -266,6 +299,19 @@ fn gaussian_decoder() -> Decoder {
 }
 fn learned() -> Variance {
     Variance::Learned
+}
+
+fn vp_cosine() -> String {
+    "vp-cosine".into()
+}
+fn v_target() -> Output {
+    Output::V
+}
+fn pd_t_start() -> f64 {
+    0.99
+}
+fn pd_t_end() -> f64 {
+    1e-3
 }
 
 fn scm_p_mean() -> f64 {
@@ -500,7 +546,24 @@ impl TrainConfig {
                 self.sample.guidance
             )));
         }
-        self.objective()?;
+        match &self.loss {
+            LossConfig::Progressive {
+                schedule,
+                steps,
+                t_start,
+                t_end,
+                ..
+            } => ProgressiveDistillation::check(
+                diffusion_core::schedule::build(schedule)?.as_ref(),
+                *steps,
+                *t_start,
+                *t_end,
+            )?,
+            // The teacher is read when the objective is built (`Trainer::new`), not here.
+            _ => {
+                self.build_objective(None)?;
+            }
+        }
         Ok(())
     }
 
@@ -657,8 +720,103 @@ impl TrainConfig {
         )
     }
 
-    /// Builds the objective.
+    /// The teacher run of a distillation objective (`progressive`, `scm` with a `teacher`).
+    pub fn teacher_run(&self) -> Option<&Path> {
+        match &self.loss {
+            LossConfig::Scm { teacher, .. } => teacher.as_deref(),
+            LossConfig::Progressive { teacher, .. } => Some(teacher),
+            _ => None,
+        }
+    }
+
+    /// The teacher run, made absolute against the current directory (`diffusion train` does
+    /// this before writing the run's `config.toml`, so the run can be sampled from anywhere).
+    pub fn absolutize_teacher(&mut self) -> Result<()> {
+        let teacher = match &mut self.loss {
+            LossConfig::Scm {
+                teacher: Some(t), ..
+            }
+            | LossConfig::Progressive { teacher: t, .. } => t,
+            _ => return Ok(()),
+        };
+        if teacher.as_os_str().is_empty() {
+            return Err(ModelError::Config(
+                "loss.teacher is empty: give a `diffusion train --out` run folder".into(),
+            ));
+        }
+        *teacher = std::path::absolute(&*teacher)?;
+        Ok(())
+    }
+
+    /// This configuration with its teacher dropped, for sampling or evaluating a trained run
+    /// without reading its teacher (`diffusion generate`, `diffusion eval --nll`): sCD becomes
+    /// sCT, and progressive distillation DSM on the student's schedule, target, time range
+    /// (`[t_end, t_start]`) and weighting (`max(snr, 1)`), which read the network exactly as the distillation objective does
+    /// (same [`Objective::parameterization`] and forward process; their checkpoint states
+    /// agree). Other configurations are returned unchanged.
+    pub fn without_teacher(&self) -> TrainConfig {
+        let mut c = self.clone();
+        match &mut c.loss {
+            LossConfig::Scm { teacher, .. } => *teacher = None,
+            LossConfig::Progressive {
+                schedule,
+                target,
+                t_start,
+                t_end,
+                ..
+            } => {
+                c.loss = LossConfig::Dsm {
+                    schedule: schedule.clone(),
+                    target: *target,
+                    weighting: Weighting::TruncatedSnr,
+                    t_min: *t_end,
+                    t_max: Some(*t_start),
+                }
+            }
+            _ => {}
+        }
+        c
+    }
+
+    /// Builds the objective, reading the teacher run of a distillation objective onto the
+    /// configured device.
     pub fn objective(&self) -> Result<Box<dyn Objective>> {
+        let teacher = match self.teacher_run() {
+            Some(run) => Some(super::run_folder::load_teacher(
+                run,
+                crate::device::parse_device(&self.device)?,
+            )?),
+            None => None,
+        };
+        self.build_objective(teacher)
+    }
+
+    /// How a network trained with this configuration is read as a denoiser, without reading any
+    /// teacher: its parameterization and forward process (what a distillation teacher needs of
+    /// a run). Improved DDPM's learned-variance networks are not supported (their output carries
+    /// the variance head).
+    pub fn reading(&self) -> Result<(Parameterization, Box<dyn diffusion_core::NoiseSchedule>)> {
+        match &self.loss {
+            LossConfig::Progressive {
+                schedule, target, ..
+            } => Ok((
+                Parameterization::Raw(*target),
+                diffusion_core::schedule::build(schedule)?,
+            )),
+            LossConfig::Iddpm { .. } => Err(ModelError::Config(
+                "an improved-DDPM run (learned variances) cannot be read as a plain denoiser"
+                    .into(),
+            )),
+            _ => {
+                let o = self.build_objective(None)?;
+                Ok((o.parameterization(), o.into_schedule()))
+            }
+        }
+    }
+
+    /// Builds the objective with `teacher` for a distillation objective (`scm` without one
+    /// trains; `progressive` needs one).
+    fn build_objective(&self, teacher: Option<Teacher>) -> Result<Box<dyn Objective>> {
         Ok(match &self.loss {
             LossConfig::Edm {
                 sigma_data,
@@ -690,6 +848,7 @@ impl TrainConfig {
                 tangent_c,
                 warmup_steps,
                 adaptive,
+                teacher: _,
             } => {
                 let config = ScmConfig {
                     sigma_d: *sigma_d,
@@ -700,9 +859,33 @@ impl TrainConfig {
                     adaptive: *adaptive,
                     ..ScmConfig::default()
                 };
-                Box::new(ScmLoss::training(
-                    config,
-                    crate::device::parse_device(&self.device)?,
+                let device = crate::device::parse_device(&self.device)?;
+                Box::new(match teacher {
+                    Some(t) => ScmLoss::distillation(config, t, device)?,
+                    None => ScmLoss::training(config, device)?,
+                })
+            }
+            LossConfig::Progressive {
+                teacher: run,
+                schedule,
+                target,
+                steps,
+                t_start,
+                t_end,
+            } => {
+                let teacher = teacher.ok_or_else(|| {
+                    ModelError::Config(format!(
+                        "progressive distillation needs its teacher run {}",
+                        run.display()
+                    ))
+                })?;
+                Box::new(ProgressiveDistillation::new(
+                    teacher,
+                    diffusion_core::schedule::build(schedule)?,
+                    *target,
+                    *steps,
+                    *t_start,
+                    *t_end,
                 )?)
             }
             LossConfig::Iddpm {
@@ -795,6 +978,54 @@ mod tests {
             TrainConfig::from_toml_str(&dsm.to_toml().unwrap()).unwrap(),
             dsm
         );
+        // Distillation: the teacher run is not read when the configuration is checked.
+        let scd = TrainConfig::from_toml_str(&format!(
+            "{base}[loss]\nkind = \"scm\"\nteacher = \"no/such/run\"\n"
+        ))
+        .unwrap();
+        assert_eq!(scd.teacher_run(), Some(Path::new("no/such/run")));
+        assert_eq!(
+            TrainConfig::from_toml_str(&scd.to_toml().unwrap()).unwrap(),
+            scd
+        );
+        assert_eq!(no_norm.teacher_run(), None);
+        assert!(!no_norm.to_toml().unwrap().contains("teacher"));
+        let pd = TrainConfig::from_toml_str(&format!(
+            "{base}[loss]\nkind = \"progressive\"\nteacher = \"no/such/run\"\nsteps = 4\n"
+        ))
+        .unwrap();
+        assert!(matches!(
+            &pd.loss,
+            LossConfig::Progressive { schedule, target: Output::V, steps: 4, t_start, t_end, .. }
+                if schedule == "vp-cosine" && *t_start == 0.99 && *t_end == 1e-3
+        ));
+        assert_eq!(
+            TrainConfig::from_toml_str(&pd.to_toml().unwrap()).unwrap(),
+            pd
+        );
+        let (param, schedule) = pd.reading().unwrap();
+        assert_eq!(param, crate::Parameterization::Raw(Output::V));
+        assert_eq!(
+            schedule.name(),
+            diffusion_core::NoiseSchedule::name(&diffusion_core::schedule::VpCosine::default())
+        );
+        assert!(matches!(
+            pd.without_teacher().loss,
+            LossConfig::Dsm {
+                target: Output::V,
+                weighting: Weighting::TruncatedSnr,
+                ..
+            }
+        ));
+        let mut empty = scd.clone();
+        empty.set("loss.teacher=\"\"").unwrap();
+        assert!(
+            matches!(empty.absolutize_teacher(), Err(ModelError::Config(m)) if m.contains("loss.teacher"))
+        );
+        let mut rel = scd.clone();
+        rel.absolutize_teacher().unwrap();
+        assert!(rel.teacher_run().unwrap().is_absolute());
+        assert!(rel.teacher_run().unwrap().ends_with("no/such/run"));
         for bad in [
             format!("{base}[loss]\nkind = \"edm\"\nsigma_dta = 1.0\n"),
             format!("{base}[loss]\nkind = \"nope\"\n"),
@@ -802,13 +1033,17 @@ mod tests {
             format!("{base}[loss]\nkind = \"edm\"\n[train]\nsteps = 0\n"),
             format!("{base}[loss]\nkind = \"edm\"\nsigma_data = -1.0\n"),
             format!("{base}[loss]\nkind = \"edm\"\n[sample]\nema = 0.5\n"),
+            format!("{base}[loss]\nkind = \"progressive\"\nsteps = 2\n"),
+            format!("{base}[loss]\nkind = \"progressive\"\nteacher = \"t\"\nsteps = 0\n"),
+            format!("{base}[loss]\nkind = \"progressive\"\nteacher = \"t\"\nsteps = 2\nt_end = 0.5\nt_start = 0.4\n"),
+            format!("{base}[loss]\nkind = \"progressive\"\nteacher = \"t\"\nsteps = 2\nschedule = \"nope\"\n"),
             "[data]\ntoy = \"circles\"\n[loss]\nkind = \"edm\"\n".to_string(),
             "this is not toml".to_string(),
         ] {
             assert!(
                 matches!(
                     TrainConfig::from_toml_str(&bad),
-                    Err(ModelError::Config(_)) | Err(ModelError::InvalidParameter { .. })
+                    Err(ModelError::Config(_)) | Err(ModelError::InvalidParameter { .. }) | Err(ModelError::Core(_))
                 ),
                 "{bad}"
             );
@@ -843,6 +1078,7 @@ mod tests {
             "fmnist-iddpm.toml",
             "fmnist-scm.toml",
             "toy2d-edm.toml",
+            "toy2d-progressive.toml",
             "toy2d-scm.toml",
         ] {
             assert!(

@@ -9,6 +9,7 @@ pub mod flat;
 pub mod log;
 pub mod lr;
 pub mod model;
+pub mod run_folder;
 pub mod trainer;
 
 pub use adamw::{AdamW, AdamWConfig};
@@ -20,4 +21,5 @@ pub use ema::Ema;
 pub use log::{LogFormat, MetricsLog};
 pub use lr::WarmupCosine;
 pub use model::{ModelConfig, Net};
+pub use run_folder::{load_teacher, save_run_weights, weights_file, RUN_CONFIG};
 pub use trainer::{RunOptions, StepStats, Trainer};

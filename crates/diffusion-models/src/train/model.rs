@@ -49,6 +49,15 @@ impl Net {
         }
     }
 
+    /// The network as an owned [`TimeNet`] (its variables stay alive with it).
+    pub fn into_time_net(self) -> Box<dyn TimeNet> {
+        match self {
+            Net::Mlp(n) => n,
+            Net::UNet(n) => n,
+            Net::Dit(n) => n,
+        }
+    }
+
     /// Train mode (dropout on) or eval mode; a no-op for networks without dropout.
     pub fn set_train(&self, train: bool) {
         self.as_time_net().set_train(train);

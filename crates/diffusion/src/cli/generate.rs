@@ -69,8 +69,10 @@ pub fn run(a: GenerateArgs) -> Result<()> {
         (None, Some(r)) => r.join("config.toml"),
         (None, None) => bail!("give --run, or --config with --weights"),
     };
+    // Sampling reads the network, never the teacher run of a distilled one.
     let mut cfg = TrainConfig::load(&config)
-        .with_context(|| format!("the configuration {}", config.display()))?;
+        .with_context(|| format!("the configuration {}", config.display()))?
+        .without_teacher();
     if let Some(d) = a.device {
         cfg.device = d;
     }
@@ -82,7 +84,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
     super::heap::cpu_heap_settings(diffusion::models::parse_device(&cfg.device)?, "generate");
     let weights = match (&a.weights, &a.run) {
         (Some(w), _) => w.clone(),
-        (None, Some(r)) => r.join(report::weights_file(cfg.sample_decay())),
+        (None, Some(r)) => r.join(diffusion::models::train::weights_file(cfg.sample_decay())),
         (None, None) => bail!("give --weights with --config (or a --run folder)"),
     };
     let mut trainer = Trainer::new(cfg.clone())?;

@@ -18,16 +18,6 @@ use diffusion::models::train::Trainer;
 use ndarray::{Array2, ArrayD, IxDyn};
 use std::path::Path;
 
-/// The file of a run folder holding the weights of EMA `decay` (`ema_<decay>.safetensors`), or
-/// the raw weights for `None` (`model.safetensors`): plain PyTorch `state_dict`s that `diffusion
-/// train` writes and `diffusion generate --run` reads.
-pub(super) fn weights_file(decay: Option<f64>) -> String {
-    match decay {
-        Some(d) => format!("ema_{d}.safetensors"),
-        None => "model.safetensors".into(),
-    }
-}
-
 /// Samples of a trained network and where they came from.
 pub(super) struct Sampled {
     /// The samples, `[n, ...]` on the training device.

@@ -57,9 +57,8 @@ pub fn run(_a: TrainArgs) -> Result<()> {
 pub fn run(a: TrainArgs) -> Result<()> {
     use super::report;
     use anyhow::{bail, Context};
-    use diffusion::models::tch::Tensor;
     use diffusion::models::train::{
-        load_weights, save_weights, MetricsLog, RunOptions, TrainConfig, Trainer,
+        load_weights, save_run_weights, MetricsLog, RunOptions, TrainConfig, Trainer,
     };
     use std::time::Instant;
 
@@ -74,6 +73,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         cfg.train.batch_size = b;
     }
     cfg.set_all(&a.set)?;
+    cfg.absolutize_teacher()?;
     cfg.validate()?;
     super::heap::cpu_heap_settings(diffusion::models::parse_device(&cfg.device)?, "train");
     std::fs::create_dir_all(&a.out)
@@ -127,16 +127,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         progress: true,
     })?;
     let secs = t0.elapsed().as_secs_f64();
-    save_weights(
-        &a.out.join(report::weights_file(None)),
-        &trainer.named_variables(),
-    )?;
-    for &d in &cfg.train.ema_decays {
-        let (vs, _) = trainer.ema_model(d)?;
-        let mut named: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
-        named.sort_by(|x, y| x.0.cmp(&y.0));
-        save_weights(&a.out.join(report::weights_file(Some(d))), &named)?;
-    }
+    save_run_weights(&trainer, &a.out)?;
     let k = stats.len().min(100);
     if k > 0 {
         let tail = stats[stats.len() - k..].iter().map(|s| s.loss).sum::<f64>() / k as f64;

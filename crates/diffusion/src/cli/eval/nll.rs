@@ -21,7 +21,8 @@ pub fn run(a: &EvalArgs) -> Result<()> {
     let cfg_path = dir.join("config.toml");
     let ck = dir.join("checkpoint.safetensors");
     let cfg = TrainConfig::load(&cfg_path)
-        .with_context(|| format!("--nll {}: reading the run's configuration", dir.display()))?;
+        .with_context(|| format!("--nll {}: reading the run's configuration", dir.display()))?
+        .without_teacher();
     if !ck.exists() {
         bail!(
             "--nll {}: there is no {} (train first with `diffusion train --out {}`)",
