@@ -1076,6 +1076,7 @@ mod tests {
             "fmnist-edm.toml",
             "fmnist-flow.toml",
             "fmnist-iddpm.toml",
+            "fmnist-progressive.toml",
             "fmnist-scm.toml",
             "toy2d-edm.toml",
             "toy2d-progressive.toml",
