@@ -6,7 +6,8 @@
 # distillation from the teacher to PD_STEPS DDIM steps (configs/fmnist-progressive.toml). Every
 # run is sampled (N images, class-conditional, no guidance) and scored by FMNIST-FD next to the
 # teacher sampled with as few steps and with its own 32-step Heun. Two runs at a time, one
-# libtorch thread each.
+# libtorch thread each. Runs already in OUT (with their samples) are kept, so an interrupted call
+# continues where it stopped.
 # Usage: bash tools/bench/distill_cpu.sh   (STEPS, BATCH, N, PD_STEPS, SEED, OUT, TIME_SCALE
 #   override; ~45 min on 2 cores with the defaults)
 set -euo pipefail
@@ -30,8 +31,10 @@ SMALL=(--steps "$STEPS" --batch-size "$BATCH" --set model.model_channels=16 --se
   --set sample.guidance=1.0 --set cpu_threads=1 --set seed="$SEED")
 EMA=(--set train.ema_decays=[0.99,0.999] --set sample.ema=0.99)
 fd() { $D eval --fmnist-fd "$1" 2>/dev/null | sed -n 's/^fmnist_fd=\([0-9.]*\).*/\1/p'; }
-train() { # name, config, extra options...
+train() { # name, config, extra options... (a run already in OUT with its samples is kept)
   local name=$1 config=$2; shift 2
+  if [ -f "$OUT/$name/samples.npy" ]; then echo "$name: kept from an earlier call"; return; fi
+  rm -rf "${OUT:?}/$name"
   local t0; t0=$(date +%s)
   $D train --config "$config" --out "$OUT/$name" "${SMALL[@]}" "$@" > "$OUT/$name.log" 2>&1
   echo "$name: $STEPS updates in $(( $(date +%s) - t0 )) s"

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{relative_distance, tiny};
+use common::{fixture_unet_config, fmnist_shaped_dir, relative_distance, tiny};
 use diffusion_core::schedule::{TrigFlow, VpCosine};
 use diffusion_core::NoiseSchedule;
 use diffusion_models::train::{
@@ -227,4 +227,59 @@ fn broken_run_folders_are_typed_errors() {
         matches!(&err, ModelError::Config(m) if m.contains("improved-DDPM")),
         "{err}"
     );
+}
+
+/// Image runs: the teacher scales each row by its own SNR-matched factor (one call on a batch at
+/// three times = three calls on one image each), and U-Net students of an image teacher train
+/// under both distillation objectives.
+#[test]
+fn image_runs_teach_row_by_row() {
+    tch::manual_seed(1);
+    let data = fmnist_shaped_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let teacher_dir = dir.path().join("teacher");
+    let rest =
+        "[train]\nsteps = 2\nbatch_size = 2\nema_decays = [0.9]\n[sample]\nn = 2\nsteps = 2\n";
+    run_folder(
+        &fixture_unet_config("unet_autocast", data.path(), rest),
+        &teacher_dir,
+    );
+    let teacher = load_teacher(&teacher_dir, Device::Cpu).unwrap();
+    let vp = VpCosine::default();
+    let x = Tensor::randn([3, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let s = [0.1, 0.5, 0.9];
+    let batch = teacher.x0(&vp, &x, &s, None).unwrap();
+    assert_eq!(batch.size(), [3, 1, 28, 28]);
+    for (i, &si) in s.iter().enumerate() {
+        let one = teacher
+            .x0(&vp, &x.narrow(0, i as i64, 1), &[si], None)
+            .unwrap();
+        let d = relative_distance([(&batch.narrow(0, i as i64, 1), &one)]);
+        assert!(d < 1e-5, "row {i}: {d:e}");
+    }
+    let err = teacher.x0(&vp, &x, &s[..2], None).unwrap_err();
+    assert!(matches!(err, ModelError::Shape { .. }), "{err}");
+
+    let run = teacher_dir.to_str().unwrap();
+    for loss in [
+        format!("[loss]\nkind = \"progressive\"\nteacher = {run:?}\nsteps = 2\n"),
+        format!("[loss]\nkind = \"scm\"\nteacher = {run:?}\nwarmup_steps = 1\n"),
+    ] {
+        // The teacher's configuration with this `[loss]`.
+        let mut table: toml::Table = toml::from_str(
+            &fixture_unet_config("unet_autocast", data.path(), rest)
+                .to_toml()
+                .unwrap(),
+        )
+        .unwrap();
+        let loss_table: toml::Table = toml::from_str(&loss).unwrap();
+        table.insert("loss".into(), loss_table["loss"].clone());
+        let cfg = TrainConfig::from_toml_str(&toml::to_string(&table).unwrap()).unwrap();
+        let mut trainer = Trainer::new(cfg).unwrap();
+        let stats = trainer.train_steps(2).unwrap();
+        assert!(
+            stats.iter().all(|s| s.loss.is_finite()),
+            "{loss}: {stats:?}"
+        );
+    }
 }

@@ -6,37 +6,11 @@
 
 #![cfg(feature = "tch")]
 
+mod common;
+
+use common::{metric, outcome, TINY};
 use std::path::Path;
 use std::process::Command;
-
-/// The teacher: an EDM run on the eight Gaussians.
-const TEACHER: &str = r#"
-seed = 1
-[data]
-toy = "8gaussians"
-[model]
-hidden = 48
-depth = 2
-embedding = { kind = "fourier", dim = 16, scale = 4.0 }
-[loss]
-kind = "edm"
-sigma_data = 2.0
-p_mean = 0.0
-p_std = 1.4
-[train]
-steps = 400
-batch_size = 128
-lr = 3e-3
-warmup_steps = 20
-ema_decays = [0.95]
-log_every = 10
-checkpoint_every = 0
-[sample]
-solver = "heun"
-grid = "karras:sigma_max=40"
-steps = 12
-n = 1000
-"#;
 
 /// The students' shared sections; `[loss]` and `[sample]` are added per method.
 const STUDENT: &str = r#"
@@ -59,25 +33,13 @@ checkpoint_every = 0
 
 /// The `diffusion` program run in `dir` with `args`: success and what it printed.
 fn diffusion(dir: &Path, args: &[&str]) -> (bool, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_diffusion"))
-        .current_dir(dir)
-        .args(args)
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text)
-}
-
-fn metric(text: &str, key: &str) -> f64 {
-    text.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key}= in:\n{text}"))
-        .parse()
-        .unwrap()
+    outcome(
+        Command::new(env!("CARGO_BIN_EXE_diffusion"))
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap(),
+    )
 }
 
 /// The teacher sampled with `steps` DDIM steps on its own grid: its sliced W2.
@@ -105,7 +67,8 @@ fn teacher_ddim(dir: &Path, steps: usize) -> f64 {
 fn trained_runs_teach_consistency_and_progressive_students() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    std::fs::write(dir.join("teacher.toml"), TEACHER).unwrap();
+    // The teacher: a tiny EDM run.
+    std::fs::write(dir.join("teacher.toml"), TINY).unwrap();
     let (ok, text) = diffusion(
         dir,
         &["train", "--config", "teacher.toml", "--out", "teacher"],

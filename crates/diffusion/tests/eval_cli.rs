@@ -3,6 +3,9 @@
 
 #![cfg(feature = "tch")]
 
+mod common;
+
+use common::metric;
 use diffusion::io::write_npy;
 use diffusion::models::data::fmnist::{FashionMnist, Split};
 use ndarray::{Array1, ArrayD, IxDyn};
@@ -25,14 +28,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn metric(text: &str, key: &str) -> f64 {
-    text.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key}= in:\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 const TINY_RUN: &str = r#"

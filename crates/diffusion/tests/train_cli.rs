@@ -3,36 +3,11 @@
 
 #![cfg(feature = "tch")]
 
+mod common;
+
+use common::{metric, outcome, TINY};
 use std::path::Path;
 use std::process::Command;
-
-const TINY: &str = r#"
-seed = 1
-[data]
-toy = "8gaussians"
-[model]
-hidden = 48
-depth = 2
-embedding = { kind = "fourier", dim = 16, scale = 4.0 }
-[loss]
-kind = "edm"
-sigma_data = 2.0
-p_mean = 0.0
-p_std = 1.4
-[train]
-steps = 400
-batch_size = 128
-lr = 3e-3
-warmup_steps = 20
-ema_decays = [0.95]
-log_every = 10
-checkpoint_every = 100
-[sample]
-solver = "heun"
-grid = "karras:sigma_max=40"
-steps = 12
-n = 1000
-"#;
 
 fn train(config: &Path, out: &Path, extra: &[&str]) -> (bool, String) {
     train_env(config, out, extra, &[])
@@ -53,24 +28,6 @@ fn train_env(config: &Path, out: &Path, extra: &[&str], env: &[(&str, &str)]) ->
         .output()
         .unwrap();
     outcome(o)
-}
-
-/// A finished program's success and what it printed (standard output, then standard error).
-fn outcome(o: std::process::Output) -> (bool, String) {
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    (o.status.success(), text)
-}
-
-fn metric(text: &str, key: &str) -> f64 {
-    text.split_whitespace()
-        .find_map(|w| w.strip_prefix(&format!("{key}=")))
-        .unwrap_or_else(|| panic!("no {key}= in:\n{text}"))
-        .parse()
-        .unwrap()
 }
 
 #[test]

@@ -85,10 +85,14 @@ impl Teacher {
             own.push(si);
             scale.push(self.schedule.alpha(si) / a);
         }
-        let sc = Tensor::from_slice(&scale)
-            .reshape([-1, 1])
-            .to_kind(x.kind())
-            .to_device(x.device());
+        if x.dim() < 2 || x.size()[0] != t.len() as i64 {
+            return Err(ModelError::Shape {
+                context: "teacher: states need one time per row".into(),
+                expected: vec![t.len() as i64, -1],
+                got: x.size(),
+            });
+        }
+        let sc = super::per_row(&scale, x);
         tch::no_grad(|| {
             let x0 = x0_per_row(
                 self.net.as_ref(),
