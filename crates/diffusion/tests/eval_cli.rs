@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::metric;
+use common::{metric, TINY};
 use diffusion::io::write_npy;
 use diffusion::models::data::fmnist::{FashionMnist, Split};
 use ndarray::{Array1, ArrayD, IxDyn};
@@ -30,36 +30,17 @@ fn text(o: &Output) -> String {
     )
 }
 
-const TINY_RUN: &str = r#"
-seed = 3
-[data]
-toy = "8gaussians"
-[model]
-hidden = 48
-depth = 2
-embedding = { kind = "fourier", dim = 16, scale = 4.0 }
-[loss]
-kind = "edm"
-sigma_data = 2.0
-p_mean = 0.0
-p_std = 1.4
-[train]
-steps = 300
-batch_size = 128
-lr = 3e-3
-warmup_steps = 20
-ema_decays = [0.95]
-checkpoint_every = 0
-[sample]
-steps = 8
-n = 200
-"#;
+/// [`TINY`] with another seed and 300 updates.
+fn tiny_run() -> String {
+    TINY.replace("seed = 1", "seed = 3")
+        .replace("steps = 400", "steps = 300")
+}
 
 #[test]
 fn nll_of_a_trained_run_is_near_the_data_entropy() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("tiny.toml");
-    std::fs::write(&cfg, TINY_RUN).unwrap();
+    std::fs::write(&cfg, tiny_run()).unwrap();
     let run = dir.path().join("run");
     let o = diffusion(
         &[

@@ -32,6 +32,14 @@ steps = 12
 n = 1000
 "#;
 
+/// [`TINY`] with its `[loss]` and `[sample]` sections replaced by `loss` and `sample` (each a
+/// whole section, header included).
+pub fn tiny_with(loss: &str, sample: &str) -> String {
+    let head = &TINY[..TINY.find("[loss]").unwrap()];
+    let train = &TINY[TINY.find("[train]").unwrap()..TINY.find("[sample]").unwrap()];
+    format!("{head}{loss}\n{train}{sample}\n")
+}
+
 /// A finished program's success and what it printed (standard output, then standard error).
 pub fn outcome(o: std::process::Output) -> (bool, String) {
     let text = format!(
