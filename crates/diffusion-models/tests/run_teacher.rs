@@ -11,7 +11,8 @@ use common::{fixture_unet_config, fmnist_shaped_dir, relative_distance, tiny};
 use diffusion_core::schedule::{TrigFlow, VpCosine};
 use diffusion_core::NoiseSchedule;
 use diffusion_models::train::{
-    load_teacher, save_run_weights, LossConfig, TrainConfig, Trainer, RUN_CONFIG,
+    load_teacher, load_weights, save_run_weights, save_weights, LossConfig, TrainConfig, Trainer,
+    RUN_CONFIG,
 };
 use diffusion_models::{x0_per_row, ModelError, Output, Parameterization};
 use std::path::Path;
@@ -109,8 +110,18 @@ fn distillation_configs_build_their_objectives_from_the_run() {
         warmup_steps: 0,
         adaptive: false,
         teacher: Some(teacher.clone()),
+        teacher_guidance: 2.0,
     };
     scd.validate().unwrap();
+    // The toy teacher has no classes, so it cannot be guided.
+    let err = scd.objective().err().expect("an unconditional teacher");
+    assert!(err.to_string().contains("null class"), "{err}");
+    if let LossConfig::Scm {
+        teacher_guidance, ..
+    } = &mut scd.loss
+    {
+        *teacher_guidance = 1.0;
+    }
     let obj = scd.objective().unwrap();
     assert!(obj.name().starts_with("scm(distillation"), "{}", obj.name());
     // Sampling never needs the teacher: without it the objective trains and reads alike.
@@ -282,4 +293,91 @@ fn image_runs_teach_row_by_row() {
             "{loss}: {stats:?}"
         );
     }
+}
+
+/// A class-conditional teacher guided with scale `s` answers `x0_u + s (x0_c - x0_u)` for
+/// labelled batches (the null class gives `x0_u`), the plain conditional model at `s = 1`, and
+/// the configurations carry the scale to the teacher.
+#[test]
+fn guided_teachers_combine_conditional_and_null_class_answers() {
+    tch::manual_seed(2);
+    let data = fmnist_shaped_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let rest =
+        "[train]\nsteps = 3\nbatch_size = 2\nema_decays = [0.9]\n[sample]\nn = 2\nsteps = 2\n";
+    let mut table: toml::Table = toml::from_str(
+        &fixture_unet_config("unet_autocast", data.path(), rest)
+            .to_toml()
+            .unwrap(),
+    )
+    .unwrap();
+    table["model"]
+        .as_table_mut()
+        .unwrap()
+        .insert("num_classes".into(), 10.into());
+    table["data"]["fmnist"]
+        .as_table_mut()
+        .unwrap()
+        .insert("classes".into(), true.into());
+    let cfg_text = toml::to_string(&table).unwrap();
+    let cfg = TrainConfig::from_toml_str(&cfg_text).unwrap();
+    let run = dir.path().join("teacher");
+    run_folder(&cfg, &run);
+    // Three updates barely move the zero-initialized output convolutions: perturb every weight
+    // so that the class embedding shows in the output.
+    let ema = run.join("ema_0.9.safetensors");
+    let named: Vec<(String, Tensor)> = load_weights(&ema)
+        .unwrap()
+        .into_iter()
+        .map(|(n, t)| {
+            let r = &t + t.randn_like() * 0.05;
+            (n, r)
+        })
+        .collect();
+    save_weights(&ema, &named).unwrap();
+    let plain = load_teacher(&run, Device::Cpu).unwrap();
+    let guided = load_teacher(&run, Device::Cpu)
+        .unwrap()
+        .with_guidance(2.5)
+        .unwrap();
+    assert_eq!(guided.guidance(), 2.5);
+    let vp = VpCosine::default();
+    let x = Tensor::randn([3, 1, 28, 28], (Kind::Float, Device::Cpu));
+    let s = [0.2, 0.5, 0.8];
+    let class = Tensor::from_slice(&[1i64, 7, 3]);
+    let null = class.full_like(10);
+    let c = plain.x0(&vp, &x, &s, Some(&class)).unwrap();
+    let u = plain.x0(&vp, &x, &s, Some(&null)).unwrap();
+    assert!(
+        relative_distance([(&c, &u)]) > 1e-4,
+        "the classes must matter"
+    );
+    let want = &u + (&c - &u) * 2.5;
+    let got = guided.x0(&vp, &x, &s, Some(&class)).unwrap();
+    let d = relative_distance([(&got, &want)]);
+    assert!(d < 1e-6, "guided teacher: {d:e}");
+    // Null-class rows stay unconditional; unlabelled batches are not guided.
+    let got_u = guided.x0(&vp, &x, &s, Some(&null)).unwrap();
+    assert!(relative_distance([(&got_u, &u)]) < 1e-6);
+    assert!(load_teacher(&run, Device::Cpu)
+        .unwrap()
+        .with_guidance(f64::NAN)
+        .is_err());
+
+    // Through a configuration: a progressive student of the guided teacher trains, and its run
+    // samples without the teacher (and without its guidance key).
+    let mut student: toml::Table = toml::from_str(&cfg_text).unwrap();
+    let loss: toml::Table = toml::from_str(&format!(
+        "[loss]\nkind = \"progressive\"\nteacher = {:?}\nsteps = 2\nteacher_guidance = 2.5\n",
+        run.to_str().unwrap()
+    ))
+    .unwrap();
+    student.insert("loss".into(), loss["loss"].clone());
+    let student = TrainConfig::from_toml_str(&toml::to_string(&student).unwrap()).unwrap();
+    assert_eq!(student.teacher_guidance(), 2.5);
+    let mut t = Trainer::new(student.clone()).unwrap();
+    assert!(t.train_steps(2).unwrap().iter().all(|s| s.loss.is_finite()));
+    let plain_cfg = student.without_teacher();
+    assert_eq!(plain_cfg.teacher_guidance(), 1.0);
+    plain_cfg.validate().unwrap();
 }

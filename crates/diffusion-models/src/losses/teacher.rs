@@ -5,6 +5,11 @@
 //! Appendix (a diffusion model depends on its schedule only through the SNR: a state `x_t =
 //! alpha_t x0 + sigma_t eps` of one schedule is `x_s = (alpha_s / alpha_t) x_t` of another at the
 //! time `s` with the same log-SNR `lambda`).
+//!
+//! A class-conditional teacher can be guided ([`Teacher::with_guidance`]): classifier-free
+//! guidance (Ho & Salimans 2022, arXiv:2207.12598, Eq. 6) in `x0` space, `x0_u + s (x0_c - x0_u)`,
+//! the same guided model as in eps space (see [`crate::guidance`]), as distillation of guided
+//! teachers does (e.g. the sCD runs of Lu & Song 2024).
 
 use crate::denoiser::{x0_per_row, Parameterization};
 use crate::error::{ModelError, Result};
@@ -17,6 +22,7 @@ pub struct Teacher {
     net: Box<dyn TimeNet>,
     param: Parameterization,
     schedule: Box<dyn NoiseSchedule>,
+    guidance: f64,
 }
 
 impl std::fmt::Debug for Teacher {
@@ -24,6 +30,7 @@ impl std::fmt::Debug for Teacher {
         f.debug_struct("Teacher")
             .field("param", &self.param)
             .field("schedule", &self.schedule.name())
+            .field("guidance", &self.guidance)
             .finish()
     }
 }
@@ -39,7 +46,33 @@ impl Teacher {
             net,
             param,
             schedule,
+            guidance: 1.0,
         }
+    }
+
+    /// The teacher guided with classifier-free guidance scale `scale` (finite; 1: the
+    /// conditional model, the default) for labelled batches; the network must have a null class
+    /// when `scale != 1`. Unlabelled batches are never guided.
+    pub fn with_guidance(mut self, scale: f64) -> Result<Self> {
+        if !scale.is_finite() {
+            return Err(ModelError::invalid(
+                "teacher guidance",
+                format!("must be finite, got {scale}"),
+            ));
+        }
+        if scale != 1.0 && self.net.null_class().is_none() {
+            return Err(ModelError::invalid(
+                "teacher guidance",
+                format!("scale {scale} needs a class-conditional teacher with a null class"),
+            ));
+        }
+        self.guidance = scale;
+        Ok(self)
+    }
+
+    /// The classifier-free guidance scale (1: unguided).
+    pub fn guidance(&self) -> f64 {
+        self.guidance
     }
 
     /// The network.
@@ -94,15 +127,26 @@ impl Teacher {
         }
         let sc = super::per_row(&scale, x);
         tch::no_grad(|| {
-            let x0 = x0_per_row(
-                self.net.as_ref(),
-                self.param,
-                self.schedule.as_ref(),
-                &(x * sc),
-                &own,
-                class,
-            )?;
-            Ok(x0.detach())
+            let xs = x * sc;
+            let x0 = |c: Option<&Tensor>| {
+                x0_per_row(
+                    self.net.as_ref(),
+                    self.param,
+                    self.schedule.as_ref(),
+                    &xs,
+                    &own,
+                    c,
+                )
+            };
+            let cond = x0(class)?;
+            let out = match (class, self.net.null_class()) {
+                (Some(c), Some(null)) if self.guidance != 1.0 => {
+                    let uncond = x0(Some(&c.full_like(null)))?;
+                    &uncond + (&cond - &uncond) * self.guidance
+                }
+                _ => cond,
+            };
+            Ok(out.detach())
         })
     }
 }

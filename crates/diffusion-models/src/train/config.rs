@@ -243,6 +243,10 @@ pub enum LossConfig {
         /// (sCD) along the teacher's probability-flow ODE; absent: consistency training (sCT).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         teacher: Option<PathBuf>,
+        /// Classifier-free guidance scale of the teacher (1: unguided; needs a class-conditional
+        /// teacher and a `teacher`).
+        #[serde(default = "one_f64", skip_serializing_if = "is_one")]
+        teacher_guidance: f64,
     },
     /// Progressive distillation (`losses::progressive`, Salimans & Ho 2022, Algorithm 2): the
     /// student learns to match two DDIM steps of the `teacher` run in one, on a uniform grid of
@@ -267,6 +271,10 @@ pub enum LossConfig {
         /// The grid's last time.
         #[serde(default = "pd_t_end")]
         t_end: f64,
+        /// Classifier-free guidance scale of the teacher (1: unguided; needs a class-conditional
+        /// teacher).
+        #[serde(default = "one_f64", skip_serializing_if = "is_one")]
+        teacher_guidance: f64,
     },
     /// Improved DDPM's hybrid loss `L_simple + lambda L_vlb` with learned variances
     /// (`losses::iddpm`). A learned-variance network outputs twice the data's channels (MLP
@@ -301,6 +309,14 @@ fn learned() -> Variance {
     Variance::Learned
 }
 
+fn one_f64() -> f64 {
+    1.0
+}
+// serde's `skip_serializing_if` passes a reference.
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_one(x: &f64) -> bool {
+    *x == 1.0
+}
 fn vp_cosine() -> String {
     "vp-cosine".into()
 }
@@ -506,6 +522,12 @@ impl TrainConfig {
 
     /// Checks every value that can be checked without building anything heavy.
     pub fn validate(&self) -> Result<()> {
+        let g = self.teacher_guidance();
+        if !g.is_finite() {
+            return Err(ModelError::Config(format!(
+                "loss.teacher_guidance must be finite, got {g}"
+            )));
+        }
         self.check_data()?;
         self.model.validate()?;
         let t = &self.train;
@@ -559,6 +581,15 @@ impl TrainConfig {
                 *t_start,
                 *t_end,
             )?,
+            LossConfig::Scm {
+                teacher: None,
+                teacher_guidance,
+                ..
+            } if *teacher_guidance != 1.0 => {
+                return Err(ModelError::Config(format!(
+                    "loss.teacher_guidance = {teacher_guidance} needs a loss.teacher"
+                )))
+            }
             // The teacher is read when the objective is built (`Trainer::new`), not here.
             _ => {
                 self.build_objective(None)?;
@@ -729,6 +760,20 @@ impl TrainConfig {
         }
     }
 
+    /// The classifier-free guidance scale of a distillation objective's teacher (1: unguided,
+    /// and for every other objective).
+    pub fn teacher_guidance(&self) -> f64 {
+        match &self.loss {
+            LossConfig::Scm {
+                teacher_guidance, ..
+            }
+            | LossConfig::Progressive {
+                teacher_guidance, ..
+            } => *teacher_guidance,
+            _ => 1.0,
+        }
+    }
+
     /// The teacher run, made absolute against the current directory (`diffusion train` does
     /// this before writing the run's `config.toml`, so the run can be sampled from anywhere).
     pub fn absolutize_teacher(&mut self) -> Result<()> {
@@ -757,7 +802,14 @@ impl TrainConfig {
     pub fn without_teacher(&self) -> TrainConfig {
         let mut c = self.clone();
         match &mut c.loss {
-            LossConfig::Scm { teacher, .. } => *teacher = None,
+            LossConfig::Scm {
+                teacher,
+                teacher_guidance,
+                ..
+            } => {
+                *teacher = None;
+                *teacher_guidance = 1.0;
+            }
             LossConfig::Progressive {
                 schedule,
                 target,
@@ -782,10 +834,10 @@ impl TrainConfig {
     /// configured device.
     pub fn objective(&self) -> Result<Box<dyn Objective>> {
         let teacher = match self.teacher_run() {
-            Some(run) => Some(super::run_folder::load_teacher(
-                run,
-                crate::device::parse_device(&self.device)?,
-            )?),
+            Some(run) => Some(
+                super::run_folder::load_teacher(run, crate::device::parse_device(&self.device)?)?
+                    .with_guidance(self.teacher_guidance())?,
+            ),
             None => None,
         };
         self.build_objective(teacher)
@@ -849,6 +901,7 @@ impl TrainConfig {
                 warmup_steps,
                 adaptive,
                 teacher: _,
+                teacher_guidance: _,
             } => {
                 let config = ScmConfig {
                     sigma_d: *sigma_d,
@@ -872,6 +925,7 @@ impl TrainConfig {
                 steps,
                 t_start,
                 t_end,
+                teacher_guidance: _,
             } => {
                 let teacher = teacher.ok_or_else(|| {
                     ModelError::Config(format!(
@@ -1034,6 +1088,8 @@ mod tests {
             format!("{base}[loss]\nkind = \"edm\"\nsigma_data = -1.0\n"),
             format!("{base}[loss]\nkind = \"edm\"\n[sample]\nema = 0.5\n"),
             format!("{base}[loss]\nkind = \"progressive\"\nsteps = 2\n"),
+            format!("{base}[loss]\nkind = \"scm\"\nteacher_guidance = 2.0\n"),
+            format!("{base}[loss]\nkind = \"scm\"\nteacher = \"t\"\nteacher_guidance = nan\n"),
             format!("{base}[loss]\nkind = \"progressive\"\nteacher = \"t\"\nsteps = 0\n"),
             format!("{base}[loss]\nkind = \"progressive\"\nteacher = \"t\"\nsteps = 2\nt_end = 0.5\nt_start = 0.4\n"),
             format!("{base}[loss]\nkind = \"progressive\"\nteacher = \"t\"\nsteps = 2\nschedule = \"nope\"\n"),
