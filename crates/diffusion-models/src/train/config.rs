@@ -794,11 +794,12 @@ impl TrainConfig {
     }
 
     /// This configuration with its teacher dropped, for sampling or evaluating a trained run
-    /// without reading its teacher (`diffusion generate`, `diffusion eval --nll`): sCD becomes
-    /// sCT, and progressive distillation DSM on the student's schedule, target, time range
-    /// (`[t_end, t_start]`) and weighting (`max(snr, 1)`), which read the network exactly as the distillation objective does
-    /// (same [`Objective::parameterization`] and forward process; their checkpoint states
-    /// agree). Other configurations are returned unchanged.
+    /// without reading its teacher (`diffusion generate`, `diffusion eval --nll`, a run read as
+    /// a teacher itself): sCD becomes sCT, and progressive distillation DSM on the student's
+    /// schedule, target, time range (`[t_end, t_start]`) and weighting (`max(snr, 1)`), which
+    /// read the network exactly as the distillation objective does (same
+    /// [`Objective::parameterization`] and forward process; their checkpoint states agree).
+    /// Other configurations are returned unchanged.
     pub fn without_teacher(&self) -> TrainConfig {
         let mut c = self.clone();
         match &mut c.loss {
@@ -848,22 +849,14 @@ impl TrainConfig {
     /// a run). Improved DDPM's learned-variance networks are not supported (their output carries
     /// the variance head).
     pub fn reading(&self) -> Result<(Parameterization, Box<dyn diffusion_core::NoiseSchedule>)> {
-        match &self.loss {
-            LossConfig::Progressive {
-                schedule, target, ..
-            } => Ok((
-                Parameterization::Raw(*target),
-                diffusion_core::schedule::build(schedule)?,
-            )),
-            LossConfig::Iddpm { .. } => Err(ModelError::Config(
+        if let LossConfig::Iddpm { .. } = &self.loss {
+            return Err(ModelError::Config(
                 "an improved-DDPM run (learned variances) cannot be read as a plain denoiser"
                     .into(),
-            )),
-            _ => {
-                let o = self.build_objective(None)?;
-                Ok((o.parameterization(), o.into_schedule()))
-            }
+            ));
         }
+        let o = self.without_teacher().build_objective(None)?;
+        Ok((o.parameterization(), o.into_schedule()))
     }
 
     /// Builds the objective with `teacher` for a distillation objective (`scm` without one

@@ -6,7 +6,8 @@
 //! `state_dict`s. [`load_teacher`] builds the run's network, loads the weights the run samples
 //! with (`sample.ema`, see [`TrainConfig::sample_decay`]) and reads it with the run's own
 //! parameterization and forward process ([`TrainConfig::reading`]), so a teacher is evaluated
-//! exactly as `diffusion generate --run` would sample it (without classifier-free guidance).
+//! exactly as `diffusion generate --run` would sample it; guidance is the caller's choice
+//! ([`Teacher::with_guidance`], `loss.teacher_guidance`).
 
 use super::checkpoint::{load_weights, save_weights};
 use super::config::TrainConfig;
@@ -62,12 +63,11 @@ pub fn load_teacher(run: &Path, device: Device) -> Result<Teacher> {
         .reading()
         .map_err(|e| ModelError::Config(format!("teacher {}: {e}", run.display())))?;
     let weights = run.join(weights_file(cfg.sample_decay()));
-    let vs = nn::VarStore::new(device);
+    let mut vs = nn::VarStore::new(device);
     let net = cfg.model.build(&vs.root(), cfg.seed)?;
     load_state_dict(&vs, &load_weights(&weights)?).map_err(|e| {
         ModelError::checkpoint(&weights, format!("does not fit the teacher's [model]: {e}"))
     })?;
-    let mut vs = vs;
     vs.freeze();
     let net = net.into_time_net();
     net.set_train(false);

@@ -66,7 +66,7 @@ pub fn run(a: GenerateArgs) -> Result<()> {
 
     let config = match (&a.config, &a.run) {
         (Some(c), _) => c.clone(),
-        (None, Some(r)) => r.join("config.toml"),
+        (None, Some(r)) => r.join(diffusion::models::train::RUN_CONFIG),
         (None, None) => bail!("give --run, or --config with --weights"),
     };
     // Sampling reads the network, never the teacher run of a distilled one.

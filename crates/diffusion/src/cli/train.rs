@@ -58,7 +58,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     use super::report;
     use anyhow::{bail, Context};
     use diffusion::models::train::{
-        load_weights, save_run_weights, MetricsLog, RunOptions, TrainConfig, Trainer,
+        load_weights, save_run_weights, MetricsLog, RunOptions, TrainConfig, Trainer, RUN_CONFIG,
     };
     use std::time::Instant;
 
@@ -98,7 +98,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         }
         t
     };
-    std::fs::write(a.out.join("config.toml"), cfg.to_toml()?)?;
+    std::fs::write(a.out.join(RUN_CONFIG), cfg.to_toml()?)?;
     let start = trainer.step();
     let format = cfg.train.log_format;
     let log_path = a.out.join(format!("metrics.{}", format.extension()));

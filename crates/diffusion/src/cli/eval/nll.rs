@@ -18,7 +18,7 @@ use diffusion::models::{TchDenoiser, TimeNet};
 
 pub fn run(a: &EvalArgs) -> Result<()> {
     let dir = a.nll.as_ref().expect("--nll given");
-    let cfg_path = dir.join("config.toml");
+    let cfg_path = dir.join(diffusion::models::train::RUN_CONFIG);
     let ck = dir.join("checkpoint.safetensors");
     let cfg = TrainConfig::load(&cfg_path)
         .with_context(|| format!("--nll {}: reading the run's configuration", dir.display()))?
