@@ -28,6 +28,14 @@ fn run_folder(cfg: &TrainConfig, dir: &Path) -> Trainer {
     t
 }
 
+/// `cfg` with its `[loss]` section replaced by the TOML `loss` (header included).
+fn with_loss(cfg: &TrainConfig, loss: &str) -> TrainConfig {
+    let mut table: toml::Table = toml::from_str(&cfg.to_toml().unwrap()).unwrap();
+    let loss: toml::Table = toml::from_str(loss).unwrap();
+    table.insert("loss".into(), loss["loss"].clone());
+    TrainConfig::from_toml_str(&toml::to_string(&table).unwrap()).unwrap()
+}
+
 fn states(n: i64) -> Tensor {
     Tensor::randn([n, 2], (Kind::Float, Device::Cpu)) * 3.0
 }
@@ -276,16 +284,10 @@ fn image_runs_teach_row_by_row() {
         format!("[loss]\nkind = \"progressive\"\nteacher = {run:?}\nsteps = 2\n"),
         format!("[loss]\nkind = \"scm\"\nteacher = {run:?}\nwarmup_steps = 1\n"),
     ] {
-        // The teacher's configuration with this `[loss]`.
-        let mut table: toml::Table = toml::from_str(
-            &fixture_unet_config("unet_autocast", data.path(), rest)
-                .to_toml()
-                .unwrap(),
-        )
-        .unwrap();
-        let loss_table: toml::Table = toml::from_str(&loss).unwrap();
-        table.insert("loss".into(), loss_table["loss"].clone());
-        let cfg = TrainConfig::from_toml_str(&toml::to_string(&table).unwrap()).unwrap();
+        let cfg = with_loss(
+            &fixture_unet_config("unet_autocast", data.path(), rest),
+            &loss,
+        );
         let mut trainer = Trainer::new(cfg).unwrap();
         let stats = trainer.train_steps(2).unwrap();
         assert!(
@@ -319,8 +321,7 @@ fn guided_teachers_combine_conditional_and_null_class_answers() {
         .as_table_mut()
         .unwrap()
         .insert("classes".into(), true.into());
-    let cfg_text = toml::to_string(&table).unwrap();
-    let cfg = TrainConfig::from_toml_str(&cfg_text).unwrap();
+    let cfg = TrainConfig::from_toml_str(&toml::to_string(&table).unwrap()).unwrap();
     let run = dir.path().join("teacher");
     run_folder(&cfg, &run);
     // Three updates barely move the zero-initialized output convolutions: perturb every weight
@@ -359,6 +360,9 @@ fn guided_teachers_combine_conditional_and_null_class_answers() {
     // Null-class rows stay unconditional; unlabelled batches are not guided.
     let got_u = guided.x0(&vp, &x, &s, Some(&null)).unwrap();
     assert!(relative_distance([(&got_u, &u)]) < 1e-6);
+    let unlabelled = guided.x0(&vp, &x, &s, None).unwrap();
+    let plain_unlabelled = plain.x0(&vp, &x, &s, None).unwrap();
+    assert!(relative_distance([(&unlabelled, &plain_unlabelled)]) < 1e-6);
     assert!(load_teacher(&run, Device::Cpu)
         .unwrap()
         .with_guidance(f64::NAN)
@@ -366,14 +370,13 @@ fn guided_teachers_combine_conditional_and_null_class_answers() {
 
     // Through a configuration: a progressive student of the guided teacher trains, and its run
     // samples without the teacher (and without its guidance key).
-    let mut student: toml::Table = toml::from_str(&cfg_text).unwrap();
-    let loss: toml::Table = toml::from_str(&format!(
-        "[loss]\nkind = \"progressive\"\nteacher = {:?}\nsteps = 2\nteacher_guidance = 2.5\n",
-        run.to_str().unwrap()
-    ))
-    .unwrap();
-    student.insert("loss".into(), loss["loss"].clone());
-    let student = TrainConfig::from_toml_str(&toml::to_string(&student).unwrap()).unwrap();
+    let student = with_loss(
+        &cfg,
+        &format!(
+            "[loss]\nkind = \"progressive\"\nteacher = {:?}\nsteps = 2\nteacher_guidance = 2.5\n",
+            run.to_str().unwrap()
+        ),
+    );
     assert_eq!(student.teacher_guidance(), 2.5);
     let mut t = Trainer::new(student.clone()).unwrap();
     assert!(t.train_steps(2).unwrap().iter().all(|s| s.loss.is_finite()));
